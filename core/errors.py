@@ -1,0 +1,54 @@
+"""Precise exceptions, one per failure an analyst or developer can act on.
+
+Some also inherit a builtin so generic handlers (``except ValueError``) still catch them.
+"""
+
+from __future__ import annotations
+
+
+class SceneSeekError(Exception):
+    """Root of every error raised on purpose by SceneSeek's engine."""
+
+
+class ConfigError(SceneSeekError, ValueError):
+    """Raised when a model or run configuration is invalid."""
+
+
+class DatasetNotFoundError(SceneSeekError, FileNotFoundError):
+    """Raised when a dataset's files are missing; the message names the path and the fix."""
+
+
+class DatasetFormatError(SceneSeekError, ValueError):
+    """Raised when dataset files are misaligned, empty or malformed; names file and line."""
+
+
+class ImageReadError(SceneSeekError, OSError):
+    """Raised when an image file is missing or cannot be decoded."""
+
+
+class CheckpointError(SceneSeekError, ValueError):
+    """Raised when a checkpoint is unreadable, of another format version or architecture."""
+
+
+class WeightsNotFoundError(SceneSeekError, FileNotFoundError):
+    """Raised when pretrained weights are neither installed nor given as a path."""
+
+
+class QueryError(SceneSeekError, ValueError):
+    """Raised when a search query is empty, too long or otherwise unusable."""
+
+
+class IndexMismatchError(SceneSeekError, ValueError):
+    """Raised when an index was built by another model version, metric or dimension."""
+
+
+class WorkspaceError(SceneSeekError, OSError):
+    """Raised when the workspace layout is missing or inconsistent."""
+
+
+class SceneNotFoundError(WorkspaceError, FileNotFoundError):
+    """Raised when a named scene is not in the workspace."""
+
+
+class JobError(SceneSeekError, RuntimeError):
+    """Raised when a background job cannot be started, found or cancelled."""

@@ -1,0 +1,1 @@
+"""AMFMN model parts: backbones, MVSA, text towers, visual-guided attention."""

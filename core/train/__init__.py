@@ -1,0 +1,1 @@
+"""Training: feature caches, the resumable trainer, the loss."""

@@ -1,0 +1,293 @@
+"""Resumable training of AMFMN on cached frozen features.
+
+Per epoch every training image is seen once with one of its captions drawn at random, so a
+batch holds distinct images and captions of the same image are never each other's
+negatives. Each epoch ends with validation on images held out of the train split (the test
+split is only for the final report), a metrics line in ``metrics.jsonl``, and atomic writes
+of ``last.safetensors`` + ``state.pt``; the best epoch is kept as ``best.safetensors``.
+Rerunning the same command after a kill resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.checkpoint import save_checkpoint
+from core.config import AMFMNCfg
+from core.data.captions import CaptionSet, concat, holdout_split, load_dataset
+from core.device import autocast, resolve_device
+from core.errors import ConfigError
+from core.eval.metrics import RetrievalMetrics, retrieval_metrics
+from core.factory import create_model
+from core.model.amfmn import AMFMN
+from core.text.prior import PriorSimilarity
+from core.text.vocab import Vocabulary
+from core.train.config import TrainCfg
+from core.train.features import ImageFeatureCache, TextFeatureCache, image_cache, text_cache
+from core.train.loss import dynamic_margin, triplet_loss
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def dihedral(taps: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """Rotate by a random multiple of 90 degrees and maybe flip, per sample, all taps alike.
+
+    The cached features come from one view of each image; this feature-space augmentation
+    stands in for the paper's random rotations of the image.
+    """
+    n = taps[0].shape[0]
+    codes = torch.randint(0, 8, (n,), generator=generator)
+    out = [t.clone() for t in taps]
+    for code in range(1, 8):
+        rows = (codes == code).nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        for src, dst in zip(taps, out, strict=True):
+            x = torch.rot90(src[rows], k=code % 4, dims=(2, 3))
+            dst[rows] = torch.flip(x, dims=(3,)) if code >= 4 else x
+    return out
+
+
+class Trainer:
+    """Owns one run folder; ``fit`` trains or resumes it to the configured number of epochs."""
+
+    def __init__(
+        self,
+        cfg: TrainCfg,
+        out: Path,
+        model_cfg: AMFMNCfg | None = None,
+        device: str = "auto",
+        cache_root: Path | None = None,
+        data_root: Path | None = None,
+    ) -> None:
+        from core.factory import get_model_config
+
+        self.cfg = cfg
+        self.out = Path(out)
+        self.model_cfg = model_cfg or get_model_config(cfg.model)
+        self.device = resolve_device(device)
+        self.cache_root = cache_root or self.out.parent / "cache"
+        self.data_root = data_root
+        self._check_run_config()
+
+    def _check_run_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        run = {"train": self.cfg.to_dict(), "model": self.model_cfg.to_dict()}
+        path = self.out / "run.json"
+        if path.exists():
+            previous = json.loads(path.read_text())
+            if previous != json.loads(json.dumps(run)):
+                raise ConfigError(
+                    f"{self.out} holds a run with other settings; "
+                    "use a new --out or the same options"
+                )
+        else:
+            path.write_text(json.dumps(run, indent=2))
+
+    def _data(self) -> tuple[CaptionSet, CaptionSet]:
+        sets = [load_dataset(name, "train", self.data_root) for name in self.cfg.datasets]
+        joined = concat(sets, name="+".join(self.cfg.datasets)) if len(sets) > 1 else sets[0]
+        return holdout_split(joined, self.cfg.val_fraction, self.cfg.seed)
+
+    def _optimizer(self, model: AMFMN) -> torch.optim.Optimizer:
+        pretrained, fresh = [], []
+        for name, module in model.trained_modules().items():
+            group = pretrained if name.startswith(("backbone", "text.bert")) else fresh
+            group.extend(p for p in module.parameters() if p.requires_grad)
+        groups = [{"params": fresh, "lr": self.cfg.lr}]
+        if pretrained:
+            groups.append({"params": pretrained, "lr": self.cfg.lr * self.cfg.pretrained_lr_scale})
+        return torch.optim.Adam(groups, weight_decay=self.cfg.weight_decay)
+
+    def fit(self) -> Path:
+        """Train (or resume) and return the path of the best checkpoint."""
+        _seed_all(self.cfg.seed)
+        started = time.time()
+        train_set, val_set = self._data()
+        vocab = (
+            Vocabulary.build(train_set.captions) if self.model_cfg.text.encoder == "bigru" else None
+        )
+        model = create_model(self.model_cfg, vocab=vocab).to(self.device)
+        feats = {
+            "train": (
+                image_cache(
+                    model, train_set, self.cache_root, self.device, workers=self.cfg.workers
+                ),
+                text_cache(model, train_set, self.cache_root, self.device),
+            ),
+            "val": (
+                image_cache(model, val_set, self.cache_root, self.device, workers=self.cfg.workers),
+                text_cache(model, val_set, self.cache_root, self.device),
+            ),
+        }
+        prior = PriorSimilarity.from_caption_set(train_set)
+        optimizer = self._optimizer(model)
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, self.cfg.decay_every, self.cfg.lr_decay
+        )
+        state_path = self.out / "state.pt"
+        start_epoch, best, elapsed = 0, -1.0, 0.0
+        if state_path.exists():
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(self.out / "last.safetensors"), strict=False)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch, best, elapsed = state["epoch"] + 1, state["best"], state["elapsed"]
+            print(f"resuming {self.out} after epoch {state['epoch'] + 1}")
+        setup_time = time.time() - started
+        for epoch in range(start_epoch, self.cfg.epochs):
+            t0 = time.time()
+            loss = self._epoch(model, train_set, feats["train"], prior, optimizer, epoch)
+            scheduler.step()
+            metrics = self.validate(model, val_set, *feats["val"])
+            elapsed += time.time() - t0
+            record = {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "val": metrics.to_dict(),
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch_s": round(time.time() - t0, 1),
+            }
+            with open(self.out / "metrics.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            print(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss:.4f} val mR {metrics.mr:.2f}")
+            training = {
+                "train": self.cfg.to_dict(),
+                "epoch": epoch + 1,
+                "train_images": train_set.n_images,
+                "val_images": val_set.n_images,
+                "device": str(self.device),
+                "train_seconds": round(elapsed + setup_time, 1),
+            }
+            save_checkpoint(
+                model, self.out / "last.safetensors", training, {"val": metrics.to_dict()}
+            )
+            if metrics.mr > best:
+                best = metrics.mr
+                save_checkpoint(
+                    model, self.out / "best.safetensors", training, {"val": metrics.to_dict()}
+                )
+            _atomic_torch_save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "best": best,
+                    "elapsed": elapsed,
+                },
+                state_path,
+            )
+        return self.out / "best.safetensors"
+
+    def _text(
+        self, model: AMFMN, captions: CaptionSet, cache: TextFeatureCache | None, ids: torch.Tensor
+    ) -> torch.Tensor:
+        if cache is None:
+            tokens = model.tokenize([captions.captions[i] for i in ids.tolist()]).to(self.device)
+            return model.text.forward_from(tokens.ids, tokens.mask)
+        states, mask = cache.batch(ids)
+        return model.text.forward_from(states.to(self.device), mask.to(self.device))
+
+    def _visual(self, model: AMFMN, taps: list[torch.Tensor]) -> torch.Tensor:
+        taps = [t.to(self.device, non_blocking=True) for t in taps]
+        return model.visual_from_features(model.backbone.forward_from(model.frozen_stages, taps))
+
+    def _epoch(
+        self,
+        model: AMFMN,
+        train_set: CaptionSet,
+        feats: tuple[ImageFeatureCache, TextFeatureCache | None],
+        prior: PriorSimilarity,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
+    ) -> float:
+        model.train()
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
+        order = torch.randperm(train_set.n_images, generator=generator)
+        caption_image = torch.tensor(train_set.caption_image)
+        per_image = [torch.from_numpy(train_set.captions_of(i)) for i in range(train_set.n_images)]
+        negatives = "sum" if epoch < self.cfg.sum_warmup_epochs else self.cfg.negatives
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        total, steps = 0.0, 0
+        batches = order.split(self.cfg.batch_size)
+        for images in tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False):
+            if len(images) < 2:
+                continue
+            picks = torch.randint(0, 1 << 30, (len(images),), generator=generator)
+            captions = torch.stack(
+                [
+                    per_image[i][p % len(per_image[i])]
+                    for i, p in zip(images.tolist(), picks.tolist(), strict=True)
+                ]
+            )
+            taps = feats[0].batch(images)
+            if self.cfg.augment:
+                taps = dihedral(taps, generator)
+            with autocast(self.device):
+                visual = self._visual(model, taps)
+                text = self._text(model, train_set, feats[1], captions)
+                scores = model.scores(visual.float(), text.float())
+            positives = (caption_image[captions][None, :] == images[:, None]).to(self.device)
+            if self.cfg.margin == "dynamic":
+                s = torch.from_numpy(prior.matrix(images.numpy(), captions.numpy())).to(self.device)
+                margin: torch.Tensor | float = dynamic_margin(s, self.cfg.gamma, self.cfg.beta)
+            else:
+                margin = self.cfg.fixed_margin
+            loss = triplet_loss(scores, positives, margin, negatives)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            optimizer.step()
+            total += loss.item()
+            steps += 1
+        return total / max(1, steps)
+
+    @torch.inference_mode()
+    def validate(
+        self,
+        model: AMFMN,
+        val_set: CaptionSet,
+        images: ImageFeatureCache,
+        text: TextFeatureCache | None,
+    ) -> RetrievalMetrics:
+        """Retrieval metrics on the held-out images, from the cached features."""
+        model.eval()
+        index = torch.arange(val_set.n_images)
+        with autocast(self.device):
+            visual = torch.cat(
+                [self._visual(model, images.batch(b)).float() for b in index.split(256)]
+            )
+            ids = torch.arange(val_set.n_captions)
+            captions = torch.cat(
+                [self._text(model, val_set, text, b).float() for b in ids.split(512)]
+            )
+            scores = model.scores(visual, captions).float().cpu().numpy()
+        return retrieval_metrics(scores, val_set.caption_image)

@@ -1,0 +1,22 @@
+"""Shared fixtures: the real shared data, found the way the app finds it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA_ROOT = Path(os.environ.get("SCENESEEK_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not DATA_ROOT.is_dir():
+        pytest.fail(f"shared data not found at {DATA_ROOT}; set SCENESEEK_DATA")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def scenes_dir(data_root: Path) -> Path:
+    return data_root / "scenes"
