@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import SceneSeekError
+from core.workspace import Workspace
+from tiles import TilesError, TilingConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -123,6 +125,190 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace(args.workspace) if args.workspace else Workspace.default()
+
+
+def _add_workspace(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        help="workspace folder (default SCENESEEK_WORKSPACE or ./workspace)",
+    )
+    p.add_argument(
+        "--checkpoint", help="use this checkpoint instead of the workspace's active model"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _configure_ingest(p: argparse.ArgumentParser) -> None:
+    d = TilingConfig()
+    p.add_argument("scene", type=Path, help="GeoTIFF to ingest")
+    _add_workspace(p)
+    p.add_argument("--name", help="scene name (default: from the file name)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--tile-size", type=_csv(int), help="tile sides in pixels, e.g. 256,512,1024"
+    )
+    sizes.add_argument("--tile-metres", type=_csv(float), help="tile sides in metres on the ground")
+    p.add_argument("--overlap", type=float, default=d.overlap, help="0.5 = half-tile shift")
+    p.add_argument(
+        "--min-valid", type=float, default=d.min_valid, help="skip tiles with less valid area"
+    )
+    p.add_argument("--bands", type=_csv(int), help="1-based RGB bands, e.g. 3,2,1")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2, help="tile-reading processes")
+    p.add_argument(
+        "--dask", help="scheduler address tcp://host:8786, or local:N for N local workers"
+    )
+
+
+def _tiling(args: argparse.Namespace) -> TilingConfig:
+    if args.tile_metres:
+        return TilingConfig(
+            sizes=args.tile_metres,
+            size_unit="m",
+            overlap=args.overlap,
+            min_valid=args.min_valid,
+            bands=args.bands,
+        )
+    sizes = args.tile_size or TilingConfig().sizes
+    return TilingConfig(
+        sizes=sizes, overlap=args.overlap, min_valid=args.min_valid, bands=args.bands
+    )
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.embed.mapper import TileEmbedder
+    from core.engine import load_engine_model
+    from core.ingest import IngestOptions, ingest
+
+    ws = _workspace(args)
+    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    options = IngestOptions(tiling=_tiling(args), batch_size=args.batch_size, workers=args.workers)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int, rate: float) -> None:
+        if stage != "embedding":
+            print(f"{stage}...", file=sys.stderr)
+            return
+        bar = bars.setdefault(stage, tqdm(total=total, desc="embedding", unit="tile", initial=done))
+        bar.update(done - bar.n)
+        bar.set_postfix_str(f"{rate:.1f} tiles/s")
+
+    embedder = TileEmbedder(loaded.model, loaded.device)
+    result = ingest(
+        args.scene, ws, loaded.model, loaded.tag, embedder, args.name, options, progress
+    )
+    for bar in bars.values():
+        bar.close()
+    if result.skipped:
+        print(f"{result.scene}: already ingested with these settings; nothing to do")
+    else:
+        print(f"{result.scene}: {result.n_tiles} tiles in {result.seconds:.1f} s")
+    return 0
+
+
+def _configure_search(p: argparse.ArgumentParser) -> None:
+    _add_workspace(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="a description, e.g. 'a baseball field next to a parking lot'")
+    what.add_argument("--image", type=Path, help="an example PNG/JPEG/TIFF")
+    what.add_argument("--tile", help="SCENE:TILE_ID of an indexed tile")
+    what.add_argument(
+        "--queries", type=Path, help="file of text queries, one per line (JSON lines out)"
+    )
+    p.add_argument("--scene", action="append", default=[], help="restrict to a scene (repeatable)")
+    p.add_argument(
+        "--scale", type=_csv(int), default=(), help="restrict to tile sizes, e.g. 256,512"
+    )
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument(
+        "--exact", action="store_true", help="score every tile instead of index candidates"
+    )
+    p.add_argument(
+        "--no-suppress", action="store_true", help="keep overlapping near-duplicate hits"
+    )
+    p.add_argument("--format", choices=["json", "geojson", "table", "csv"], default="table")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from core.engine import load_engine_model
+    from core.errors import QueryError
+    from core.search import (
+        Filters,
+        SearchResources,
+        parse_tile_ref,
+        search_image,
+        search_text,
+        search_tile,
+    )
+
+    if not 1 <= args.k <= 1000:
+        raise QueryError("--k must be between 1 and 1000")
+    ws = _workspace(args)
+    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    f = Filters(
+        scenes=tuple(args.scene),
+        scales=tuple(args.scale),
+        k=args.k,
+        exact=args.exact,
+        suppress_overlaps=not args.no_suppress,
+    )
+    if args.queries:
+        lines = [line.strip() for line in Path(args.queries).read_text().splitlines()]
+        for line in lines:
+            if not line:
+                continue
+            try:
+                print(json.dumps(search_text(res, line, f).to_dict()), flush=True)
+            except QueryError as exc:
+                print(json.dumps({"query": {"text": line}, "error": str(exc)}), flush=True)
+        return 0
+    if args.text is not None:
+        result = search_text(res, args.text, f)
+    elif args.image is not None:
+        result = search_image(res, args.image, f)
+    else:
+        result = search_tile(res, *parse_tile_ref(args.tile), f)
+    print(result.render(args.format))
+    return 0
+
+
+def _configure_localize(p: argparse.ArgumentParser) -> None:
+    _add_workspace(p)
+    p.add_argument("--scene", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="heat map GeoTIFF; a .png overlay is written beside it",
+    )
+
+
+def _run_localize(args: argparse.Namespace) -> int:
+    from core.engine import load_engine_model
+    from core.localize import heat_map, write_heat_png, write_heat_tif
+    from core.query import clean_text_query
+    from core.search import SearchResources
+
+    ws = _workspace(args)
+    text = clean_text_query(args.text)
+    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    scene = res.select([args.scene])[0]
+    heat = heat_map(scene, res.encode_text(text))
+    write_heat_tif(heat, args.out)
+    png = args.out.with_suffix(".png")
+    bounds = write_heat_png(heat, png)
+    print(json.dumps({"tif": str(args.out), "png": str(png), "bounds": list(bounds)}))
+    return 0
+
+
 def _run_models(args: argparse.Namespace) -> int:
     from core.factory import list_models
     from core.registry import list_pretrained
@@ -137,6 +323,13 @@ def _run_models(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {
     "train": (_configure_train, _run_train, "train a model (resumable)"),
     "evaluate": (_configure_evaluate, _run_evaluate, "R@1/5/10 and mR on a test split"),
+    "ingest": (_configure_ingest, _run_ingest, "tile, embed and index a GeoTIFF (resumable)"),
+    "search": (_configure_search, _run_search, "search ingested scenes by text, image or tile"),
+    "localize": (
+        _configure_localize,
+        _run_localize,
+        "heat map of where a description fits a scene",
+    ),
     "models": (lambda p: None, _run_models, "list architectures and shipped weights"),
 }
 
@@ -155,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
-    except SceneSeekError as exc:
+    except (SceneSeekError, TilesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ class Settings:
     device: str
     max_upload_mb: int
     host: str
+    default_model: str
 
 
 def get_settings() -> Settings:
@@ -39,4 +40,5 @@ def get_settings() -> Settings:
         device=os.environ.get("SCENESEEK_DEVICE", "auto"),
         max_upload_mb=int(os.environ.get("SCENESEEK_MAX_UPLOAD_MB", "500")),
         host=os.environ.get("SCENESEEK_HOST", "127.0.0.1"),
+        default_model=os.environ.get("SCENESEEK_MODEL", "default"),
     )

@@ -1,0 +1,36 @@
+"""Model side of embedding: uint8 tile batches to visual vectors and attention gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.device import autocast
+from core.model.amfmn import AMFMN
+
+
+class TileEmbedder:
+    """Runs the image tower on tile batches; CUDA batches go through autocast."""
+
+    def __init__(self, model: AMFMN, device: torch.device) -> None:
+        self.device = device
+        self.model = model.to(device).eval()
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        pre = model.cfg.preprocess
+        self.mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255
+        self.names = ["visual", "gate"] if model.has_gates else ["visual"]
+
+    @torch.inference_mode()
+    def __call__(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
+        """``[B, S, S, 3]`` uint8 -> ``{"visual": [B, d], "gate": [B, d]}`` float16 arrays."""
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device):
+            visual = self.model.encode_image(x).float()
+        out = {"visual": visual.cpu().numpy().astype(np.float16)}
+        gates = self.model.image_gates(visual)
+        if gates is not None:
+            out["gate"] = gates.float().cpu().numpy().astype(np.float16)
+        return out

@@ -1,0 +1,179 @@
+"""Ingest a GeoTIFF: tile it, embed every tile, build the indexes, then mark it ready.
+
+Each stage's output is written atomically and the manifest is written last, so a kill at
+any point leaves either the previous scene or a resumable partial one, never a half file a
+search would read. Rerunning the same command resumes; with unchanged inputs it is a no-op.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from core.embed.mapper import TileEmbedder
+from core.embed.runner import embed_tiles
+from core.index import build_index
+from core.model.amfmn import AMFMN
+from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
+from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
+from tiles.quicklook import write_quicklook_png
+
+Stage = Callable[[str, int, int, float], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """User-facing ingest settings (tiling plus throughput)."""
+
+    tiling: TilingConfig = TilingConfig()
+    batch_size: int = 32
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest produced."""
+
+    scene: str
+    n_tiles: int
+    skipped: bool
+    seconds: float
+    tiles_per_second: float
+
+
+def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[str, Any]:
+    stat = source.stat()
+    return {
+        "source": str(source),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "tiling": asdict(options.tiling),
+        "model": model_tag,
+    }
+
+
+def _normalise(value: Any) -> Any:
+    """Round-trip through JSON types so tuples and lists compare equal."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _scene_summary(source: Path) -> dict[str, Any]:
+    info = describe(source)
+    return {
+        "crs": info.crs.to_string() if info.crs else None,
+        "width": info.width,
+        "height": info.height,
+        "bands": info.count,
+        "dtype": str(info.dtypes[0]),
+        "resolution_m": round(float(min(info.ground_pixel_size_m)), 3),
+        "bounds": list(info.bounds_4326),
+    }
+
+
+def ingest(
+    source: str | Path,
+    workspace: Workspace,
+    model: AMFMN,
+    model_tag: str,
+    embedder: TileEmbedder,
+    name: str | None = None,
+    options: IngestOptions | None = None,
+    progress: Stage | None = None,
+) -> IngestResult:
+    """Run (or resume) the whole pipeline for one scene.
+
+    Raises:
+        tiles.TilesError: for unreadable, non-georeferenced or empty scenes (nothing is
+            written for them).
+        WorkspaceError: for an invalid scene name.
+    """
+    options = options or IngestOptions()
+    source = Path(source).expanduser().resolve()
+    scene = workspace.scene(name or scene_name_from(source))
+    started = time.time()
+    summary = _scene_summary(source)
+    fingerprint = _normalise(_fingerprint(source, options, model_tag))
+    manifest = scene.read_manifest()
+    if manifest.get("fingerprint") != fingerprint:
+        _reset(scene)
+        manifest = {}
+    elif manifest.get("status") == READY:
+        return IngestResult(scene.name, manifest["n_tiles"], True, 0.0, 0.0)
+    manifest = {
+        "name": scene.name,
+        "fingerprint": fingerprint,
+        "scene": summary,
+        "status": "tiling",
+    }
+    write_json(scene.manifest, manifest)
+    try:
+        catalog = _catalog(scene, source, options, progress)
+        bounds = write_quicklook_png(source, scene.quicklook, bands=options.tiling.bands)
+    except Exception:
+        workspace.delete_scene(scene.name)
+        raise
+    manifest.update(status="embedding", n_tiles=len(catalog), quicklook_bounds=list(bounds))
+    write_json(scene.manifest, manifest)
+    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+    reader = TileReader.from_catalog(catalog)
+    result = embed_tiles(
+        reader,
+        windows,
+        embedder,
+        scene.embeddings,
+        options.batch_size,
+        options.workers,
+        (lambda d, t, r: progress("embedding", d, t, r)) if progress else None,
+    )
+    if progress:
+        progress("indexing", 0, 2, 0.0)
+    vectors = np.load(result.files["visual"])
+    build_index(vectors, scene.visual_index, model_tag)
+    if "gate" in result.files:
+        gated = vectors.astype(np.float32) * np.load(result.files["gate"]).astype(np.float32)
+        build_index(gated, scene.text_index, model_tag)
+    elapsed = time.time() - started
+    manifest.update(
+        status=READY,
+        model=model_tag,
+        ingest_seconds=round(elapsed, 1),
+        embed_tiles_per_second=round(result.computed / result.seconds, 2)
+        if result.seconds
+        else None,
+        finished=time.time(),
+    )
+    write_json(scene.manifest, manifest)
+    if progress:
+        progress("done", len(catalog), len(catalog), 0.0)
+    rate = result.computed / elapsed if elapsed else 0.0
+    return IngestResult(scene.name, len(catalog), False, elapsed, rate)
+
+
+def _reset(scene: SceneDir) -> None:
+    """Forget outputs of other settings; the manifest goes first so no search reads them."""
+    scene.manifest.unlink(missing_ok=True)
+    shutil.rmtree(scene.embeddings, ignore_errors=True)
+    for path in (scene.catalog, scene.quicklook, scene.visual_index, scene.text_index):
+        path.unlink(missing_ok=True)
+    scene.root.mkdir(parents=True, exist_ok=True)
+
+
+def _catalog(
+    scene: SceneDir, source: Path, options: IngestOptions, progress: Stage | None
+) -> gpd.GeoDataFrame:
+    if scene.catalog.exists():
+        return read_catalog(scene.catalog)
+    if progress:
+        progress("tiling", 0, 1, 0.0)
+    catalog = build_catalog(source, options.tiling)
+    write_catalog(catalog, scene.catalog)
+    return catalog

@@ -1,0 +1,73 @@
+"""Turn what an analyst typed or dropped into something the model can encode, or say why not."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from core.errors import QueryError
+
+MAX_QUERY_CHARS = 500
+MAX_IMAGE_PIXELS = 20_000 * 20_000
+STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+def clean_text_query(text: str) -> str:
+    """Validate a text query and collapse its whitespace.
+
+    Raises:
+        QueryError: when it is empty, has no letters or digits, or is unreasonably long.
+    """
+    if text is None or not text.strip():
+        raise QueryError("the query is empty: describe what to look for, e.g. 'a baseball field'")
+    collapsed = " ".join(text.split())
+    if len(collapsed) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is {len(collapsed):,} characters long; keep it under {MAX_QUERY_CHARS} "
+            "(a sentence describing one kind of place works best)"
+        )
+    if not re.search(r"\w", collapsed):
+        raise QueryError("the query has no words: describe what to look for in words")
+    return collapsed
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        data = np.asarray(image, dtype=np.float32)
+        lo, hi = np.percentile(data, STRETCH_PERCENTILES)
+        scaled = np.clip((data - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+        return np.repeat(scaled[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
+def load_query_image(source: str | Path | bytes, size: int) -> np.ndarray:
+    """Read a PNG/JPEG/TIFF of any size as a ``size x size`` RGB example (centre square).
+
+    Raises:
+        QueryError: when the file is missing, not an image, or absurdly large.
+    """
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    name = "the dropped image" if isinstance(source, bytes) else str(source)
+    try:
+        handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    except OSError as exc:
+        raise QueryError(f"cannot open {name}: {exc.strerror or exc}") from exc
+    try:
+        with handle, Image.open(handle) as image:
+            image.load()
+            rgb = _to_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise QueryError(
+            f"{name} is too large for an example image; crop it to the object"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise QueryError(f"{name} is not a readable PNG, JPEG or TIFF image ({exc})") from exc
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray(np.ascontiguousarray(rgb[top : top + side, left : left + side]))
+    return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR))
