@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 from core.config import AMFMNCfg
 from core.errors import CheckpointError, ConfigError
 from core.model.amfmn import AMFMN
+from tiles.atomic import atomic_path
 
 FORMAT = "sceneseek-amfmn"
 FORMAT_VERSION = 1
@@ -79,14 +78,8 @@ def save_checkpoint(
         "training": json.dumps(training or {}),
         "metrics": json.dumps(metrics or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(trained_state(model, dtype), tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

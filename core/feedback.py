@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from typing_extensions import override
+
 from core.errors import SceneSeekError
 
 Label = Literal["relevant", "irrelevant", "caption"]
@@ -95,7 +97,7 @@ def image_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class SQLiteFeedback:
+class SQLiteFeedback(FeedbackStore):
     """SQLite implementation of ``FeedbackStore``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -122,6 +124,7 @@ class SQLiteFeedback:
         with self._connect() as db:
             return int(db.execute("PRAGMA user_version").fetchone()[0])
 
+    @override
     def mark(self, mark: Mark) -> Mark:
         if mark.label not in LABELS:
             raise FeedbackError(f"label must be one of {LABELS}, got {mark.label!r}")
@@ -137,8 +140,8 @@ class SQLiteFeedback:
                 (mark.query_kind, mark.query, mark.scene, mark.tile_id, kind),
             )
             cursor = db.execute(
-                "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     mark.query_kind,
                     mark.query,
@@ -153,10 +156,12 @@ class SQLiteFeedback:
             db.execute("COMMIT")
         return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})
 
+    @override
     def delete(self, mark_id: int) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM marks WHERE id=?", (mark_id,))
 
+    @override
     def marks(self, query: str | None = None, scene: str | None = None) -> list[Mark]:
         sql, args = "SELECT * FROM marks WHERE 1=1", []
         if query is not None:
@@ -200,6 +205,7 @@ class SQLiteFeedback:
         for mark in reversed(self.marks()):
             yield json.dumps({k: v for k, v in mark.to_dict().items() if k != "id"})
 
+    @override
     def import_jsonl(self, lines: Iterable[str]) -> int:
         count = 0
         for number, line in enumerate(lines, start=1):

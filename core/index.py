@@ -16,7 +16,7 @@ from annoy import AnnoyIndex
 
 from core.errors import IndexMismatchError
 from core.workspace import read_json, write_json
-from tiles._atomic import atomic_path
+from tiles.atomic import atomic_path
 
 METRIC = "angular"
 DEFAULT_TREES = 32

@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 
 from core.embed.mapper import TileEmbedder
-from core.embed.runner import embed_tiles
+from core.embed.runner import PART_SIZE, embed_tiles
 from core.index import build_index
 from core.model.amfmn import AMFMN
 from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
@@ -26,6 +26,8 @@ from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalo
 from tiles.quicklook import write_quicklook_png
 
 Stage = Callable[[str, int, int, float], None]
+# Leaflet stretches overlays linearly in Web Mercator, so overlays are warped to it.
+MAP_CRS = "EPSG:3857"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class IngestOptions:
     tiling: TilingConfig = TilingConfig()
     batch_size: int = 32
     workers: int = 2
+    part_size: int = PART_SIZE
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,9 @@ def ingest(
     write_json(scene.manifest, manifest)
     try:
         catalog = _catalog(scene, source, options, progress)
-        bounds = write_quicklook_png(source, scene.quicklook, bands=options.tiling.bands)
+        bounds = write_quicklook_png(
+            source, scene.quicklook, bands=options.tiling.bands, dst_crs=MAP_CRS
+        )
     except Exception:
         workspace.delete_scene(scene.name)
         raise
@@ -133,6 +138,7 @@ def ingest(
         options.batch_size,
         options.workers,
         (lambda d, t, r: progress("embedding", d, t, r)) if progress else None,
+        options.part_size,
     )
     if progress:
         progress("indexing", 0, 2, 0.0)

@@ -19,9 +19,10 @@ from PIL import Image
 from rasterio.crs import CRS
 from scipy.ndimage import median_filter
 
+from core.ingest import MAP_CRS
 from core.search import SceneIndex, text_scores
 from tiles import CATALOG_KEY
-from tiles._atomic import atomic_path
+from tiles.atomic import atomic_path
 from tiles.quicklook import warp_to_map
 
 MAX_SIDE = 1024
@@ -70,7 +71,7 @@ def heat_map(scene: SceneIndex, query: np.ndarray, max_side: int = MAX_SIDE) -> 
     if covered.any():
         filled = np.where(covered, mean, np.nanmin(mean))
         mean = np.where(covered, median_filter(filled, size=MEDIAN_CELLS, mode="nearest"), np.nan)
-    transform = Affine(*meta["transform"]) * Affine.scale(step)
+    transform = Affine(*meta["transform"]) @ Affine.scale(step)
     return HeatMap(mean.astype(np.float32), transform, CRS.from_wkt(meta["crs_wkt"]))
 
 
@@ -111,7 +112,7 @@ def write_heat_tif(heat: HeatMap, path: Path) -> None:
 
 def write_heat_png(heat: HeatMap, path: Path) -> tuple[float, float, float, float]:
     """Coloured overlay warped to EPSG:4326; returns its (min_lon, min_lat, max_lon, max_lat)."""
-    rgba, bounds = warp_to_map(colourise(heat.values), heat.transform, heat.crs)
+    rgba, bounds = warp_to_map(colourise(heat.values), heat.transform, heat.crs, MAP_CRS)
     with atomic_path(path) as tmp:
         Image.fromarray(rgba).save(tmp, format="PNG")
     return bounds

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SceneNotFoundError, WorkspaceError
-from tiles._atomic import atomic_path
+from tiles.atomic import atomic_path
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 READY = "ready"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-DATA_ROOT = Path(os.environ.get("SCENESEEK_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+DATA_ROOT = Path(
+    os.environ.get("SCENESEEK_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+).resolve()
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,20 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def scenes_dir(data_root: Path) -> Path:
     return data_root / "scenes"
+
+
+@pytest.fixture(scope="session")
+def model_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped default model; before one ships, the untrained architecture (ImageNet
+    backbone + MiniLM with fresh heads) saved once per session."""
+    from core.errors import CheckpointError
+    from core.registry import resolve_checkpoint
+
+    try:
+        return resolve_checkpoint("default")
+    except CheckpointError:
+        from core.checkpoint import save_checkpoint
+        from core.factory import create_model
+
+        path = tmp_path_factory.mktemp("model") / "untrained.safetensors"
+        return save_checkpoint(create_model("amfmn-lite0-minilm"), path)

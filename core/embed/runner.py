@@ -43,6 +43,7 @@ def embed_tiles(
     batch_size: int = 32,
     workers: int = 2,
     progress: Progress | None = None,
+    part_size: int = PART_SIZE,
 ) -> EmbedResult:
     """Embed every tile (``windows[i]`` is tile id ``i``), skipping parts already on disk.
 
@@ -54,7 +55,7 @@ def embed_tiles(
     if existing:
         return EmbedResult(existing, 0, 0.0)
     writer = PartWriter(folder)
-    ranges = [(s, min(s + PART_SIZE, n)) for s in range(0, n, PART_SIZE)]
+    ranges = [(s, min(s + part_size, n)) for s in range(0, n, part_size)]
     done = writer.done()
     todo = [r for r in ranges if r not in done]
     finished = n - sum(stop - start for start, stop in todo)

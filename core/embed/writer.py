@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tiles._atomic import atomic_path
+from tiles.atomic import atomic_path
 
 PART = re.compile(r"^part-(\d{8})-(\d{8})\.npz$")
 

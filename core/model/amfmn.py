@@ -70,6 +70,11 @@ class AMFMN(nn.Module):
         """``[N, M]`` AMFMN scores between visual and caption vectors."""
         return self.attention.scores(visual, text)
 
+    @property
+    def has_gates(self) -> bool:
+        """True when search must store per-tile gates to score exactly (soft attention)."""
+        return isinstance(self.attention, SoftAttention)
+
     def image_gates(self, visual: torch.Tensor) -> torch.Tensor | None:
         """Soft-attention gates search stores per tile for exact re-ranking (None otherwise)."""
         if isinstance(self.attention, SoftAttention):

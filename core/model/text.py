@@ -84,7 +84,10 @@ class MiniLMText(TextTower):
     def __init__(self, cfg: TextCfg, embed_dim: int) -> None:
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         path = minilm_path()
         self._tokenizer = AutoTokenizer.from_pretrained(path)
         self.bert = AutoModel.from_pretrained(path, attn_implementation="eager")

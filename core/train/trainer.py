@@ -11,9 +11,7 @@ Rerunning the same command after a kill resumes from the last finished epoch.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from core.text.vocab import Vocabulary
 from core.train.config import TrainCfg
 from core.train.features import ImageFeatureCache, TextFeatureCache, image_cache, text_cache
 from core.train.loss import dynamic_margin, triplet_loss
+from tiles.atomic import atomic_path
 
 
 def _seed_all(seed: int) -> None:
@@ -44,14 +43,8 @@ def _seed_all(seed: int) -> None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def dihedral(taps: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:

@@ -1,0 +1,59 @@
+"""Fixtures for the tiles tests: every shared scene, and one large generated scene."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+import tiles
+from tests.conftest import DATA_ROOT
+from tests.tiles.large_scene import make_large_scene
+
+SCENES = sorted((DATA_ROOT / "scenes").glob("*.tif"))
+LARGE_SIZE = 20_000
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Band-guess warnings are expected on NAIP scenes; tests checking them use pytest.warns."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        for category in ("AlphaBandIgnoredWarning", "NIRBandDroppedWarning"):
+            item.add_marker(pytest.mark.filterwarnings(f"ignore::tiles.errors.{category}"))
+
+
+def scene(name_part: str) -> Path:
+    """The one shared scene whose file name contains ``name_part``."""
+    (match,) = [p for p in SCENES if name_part in p.name]
+    return match
+
+
+@pytest.fixture(params=SCENES, ids=[p.name for p in SCENES])
+def scene_path(request: pytest.FixtureRequest) -> Path:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def catalog_of():
+    """Build (once per session) the default catalog of a scene."""
+    cache: dict[Path, gpd.GeoDataFrame] = {}
+
+    def build(path: Path) -> gpd.GeoDataFrame:
+        if path not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", tiles.AlphaBandIgnoredWarning)
+                warnings.simplefilter("ignore", tiles.NIRBandDroppedWarning)
+                cache[path] = tiles.build_catalog(path)
+        return cache[path].copy()
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def large_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20,000 x 20,000 px JPEG-tiled GeoTIFF with overviews, generated once per session."""
+    return make_large_scene(tmp_path_factory.mktemp("large") / "large.tif", LARGE_SIZE)

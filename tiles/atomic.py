@@ -1,0 +1,38 @@
+"""Atomic file replacement shared by the catalog and quicklook writers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary path beside ``path`` that replaces it when the block succeeds.
+
+    Readers never see a partial file, and when the block raises, the temporary file is
+    removed and ``path`` is left as it was. The destination folder is created if needed.
+
+    Args:
+        path: The final destination.
+
+    Yields:
+        The temporary path to write to.
+
+    Raises:
+        OSError: The folder cannot be created or the file cannot be renamed.
+    """
+    final = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(final)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(final)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

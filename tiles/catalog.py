@@ -1,0 +1,280 @@
+"""Multiscale tile catalogs: which windows of a scene to embed, and where they are.
+
+A catalog is a GeoDataFrame with one row per tile (its pixel window, scale, valid fraction
+and EPSG:4326 footprint) plus everything needed to read the tiles again and rebuild their
+scene-CRS footprints exactly, kept in ``attrs[CATALOG_KEY]`` and saved in the GeoParquet
+file's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+
+from tiles.atomic import atomic_path
+from tiles.errors import CatalogError, TilingError
+from tiles.footprint import window_footprints
+from tiles.grid import size_from_metres, stride_for, tile_windows, window_valid_fractions
+from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
+from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
+
+CATALOG_KEY = "sceneseek_tiles"
+FORMAT_VERSION = 1
+COLUMNS = (
+    "tile_id",
+    "scale",
+    "col_off",
+    "row_off",
+    "width",
+    "height",
+    "valid_fraction",
+    "geometry",
+)
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """How a scene is cut into tiles. The defaults suit the 256 px model input.
+
+    Attributes:
+        sizes: Tile sides, in pixels or metres on the ground (see ``size_unit``).
+        size_unit: ``"px"`` or ``"m"``; metres are converted with the scene's ground
+            pixel size.
+        overlap: Shared fraction of a tile side between neighbours; 0.5 shifts tiles by
+            half a tile (stride = size / 2).
+        min_valid: Tiles with a smaller valid-pixel fraction are skipped.
+        out_size: Side in pixels each tile is resampled to for the model.
+        percentiles: Stretch percentiles for non-8-bit data.
+        bands: Optional 1-based RGB band override (1 or 3 indices).
+
+    Raises:
+        TilingError: A setting is out of range.
+    """
+
+    sizes: tuple[float, ...] = (256, 512, 1024)
+    size_unit: Literal["px", "m"] = "px"
+    overlap: float = 0.5
+    min_valid: float = 0.5
+    out_size: int = 256
+    percentiles: tuple[float, float] = (2.0, 98.0)
+    bands: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sizes or any(size <= 0 for size in self.sizes):
+            raise TilingError(f"sizes must be a non-empty list of positive sizes: {self.sizes}")
+        if self.size_unit not in ("px", "m"):
+            raise TilingError(f"size_unit must be 'px' or 'm', got {self.size_unit!r}")
+        if self.size_unit == "px" and any(size != int(size) for size in self.sizes):
+            raise TilingError(f"pixel tile sizes must be whole numbers: {self.sizes}")
+        if not 0 <= self.overlap < 1:
+            raise TilingError(f"overlap must be in [0, 1), got {self.overlap}")
+        if not 0 <= self.min_valid <= 1:
+            raise TilingError(f"min_valid must be in [0, 1], got {self.min_valid}")
+        if self.out_size < 1:
+            raise TilingError(f"out_size must be at least 1, got {self.out_size}")
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise TilingError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}"
+            )
+
+
+def pixel_sizes(info: SceneInfo, config: TilingConfig) -> tuple[int, ...]:
+    """Tile sides in source pixels, ascending and without repeats.
+
+    Args:
+        info: The scene description (its ground pixel size converts metres).
+        config: The tiling settings.
+
+    Returns:
+        The pixel sizes.
+
+    Raises:
+        TilingError: A size converts to less than one pixel.
+    """
+    if config.size_unit == "px":
+        return tuple(sorted({int(size) for size in config.sizes}))
+    metres_per_pixel = float(np.mean(info.ground_pixel_size_m))
+    return tuple(sorted({size_from_metres(size, metres_per_pixel) for size in config.sizes}))
+
+
+def _metadata(
+    info: SceneInfo, config: TilingConfig, scales: tuple[int, ...], plan: ReadPlan
+) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "source": os.path.abspath(info.path),
+        "crs_wkt": info.crs.to_wkt(),
+        "transform": [float(v) for v in tuple(info.transform)[:6]],
+        "width": info.width,
+        "height": info.height,
+        "bands": list(plan.bands),
+        "mask_source": info.mask_source,
+        "stretch": None if plan.stretch is None else plan.stretch.to_dict(),
+        "scales": list(scales),
+        "ground_pixel_size_m": list(info.ground_pixel_size_m),
+        "bounds_4326": list(info.bounds_4326),
+        "config": {
+            **asdict(config),
+            "sizes": list(config.sizes),
+            "percentiles": list(config.percentiles),
+            "bands": None if config.bands is None else list(config.bands),
+        },
+    }
+
+
+def _kept_windows(
+    info: SceneInfo,
+    config: TilingConfig,
+    scales: tuple[int, ...],
+    grid: NDArray[np.float32],
+    cell: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    windows, fractions = [], []
+    for size in scales:
+        scale_windows = tile_windows(
+            info.width, info.height, size, stride_for(size, config.overlap)
+        )
+        scale_fractions = window_valid_fractions(grid, cell, scale_windows)
+        keep = scale_fractions >= config.min_valid
+        if size == scales[0] and not keep.any() and scale_fractions.max() > 0:
+            keep[np.argmax(scale_fractions)] = True
+        windows.append(scale_windows[keep])
+        fractions.append(scale_fractions[keep])
+    return np.concatenate(windows), np.concatenate(fractions)
+
+
+def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.GeoDataFrame:
+    """Cut a scene into multiscale tiles and compute their footprints.
+
+    Tiles of each scale start every ``stride`` pixels from the top-left corner; edge tiles
+    run past the scene and are padded (their window says so). Valid fractions come from the
+    scene mask (alpha, mask band or nodata) read at reduced resolution. Tiles below
+    ``min_valid`` are skipped, except that when no tile of the smallest scale qualifies,
+    the best one is kept, so a scene smaller than one tile still yields one padded tile.
+    Footprints follow each window's edges densified to 8 points per edge, reprojected.
+
+    Args:
+        path: The scene file.
+        config: Tiling settings; defaults to ``TilingConfig()``.
+
+    Returns:
+        GeoDataFrame (EPSG:4326) with columns ``COLUMNS``, ordered by scale, row, column;
+        ``tile_id`` is dense from 0. ``attrs[CATALOG_KEY]`` holds the scene CRS (WKT),
+        transform, bands, stretch and settings.
+
+    Raises:
+        SceneOpenError: The file is missing, not a raster, or damaged.
+        NotGeoreferencedError: The scene has no CRS or geotransform.
+        BandSelectionError: The band override is invalid.
+        SceneReadError: Pixels cannot be read.
+        TilingError: The settings are invalid or the scene has no valid pixel.
+    """
+    config = TilingConfig() if config is None else config
+    with bounded_cache(), open_scene(path) as ds:
+        info = describe_dataset(ds)
+        plan = plan_reads(ds, info, config.bands, config.percentiles)
+        grid, cell = valid_grid(ds, plan)
+    scales = pixel_sizes(info, config)
+    windows, fractions = _kept_windows(info, config, scales, grid, cell)
+    if len(windows) == 0:
+        raise TilingError(
+            f"{info.path} has no valid pixel (mask source: {info.mask_source}); check its "
+            "nodata value or alpha band"
+        )
+    catalog = gpd.GeoDataFrame(
+        {
+            "tile_id": np.arange(len(windows), dtype=np.int64),
+            "scale": windows[:, 2],
+            "col_off": windows[:, 0],
+            "row_off": windows[:, 1],
+            "width": windows[:, 2],
+            "height": windows[:, 3],
+            "valid_fraction": fractions,
+        },
+        geometry=window_footprints(info.transform, info.crs, windows),
+        crs="EPSG:4326",
+    )
+    catalog.attrs[CATALOG_KEY] = _metadata(info, config, scales, plan)
+    return catalog
+
+
+def _metadata_of(catalog: gpd.GeoDataFrame) -> dict[str, Any]:
+    meta = catalog.attrs.get(CATALOG_KEY)
+    missing = [name for name in COLUMNS if name not in catalog.columns]
+    if meta is None or missing:
+        raise CatalogError(
+            f"not a tile catalog (missing {missing or [CATALOG_KEY + ' metadata']}); build it "
+            "with tiles.build_catalog"
+        )
+    return dict(meta)
+
+
+def write_catalog(catalog: gpd.GeoDataFrame, path: PathLike) -> None:
+    """Save a catalog as GeoParquet, atomically.
+
+    The file is written next to its destination under a temporary name and renamed over
+    it, so readers never see a partial file and a failure leaves nothing behind.
+
+    Args:
+        catalog: A catalog from :func:`build_catalog`.
+        path: Destination ``.parquet`` path; its folder is created if needed.
+
+    Raises:
+        CatalogError: ``catalog`` is not a tile catalog.
+        OSError: The file cannot be written.
+    """
+    _metadata_of(catalog)
+    with atomic_path(path) as tmp:
+        catalog.to_parquet(tmp, index=False)
+
+
+def read_catalog(path: PathLike) -> gpd.GeoDataFrame:
+    """Load a catalog saved with :func:`write_catalog`, metadata included.
+
+    Args:
+        path: The ``.parquet`` file.
+
+    Returns:
+        The catalog with ``attrs[CATALOG_KEY]`` restored.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CatalogError: The file is not a tile catalog.
+    """
+    try:
+        catalog = gpd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CatalogError(f"{os.fspath(path)} is not a GeoParquet tile catalog ({exc})") from exc
+    _metadata_of(catalog)
+    return catalog
+
+
+def scene_footprints(catalog: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """Exact tile footprints in the scene's own CRS, rebuilt from the stored transform.
+
+    Args:
+        catalog: A catalog from :func:`build_catalog` or :func:`read_catalog`.
+
+    Returns:
+        GeoSeries of the tile windows' corner polygons in the scene CRS.
+
+    Raises:
+        CatalogError: ``catalog`` is not a tile catalog.
+    """
+    meta = _metadata_of(catalog)
+    crs = CRS.from_wkt(meta["crs_wkt"])
+    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy()
+    polygons = window_footprints(
+        Affine(*meta["transform"]), crs, windows, points_per_edge=1, dst_crs=crs
+    )
+    return gpd.GeoSeries(polygons, index=catalog.index, crs=crs)

@@ -1,0 +1,268 @@
+"""Windowed, padded pixel reads shared by the catalog, the tile reader and quicklooks.
+
+Every read goes through :func:`read_rgb` or :func:`read_valid`: the part of a window that
+lies inside the scene is read with ``out_shape`` (so GDAL serves coarse reads from
+overviews) and placed into a zero-filled output; the part outside is padding and is marked
+invalid. No function here reads a whole scene at full resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from tiles.bands import RGB, Stretch, estimate_stretch, select_rgb_bands, to_uint8
+from tiles.errors import SceneReadError
+from tiles.grid import decimated_shape
+from tiles.scene import MaskSource, SceneInfo
+
+STRETCH_SAMPLE_SIDE = 1024
+VALID_GRID_MAX_SIDE = 2048
+GDAL_CACHE_BYTES = 128 * 2**20
+
+
+def bounded_cache(cache_bytes: int = GDAL_CACHE_BYTES) -> rasterio.Env:
+    """GDAL environment capping the block cache.
+
+    GDAL's default cache is 5% of RAM (over 6 GB on a 128 GB machine); reads of many tiles
+    would fill it, so every read in this package runs inside this environment.
+
+    Args:
+        cache_bytes: Block cache limit in bytes.
+
+    Returns:
+        A ``rasterio.Env`` to use as a context manager.
+    """
+    return rasterio.Env(GDAL_CACHEMAX=cache_bytes)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to turn a scene's pixels into masked uint8 RGB, fixed once per scene.
+
+    Attributes:
+        bands: 1-based (red, green, blue) band indices.
+        mask_source: Where valid pixels come from (see :class:`tiles.scene.SceneInfo`).
+        alpha_band: The alpha band used as mask, or None.
+        stretch: Percentile stretch for non-8-bit data, None when pixels are uint8.
+    """
+
+    bands: RGB
+    mask_source: MaskSource
+    alpha_band: int | None
+    stretch: Stretch | None
+
+
+def resampling_for(window: Window, out_shape: tuple[int, int]) -> Resampling:
+    """Average when shrinking (anti-aliased, overview-friendly), bilinear when enlarging."""
+    if out_shape[0] < window.height or out_shape[1] < window.width:
+        return Resampling.average
+    return Resampling.bilinear
+
+
+def _inner(
+    ds: DatasetReader, window: Window, out_shape: tuple[int, int]
+) -> tuple[Window, tuple[slice, slice]] | None:
+    """In-scene part of ``window`` and where it lands in an ``out_shape`` output."""
+    col0, col1 = max(window.col_off, 0), min(window.col_off + window.width, ds.width)
+    row0, row1 = max(window.row_off, 0), min(window.row_off + window.height, ds.height)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    out_h, out_w = out_shape
+    scale_x, scale_y = out_w / window.width, out_h / window.height
+    x0 = min(round((col0 - window.col_off) * scale_x), out_w - 1)
+    y0 = min(round((row0 - window.row_off) * scale_y), out_h - 1)
+    x1 = min(max(x0 + 1, round((col1 - window.col_off) * scale_x)), out_w)
+    y1 = min(max(y0 + 1, round((row1 - window.row_off) * scale_y)), out_h)
+    return Window(col0, row0, col1 - col0, row1 - row0), (slice(y0, y1), slice(x0, x1))
+
+
+def _read_error(ds: DatasetReader, window: Window, exc: Exception) -> SceneReadError:
+    return SceneReadError(
+        f"reading {window} from {ds.name} failed ({exc}); the file may be truncated or "
+        "corrupt, or was changed while being read: copy or download it again"
+    )
+
+
+def read_valid(
+    ds: DatasetReader,
+    plan: ReadPlan,
+    window: Window,
+    out_shape: tuple[int, int],
+    resampling: Resampling = Resampling.average,
+) -> NDArray[np.float32]:
+    """Fraction of valid pixels behind each output pixel of a (possibly padded) window.
+
+    Args:
+        ds: The open scene.
+        plan: The scene's read plan.
+        window: Pixel window; parts outside the scene count as invalid.
+        out_shape: (rows, cols) of the output.
+        resampling: How an alpha band is resampled; ``average`` gives coverage fractions.
+            Mask and nodata masks are always point-sampled (nearest): GDAL returns other
+            resamplings of them as biased 0/255 values.
+
+    Returns:
+        float32 array of ``out_shape`` with values in [0, 1].
+
+    Raises:
+        SceneReadError: GDAL fails to read the mask.
+    """
+    out = np.zeros(out_shape, dtype=np.float32)
+    inner = _inner(ds, window, out_shape)
+    if inner is None:
+        return out
+    src, (rows, cols) = inner
+    shape = (rows.stop - rows.start, cols.stop - cols.start)
+    try:
+        if plan.mask_source == "alpha" and plan.alpha_band is not None:
+            alpha = ds.read(plan.alpha_band, window=src, out_shape=shape, resampling=resampling)
+            opaque = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "iu" else 1.0
+            out[rows, cols] = alpha / np.float32(opaque)
+        elif plan.mask_source in ("mask", "nodata"):
+            bands = sorted(set(plan.bands)) if plan.mask_source == "nodata" else [plan.bands[0]]
+            masks = ds.read_masks(
+                bands, window=src, out_shape=(len(bands), *shape), resampling=Resampling.nearest
+            )
+            out[rows, cols] = masks.max(axis=0) / np.float32(255)
+        else:
+            out[rows, cols] = 1
+    except RasterioError as exc:
+        raise _read_error(ds, window, exc) from exc
+    return out
+
+
+def read_raw(
+    ds: DatasetReader,
+    bands: Sequence[int],
+    window: Window,
+    out_shape: tuple[int, int],
+    resampling: Resampling,
+) -> NDArray[np.generic]:
+    """Pixels of ``bands`` for a (possibly padded) window, zero outside the scene.
+
+    Args:
+        ds: The open scene.
+        bands: 1-based band indices, repeats allowed.
+        window: Pixel window.
+        out_shape: (rows, cols) of the output.
+        resampling: Resampling used when ``out_shape`` differs from the window size.
+
+    Returns:
+        (len(bands), rows, cols) array in the scene's data type.
+
+    Raises:
+        SceneReadError: GDAL fails to read the pixels.
+    """
+    unique = sorted(set(bands))
+    out = np.zeros((len(unique), *out_shape), dtype=ds.dtypes[unique[0] - 1])
+    inner = _inner(ds, window, out_shape)
+    if inner is not None:
+        src, (rows, cols) = inner
+        shape = (len(unique), rows.stop - rows.start, cols.stop - cols.start)
+        try:
+            out[:, rows, cols] = ds.read(unique, window=src, out_shape=shape, resampling=resampling)
+        except RasterioError as exc:
+            raise _read_error(ds, window, exc) from exc
+    return out[[unique.index(b) for b in bands]] if list(bands) != unique else out
+
+
+def read_rgb(
+    ds: DatasetReader,
+    plan: ReadPlan,
+    window: Window,
+    out_shape: tuple[int, int],
+    resampling: Resampling | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Masked uint8 RGB of a (possibly padded) window resampled to ``out_shape``.
+
+    Args:
+        ds: The open scene.
+        plan: The scene's read plan.
+        window: Pixel window; it may extend past the scene edge.
+        out_shape: (rows, cols) of the output.
+        resampling: Resampling method; by default :func:`resampling_for`.
+
+    Returns:
+        (rows, cols, 3) uint8 RGB with invalid pixels set to 0, and the (rows, cols) bool
+        valid mask (False for nodata, masked and padding pixels).
+
+    Raises:
+        SceneReadError: GDAL fails to read the pixels.
+    """
+    method = resampling_for(window, out_shape) if resampling is None else resampling
+    raw = read_raw(ds, plan.bands, window, out_shape, method)
+    valid = read_valid(ds, plan, window, out_shape, method) >= 0.5
+    rgb = np.moveaxis(to_uint8(raw, plan.stretch), 0, -1)
+    return np.where(valid[..., np.newaxis], rgb, np.uint8(0)), valid
+
+
+def plan_reads(
+    ds: DatasetReader,
+    info: SceneInfo,
+    bands: Sequence[int] | None = None,
+    percentiles: tuple[float, float] = (2, 98),
+    stretch: Stretch | None = None,
+) -> ReadPlan:
+    """Choose bands and, for non-8-bit data, estimate the stretch from a decimated read.
+
+    The stretch sample is read with ``out_shape`` at most ``STRETCH_SAMPLE_SIDE`` pixels a
+    side (from overviews when present), never at full resolution; masked pixels are left
+    out of the percentiles.
+
+    Args:
+        ds: The open scene.
+        info: Its description.
+        bands: Optional 1-based band override.
+        percentiles: Low and high percentiles of the stretch.
+        stretch: A known stretch to reuse instead of estimating one.
+
+    Returns:
+        The read plan.
+
+    Raises:
+        BandSelectionError: No RGB composite can be made.
+        SceneReadError: GDAL fails to read the sample.
+    """
+    rgb = select_rgb_bands(info, bands)
+    plan = ReadPlan(rgb, info.mask_source, info.alpha_band, None)
+    if stretch is None and all(info.dtypes[b - 1] == "uint8" for b in rgb):
+        return plan
+    if stretch is None:
+        window = Window(0, 0, ds.width, ds.height)
+        shape = decimated_shape(ds.width, ds.height, STRETCH_SAMPLE_SIDE)
+        sample = read_raw(ds, rgb, window, shape, Resampling.nearest)
+        valid = read_valid(ds, plan, window, shape, Resampling.nearest) >= 0.5
+        stretch = estimate_stretch(sample, valid, percentiles)
+    return ReadPlan(rgb, info.mask_source, info.alpha_band, stretch)
+
+
+def valid_grid(ds: DatasetReader, plan: ReadPlan) -> tuple[NDArray[np.float32], int]:
+    """Valid-pixel coverage of the whole scene on a coarse grid of square cells.
+
+    The cell side is the smallest integer keeping the grid within ``VALID_GRID_MAX_SIDE``
+    cells a side, so the read scales with any scene size and uses overviews when present.
+
+    Args:
+        ds: The open scene.
+        plan: The scene's read plan.
+
+    Returns:
+        The (rows, cols) float32 grid of valid fractions, and the cell side in pixels.
+
+    Raises:
+        SceneReadError: GDAL fails to read the mask.
+    """
+    cell = max(1, math.ceil(max(ds.width, ds.height) / VALID_GRID_MAX_SIDE))
+    rows, cols = math.ceil(ds.height / cell), math.ceil(ds.width / cell)
+    grid = read_valid(ds, plan, Window(0, 0, cols * cell, rows * cell), (rows, cols))
+    return grid, cell

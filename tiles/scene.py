@@ -1,0 +1,258 @@
+"""Open a scene safely and describe what tiling needs to know about it.
+
+:func:`open_scene` turns every way a file can be unusable (missing, not a raster, truncated,
+not georeferenced) into one precise error before any pixel work starts, so callers never
+write partial outputs. :func:`describe` summarises the scene as a frozen :class:`SceneInfo`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import Geod
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
+
+from tiles.errors import NotGeoreferencedError, SceneOpenError
+from tiles.footprint import pixel_to_crs, window_footprints
+from tiles.grid import decimated_shape
+
+MaskSource = Literal["alpha", "mask", "nodata", "none"]
+
+PathLike = str | os.PathLike[str]
+
+_ALPHA_SAMPLE_SIDE = 256
+_ALPHA_BINARY_SHARE = 0.9
+_WGS84 = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What tiling needs to know about a scene, read from its header and a small sample.
+
+    Attributes:
+        path: The path the scene was opened from.
+        driver: GDAL driver short name, e.g. ``"GTiff"``.
+        width: Width in pixels.
+        height: Height in pixels.
+        count: Number of bands.
+        dtypes: Data type name of each band.
+        colorinterp: Lower-case colour interpretation of each band (``"red"``, ``"alpha"``...).
+        nodata: The nodata value, or None.
+        crs: Coordinate reference system.
+        transform: Affine transform from (col, row) pixel corners to CRS coordinates.
+        overviews: Overview decimation factors of band 1 (empty when there are none).
+        block_shape: Internal (rows, cols) block shape of band 1.
+        pixel_size: Pixel (x, y) size in CRS units (degrees for geographic CRSs).
+        ground_pixel_size_m: Approximate pixel (x, y) size on the ground in metres, measured
+            geodesically at the scene centre, so it is right for geographic CRSs and Web
+            Mercator too.
+        bounds_4326: (min_lon, min_lat, max_lon, max_lat) of the densified scene outline.
+        mask_source: Where valid pixels come from: an ``"alpha"`` band, a per-dataset
+            ``"mask"``, the ``"nodata"`` value, or ``"none"`` (all pixels valid).
+        alpha_band: 1-based index of the alpha band used as mask, or None.
+        mislabelled_alpha_bands: Bands tagged alpha whose values are image data, not a mask
+            (NAIP stores near-infrared this way); they are ignored as masks.
+    """
+
+    path: str
+    driver: str
+    width: int
+    height: int
+    count: int
+    dtypes: tuple[str, ...]
+    colorinterp: tuple[str, ...]
+    nodata: float | None
+    crs: CRS
+    transform: Affine
+    overviews: tuple[int, ...]
+    block_shape: tuple[int, int]
+    pixel_size: tuple[float, float]
+    ground_pixel_size_m: tuple[float, float]
+    bounds_4326: tuple[float, float, float, float]
+    mask_source: MaskSource
+    alpha_band: int | None
+    mislabelled_alpha_bands: tuple[int, ...]
+
+
+def _is_local_path(path: str) -> bool:
+    return "://" not in path and not path.startswith("/vsi")
+
+
+def _check_georeferenced(ds: DatasetReader, path: str) -> None:
+    has_transform = ds.transform != Affine.identity()
+    if ds.crs is not None and has_transform:
+        return
+    gcps, _ = ds.gcps
+    if gcps:
+        fix = (
+            "it is georeferenced by ground control points only; warp it to a regular grid "
+            f"first, e.g. `gdalwarp -t_srs EPSG:4326 {path} warped.tif`"
+        )
+    elif has_transform:
+        fix = (
+            "it has a geotransform but no CRS; assign the right one, e.g. "
+            f"`gdal_edit.py -a_srs EPSG:32633 {path}`"
+        )
+    else:
+        missing = "no geotransform" if ds.crs is not None else "no CRS and no geotransform"
+        fix = (
+            f"it has {missing} (pixel coordinates only); export it with georeferencing "
+            "from your GIS, or assign it with "
+            f"`gdal_edit.py -a_srs EPSG:<code> -a_ullr <ulx> <uly> <lrx> <lry> {path}`"
+        )
+    raise NotGeoreferencedError(f"{path} cannot be placed on a map: {fix}")
+
+
+def _probe_last_block(ds: DatasetReader, path: str) -> None:
+    """Read the last block of every band, which is missing when a file is truncated."""
+    block_rows, block_cols = ds.block_shapes[0]
+    window = Window(
+        (math.ceil(ds.width / block_cols) - 1) * block_cols,
+        (math.ceil(ds.height / block_rows) - 1) * block_rows,
+        block_cols,
+        block_rows,
+    ).intersection(Window(0, 0, ds.width, ds.height))
+    try:
+        ds.read(window=window)
+    except RasterioError as exc:
+        raise SceneOpenError(
+            f"{path} opened but its pixels cannot be read ({exc}); the file is probably "
+            "truncated or corrupt: copy or download it again"
+        ) from exc
+
+
+@contextmanager
+def open_scene(path: PathLike) -> Iterator[DatasetReader]:
+    """Open a scene for reading after checking that it can be tiled.
+
+    Args:
+        path: Local path or GDAL-readable URL of a raster.
+
+    Yields:
+        The open rasterio dataset; it is closed when the block exits.
+
+    Raises:
+        SceneOpenError: The file does not exist, is not a raster GDAL can read, or is
+            truncated or corrupt.
+        NotGeoreferencedError: The raster has no CRS or no geotransform.
+    """
+    path_str = os.fspath(path)
+    if _is_local_path(path_str) and not os.path.isfile(path_str):
+        raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(path_str)
+    except RasterioError as exc:
+        raise SceneOpenError(
+            f"{path_str} cannot be opened as a raster ({exc}); tiles needs a georeferenced "
+            "image GDAL can read (GeoTIFF, COG, JPEG2000...). If it is one, it is damaged: "
+            "copy or download it again"
+        ) from exc
+    with ds:
+        _check_georeferenced(ds, path_str)
+        _probe_last_block(ds, path_str)
+        yield ds
+
+
+def _alpha_is_mask(ds: DatasetReader, band: int) -> bool:
+    """Tell a real alpha band (almost only 0 and full opacity) from mislabelled image data."""
+    sample = ds.read(band, out_shape=decimated_shape(ds.width, ds.height, _ALPHA_SAMPLE_SIDE))
+    opaque = np.iinfo(sample.dtype).max if sample.dtype.kind in "iu" else 1.0
+    binary = np.count_nonzero((sample == 0) | (sample == opaque))
+    return binary >= _ALPHA_BINARY_SHARE * sample.size
+
+
+def _ground_pixel_size(ds: DatasetReader) -> tuple[float, float]:
+    step = max(1.0, min(ds.width, ds.height) / 10)
+    col, row = ds.width / 2, ds.height / 2
+    cols = np.array([col - step / 2, col + step / 2, col, col])
+    rows = np.array([row, row, row - step / 2, row + step / 2])
+    xs, ys = pixel_to_crs(ds.transform, cols, rows)
+    lons, lats = warp_transform(ds.crs, "EPSG:4326", xs, ys)
+    _, _, dist = _WGS84.inv(lons[0::2], lats[0::2], lons[1::2], lats[1::2])
+    return float(dist[0] / step), float(dist[1] / step)
+
+
+def _mask_source(
+    ds: DatasetReader,
+) -> tuple[MaskSource, int | None, tuple[int, ...]]:
+    alpha_tagged = [i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha]
+    real_alpha = [band for band in alpha_tagged if _alpha_is_mask(ds, band)]
+    mislabelled = tuple(band for band in alpha_tagged if band not in real_alpha)
+    if real_alpha:
+        return "alpha", real_alpha[0], mislabelled
+    flags = ds.mask_flag_enums[0]
+    if MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags:
+        return "mask", None, mislabelled
+    if ds.nodata is not None:
+        return "nodata", None, mislabelled
+    return "none", None, mislabelled
+
+
+def describe_dataset(ds: DatasetReader) -> SceneInfo:
+    """Describe an already opened (and validated) dataset.
+
+    Args:
+        ds: A dataset opened with :func:`open_scene`.
+
+    Returns:
+        The scene description.
+    """
+    mask_source, alpha_band, mislabelled = _mask_source(ds)
+    transform = ds.transform
+    outline = window_footprints(
+        transform, ds.crs, np.array([[0, 0, ds.width, ds.height]]), points_per_edge=32
+    )[0]
+    min_lon, min_lat, max_lon, max_lat = outline.bounds
+    return SceneInfo(
+        path=ds.name,
+        driver=ds.driver,
+        width=ds.width,
+        height=ds.height,
+        count=ds.count,
+        dtypes=tuple(ds.dtypes),
+        colorinterp=tuple(ci.name for ci in ds.colorinterp),
+        nodata=None if ds.nodata is None else float(ds.nodata),
+        crs=ds.crs,
+        transform=transform,
+        overviews=tuple(ds.overviews(1)),
+        block_shape=(int(ds.block_shapes[0][0]), int(ds.block_shapes[0][1])),
+        pixel_size=(math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)),
+        ground_pixel_size_m=_ground_pixel_size(ds),
+        bounds_4326=(min_lon, min_lat, max_lon, max_lat),
+        mask_source=mask_source,
+        alpha_band=alpha_band,
+        mislabelled_alpha_bands=mislabelled,
+    )
+
+
+def describe(path: PathLike) -> SceneInfo:
+    """Open a scene and describe it.
+
+    Args:
+        path: Path of the raster.
+
+    Returns:
+        The scene description.
+
+    Raises:
+        SceneOpenError: The file is missing, not a raster, or damaged.
+        NotGeoreferencedError: The raster has no CRS or no geotransform.
+    """
+    with open_scene(path) as ds:
+        return describe_dataset(ds)
