@@ -11,10 +11,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import SceneSeekError
 from core.workspace import Workspace
-from tiles import TilesError, TilingConfig
+from tiles.errors import TilesError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tiles import TileReader, TilingConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -142,7 +148,6 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
 
 
 def _configure_ingest(p: argparse.ArgumentParser) -> None:
-    d = TilingConfig()
     p.add_argument("scene", type=Path, help="GeoTIFF to ingest")
     _add_workspace(p)
     p.add_argument("--name", help="scene name (default: from the file name)")
@@ -151,30 +156,28 @@ def _configure_ingest(p: argparse.ArgumentParser) -> None:
         "--tile-size", type=_csv(int), help="tile sides in pixels, e.g. 256,512,1024"
     )
     sizes.add_argument("--tile-metres", type=_csv(float), help="tile sides in metres on the ground")
-    p.add_argument("--overlap", type=float, default=d.overlap, help="0.5 = half-tile shift")
     p.add_argument(
-        "--min-valid", type=float, default=d.min_valid, help="skip tiles with less valid area"
+        "--overlap", type=float, help="shared tile fraction; default 0.5 (half-tile shift)"
+    )
+    p.add_argument(
+        "--min-valid", type=float, help="skip tiles with a smaller valid fraction; default 0.5"
     )
     p.add_argument("--bands", type=_csv(int), help="1-based RGB bands, e.g. 3,2,1")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2, help="tile-reading processes")
-    p.add_argument(
-        "--dask", help="scheduler address tcp://host:8786, or local:N for N local workers"
-    )
+    p.add_argument("--dask", help="embed on Dask: tcp://scheduler:8786, or local:N workers")
 
 
 def _tiling(args: argparse.Namespace) -> TilingConfig:
-    if args.tile_metres:
-        return TilingConfig(
-            sizes=args.tile_metres,
-            size_unit="m",
-            overlap=args.overlap,
-            min_valid=args.min_valid,
-            bands=args.bands,
-        )
-    sizes = args.tile_size or TilingConfig().sizes
+    from tiles import TilingConfig
+
+    d = TilingConfig()
     return TilingConfig(
-        sizes=sizes, overlap=args.overlap, min_valid=args.min_valid, bands=args.bands
+        sizes=args.tile_metres or args.tile_size or d.sizes,
+        size_unit="m" if args.tile_metres else "px",
+        overlap=d.overlap if args.overlap is None else args.overlap,
+        min_valid=d.min_valid if args.min_valid is None else args.min_valid,
+        bands=args.bands,
     )
 
 
@@ -198,10 +201,18 @@ def _run_ingest(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
         bar.set_postfix_str(f"{rate:.1f} tiles/s")
 
-    embedder = TileEmbedder(loaded.model, loaded.device)
-    result = ingest(
-        args.scene, ws, loaded.model, loaded.tag, embedder, args.name, options, progress
-    )
+    embedder, factory = TileEmbedder(loaded.model, loaded.device), None
+    if args.dask:
+        from core.distributed import DaskParts, connect
+
+        client = connect(args.dask)
+        names = embedder.names
+        embedder = None
+
+        def factory(reader: TileReader, windows: np.ndarray) -> DaskParts:
+            return DaskParts(client, str(loaded.path), names, reader, windows, args.batch_size)
+
+    result = ingest(args.scene, ws, embedder, loaded.tag, args.name, options, progress, factory)
     for bar in bars.values():
         bar.close()
     if result.skipped:
@@ -320,6 +331,49 @@ def _run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_workspace_only(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        help="workspace folder (default SCENESEEK_WORKSPACE or ./workspace)",
+    )
+
+
+def _configure_job_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job_id", help="id of a job registered in WS/jobs/")
+    _add_workspace_only(p)
+
+
+def _run_job_run(args: argparse.Namespace) -> int:
+    from core.jobs import run_job
+
+    return run_job(_workspace(args), args.job_id)
+
+
+def _configure_jobs(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True)
+    _add_workspace_only(actions.add_parser("list", help="every job, newest first"))
+    stop = actions.add_parser("cancel", help="stop a queued or running job")
+    stop.add_argument("job_id")
+    _add_workspace_only(stop)
+
+
+def _run_jobs(args: argparse.Namespace) -> int:
+    from core.jobs import cancel, list_jobs
+
+    ws = _workspace(args)
+    if args.action == "cancel":
+        job = cancel(ws, args.job_id)
+        print(f"{job.id}: {job.status}")
+        return 0
+    for job in list_jobs(ws):
+        target = job.params.get("name", "")
+        progress = f"{job.done}/{job.total}" if job.total else ""
+        line = f"{job.id}  {job.kind:<8} {job.status:<9} {target:<24} {job.stage:<10} {progress}"
+        print(line.rstrip() + (f"  {job.error}" if job.error else ""))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {
     "train": (_configure_train, _run_train, "train a model (resumable)"),
     "evaluate": (_configure_evaluate, _run_evaluate, "R@1/5/10 and mR on a test split"),
@@ -331,6 +385,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, st
         "heat map of where a description fits a scene",
     ),
     "models": (lambda p: None, _run_models, "list architectures and shipped weights"),
+    "job-run": (_configure_job_run, _run_job_run, "run a registered background job (internal)"),
+    "jobs": (_configure_jobs, _run_jobs, "list or cancel background jobs"),
 }
 
 

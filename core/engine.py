@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,7 @@ class LoadedModel:
     model: AMFMN
     tag: str
     device: torch.device
+    path: Path
 
 
 def load_engine_model(
@@ -39,4 +41,4 @@ def load_engine_model(
         version = ModelRegistry(workspace).active()
         path, tag = version.path, version.tag
     model, _ = load_checkpoint(path, dev)
-    return LoadedModel(model, tag, dev)
+    return LoadedModel(model, tag, dev, Path(path))

@@ -18,9 +18,8 @@ import geopandas as gpd
 import numpy as np
 
 from core.embed.mapper import TileEmbedder
-from core.embed.runner import PART_SIZE, embed_tiles
+from core.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.index import build_index
-from core.model.amfmn import AMFMN
 from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
 from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
 from tiles.quicklook import write_quicklook_png
@@ -85,14 +84,18 @@ def _scene_summary(source: Path) -> dict[str, Any]:
 def ingest(
     source: str | Path,
     workspace: Workspace,
-    model: AMFMN,
+    embedder: TileEmbedder | None,
     model_tag: str,
-    embedder: TileEmbedder,
     name: str | None = None,
     options: IngestOptions | None = None,
     progress: Stage | None = None,
+    parts_factory: Callable[[TileReader, np.ndarray], PartComputer] | None = None,
 ) -> IngestResult:
     """Run (or resume) the whole pipeline for one scene.
+
+    ``embedder`` computes embeddings in this process; ``parts_factory`` instead chooses
+    another place (see ``core.distributed`` for a Dask cluster). The workspace files are the
+    same either way.
 
     Raises:
         tiles.TilesError: for unreadable, non-georeferenced or empty scenes (nothing is
@@ -130,13 +133,16 @@ def ingest(
     write_json(scene.manifest, manifest)
     windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
     reader = TileReader.from_catalog(catalog)
+    if parts_factory is not None:
+        parts = parts_factory(reader, windows)
+    elif embedder is not None:
+        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
+    else:
+        raise ValueError("ingest needs an embedder or a parts_factory")
     result = embed_tiles(
-        reader,
-        windows,
-        embedder,
+        parts,
+        len(windows),
         scene.embeddings,
-        options.batch_size,
-        options.workers,
         (lambda d, t, r: progress("embedding", d, t, r)) if progress else None,
         options.part_size,
     )

@@ -53,7 +53,15 @@ class SceneIndex:
     def __post_init__(self) -> None:
         self.windows = self.catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
         self.scales = self.catalog["scale"].to_numpy(np.int64)
-        self.norms = np.linalg.norm(self.visual.astype(np.float32), axis=1)
+        self.norms = np.concatenate(
+            [
+                np.linalg.norm(
+                    np.asarray(self.visual[i : i + EXACT_CHUNK], dtype=np.float32), axis=1
+                )
+                for i in range(0, len(self.visual), EXACT_CHUNK)
+            ]
+            or [np.empty(0, dtype=np.float32)]
+        )
 
     def __len__(self) -> int:
         return len(self.visual)
@@ -183,8 +191,22 @@ class Filters:
     suppress_overlaps: bool = True
 
 
+def _chunked(fn):  # noqa: ANN001, ANN202
+    """Apply a scorer to at most ``EXACT_CHUNK`` tiles at a time, bounding temporary memory."""
+
+    def run(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        parts = [
+            fn(scene, ids[i : i + EXACT_CHUNK], query) for i in range(0, len(ids), EXACT_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+
+    run.__doc__ = fn.__doc__
+    return run
+
+
+@_chunked
 def text_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Exact soft-attention scores of ``ids`` against a caption vector."""
+    """Exact soft-attention scores of tiles ``ids`` against a caption vector."""
     v = np.asarray(scene.visual[ids], dtype=np.float32)
     g = np.asarray(scene.gate[ids], dtype=np.float32)
     numerator = (v * g) @ query
@@ -192,8 +214,9 @@ def text_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.nda
     return numerator / np.maximum(scene.norms[ids] * attended, 1e-8)
 
 
+@_chunked
 def visual_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Cosine between stored visual vectors and a query visual vector."""
+    """Cosine between stored visual vectors of tiles ``ids`` and a query visual vector."""
     v = np.asarray(scene.visual[ids], dtype=np.float32)
     return (v @ query) / np.maximum(scene.norms[ids] * np.linalg.norm(query), 1e-8)
 
@@ -211,22 +234,15 @@ def _candidates(
 def _scored(
     scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters
 ) -> tuple[np.ndarray, np.ndarray]:
-    if kind == "text":
-        score, index, probe = text_scores, scene.text_ann, vector
-    else:
-        score, index, probe = visual_scores, scene.visual_ann, vector
-    ids = _candidates(scene, index, probe, f)
+    score, index = (
+        (text_scores, scene.text_ann) if kind == "text" else (visual_scores, scene.visual_ann)
+    )
+    ids = _candidates(scene, index, vector, f)
     if f.scales:
         ids = ids[np.isin(scene.scales[ids], f.scales)]
     if len(ids) == 0:
         return ids, np.empty(0, dtype=np.float32)
-    scores = np.concatenate(
-        [
-            score(scene, chunk, vector)
-            for chunk in np.array_split(ids, max(1, len(ids) // EXACT_CHUNK))
-        ]
-    )
-    return ids, scores
+    return ids, score(scene, ids, vector)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,29 +10,34 @@ Typical use::
 Nothing here imports torch.
 """
 
-from tiles.bands import Stretch, estimate_stretch, select_rgb_bands, to_uint8
-from tiles.catalog import (
-    CATALOG_KEY,
-    TilingConfig,
-    build_catalog,
-    read_catalog,
-    scene_footprints,
-    write_catalog,
-)
-from tiles.errors import (
-    AlphaBandIgnoredWarning,
-    BandSelectionError,
-    CatalogError,
-    NIRBandDroppedWarning,
-    NotGeoreferencedError,
-    SceneOpenError,
-    SceneReadError,
-    TilesError,
-    TilingError,
-)
-from tiles.quicklook import quicklook, tile_thumbnail, write_quicklook_png
-from tiles.reader import TileReader
-from tiles.scene import SceneInfo, describe, open_scene
+_EXPORTS = {
+    "AlphaBandIgnoredWarning": "tiles.errors",
+    "BandSelectionError": "tiles.errors",
+    "CATALOG_KEY": "tiles.catalog",
+    "CatalogError": "tiles.errors",
+    "NIRBandDroppedWarning": "tiles.errors",
+    "NotGeoreferencedError": "tiles.errors",
+    "SceneInfo": "tiles.scene",
+    "SceneOpenError": "tiles.errors",
+    "SceneReadError": "tiles.errors",
+    "Stretch": "tiles.bands",
+    "TileReader": "tiles.reader",
+    "TilesError": "tiles.errors",
+    "TilingConfig": "tiles.catalog",
+    "TilingError": "tiles.errors",
+    "build_catalog": "tiles.catalog",
+    "describe": "tiles.scene",
+    "estimate_stretch": "tiles.bands",
+    "open_scene": "tiles.scene",
+    "quicklook": "tiles.quicklook",
+    "read_catalog": "tiles.catalog",
+    "scene_footprints": "tiles.catalog",
+    "select_rgb_bands": "tiles.bands",
+    "tile_thumbnail": "tiles.quicklook",
+    "to_uint8": "tiles.bands",
+    "write_catalog": "tiles.catalog",
+    "write_quicklook_png": "tiles.quicklook",
+}
 
 __all__ = [
     "CATALOG_KEY",
@@ -62,3 +67,12 @@ __all__ = [
     "write_catalog",
     "write_quicklook_png",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import submodules on first use, so ``import tiles.atomic`` stays cheap (PEP 562)."""
+    import importlib
+
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tiles' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -98,6 +98,9 @@ def image_cache(
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        # Outside inference mode: converting parameters inside it would make them
+        # inference tensors that training can no longer backpropagate through.
+        model.backbone.to(device=device, memory_format=torch.channels_last)
         _compute_image_cache(model, captions, tmp, stop, device, batch_size, workers)
         (tmp / "done").write_text("ok")
         _finish(tmp, final)
@@ -121,7 +124,7 @@ def _compute_image_cache(
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda"
     )
-    backbone = model.backbone.to(device).eval().to(memory_format=torch.channels_last)
+    backbone = model.backbone.eval()
     arrays: list[np.memmap] = []
     for images, indices in tqdm(
         loader, desc=f"caching {captions.name}/{captions.split} images", unit="batch"

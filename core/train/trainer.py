@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from core.checkpoint import save_checkpoint
+from core.checkpoint import save_checkpoint, trained_state
 from core.config import AMFMNCfg
 from core.data.captions import CaptionSet, concat, holdout_split, load_dataset
 from core.device import autocast, resolve_device
@@ -144,60 +144,72 @@ class Trainer:
             optimizer, self.cfg.decay_every, self.cfg.lr_decay
         )
         state_path = self.out / "state.pt"
-        start_epoch, best, elapsed = 0, -1.0, 0.0
+        state: dict[str, Any] = {"epoch": -1, "best": -1.0, "elapsed": 0.0, "log": []}
         if state_path.exists():
             state = torch.load(state_path, map_location="cpu", weights_only=True)
-            from safetensors.torch import load_file
-
-            model.load_state_dict(load_file(self.out / "last.safetensors"), strict=False)
+            model.load_state_dict(state["model"], strict=False)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            start_epoch, best, elapsed = state["epoch"] + 1, state["best"], state["elapsed"]
             print(f"resuming {self.out} after epoch {state['epoch'] + 1}")
-        setup_time = time.time() - started
-        for epoch in range(start_epoch, self.cfg.epochs):
+            if state["log"]:
+                last_is_best = state["log"][-1]["val"]["mR"] >= state["best"]
+                self._publish(model, state, train_set, val_set, last_is_best)
+        else:
+            state["setup"] = time.time() - started
+        for epoch in range(state["epoch"] + 1, self.cfg.epochs):
             t0 = time.time()
             loss = self._epoch(model, train_set, feats["train"], prior, optimizer, epoch)
             scheduler.step()
             metrics = self.validate(model, val_set, *feats["val"])
-            elapsed += time.time() - t0
-            record = {
-                "epoch": epoch + 1,
-                "loss": loss,
-                "val": metrics.to_dict(),
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_s": round(time.time() - t0, 1),
-            }
-            with open(self.out / "metrics.jsonl", "a") as log:
-                log.write(json.dumps(record) + "\n")
-            print(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss:.4f} val mR {metrics.mr:.2f}")
-            training = {
-                "train": self.cfg.to_dict(),
-                "epoch": epoch + 1,
-                "train_images": train_set.n_images,
-                "val_images": val_set.n_images,
-                "device": str(self.device),
-                "train_seconds": round(elapsed + setup_time, 1),
-            }
-            save_checkpoint(
-                model, self.out / "last.safetensors", training, {"val": metrics.to_dict()}
-            )
-            if metrics.mr > best:
-                best = metrics.mr
-                save_checkpoint(
-                    model, self.out / "best.safetensors", training, {"val": metrics.to_dict()}
-                )
-            _atomic_torch_save(
+            state["elapsed"] += time.time() - t0
+            state["log"].append(
                 {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "best": best,
-                    "elapsed": elapsed,
-                },
-                state_path,
+                    "epoch": epoch + 1,
+                    "loss": loss,
+                    "val": metrics.to_dict(),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "epoch_s": round(time.time() - t0, 1),
+                }
             )
+            improved = metrics.mr > state["best"]
+            state.update(
+                epoch=epoch,
+                best=max(state["best"], metrics.mr),
+                model=trained_state(model),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+            )
+            # state.pt is the single source of truth for resuming; the files after it are
+            # derived from it and rewritten if a kill lands between them.
+            _atomic_torch_save(state, state_path)
+            self._publish(model, state, train_set, val_set, improved)
+            print(f"epoch {epoch + 1}/{self.cfg.epochs} loss {loss:.4f} val mR {metrics.mr:.2f}")
         return self.out / "best.safetensors"
+
+    def _publish(
+        self,
+        model: AMFMN,
+        state: dict[str, Any],
+        train_set: CaptionSet,
+        val_set: CaptionSet,
+        improved: bool,
+    ) -> None:
+        """Write the epoch's checkpoints and the metrics log from the saved state."""
+        val = state["log"][-1]["val"]
+        training = {
+            "train": self.cfg.to_dict(),
+            "epoch": state["epoch"] + 1,
+            "train_images": train_set.n_images,
+            "val_images": val_set.n_images,
+            "device": str(self.device),
+            "setup_seconds": round(state["setup"], 1),
+            "train_seconds": round(state["elapsed"], 1),
+        }
+        save_checkpoint(model, self.out / "last.safetensors", training, {"val": val})
+        if improved:
+            save_checkpoint(model, self.out / "best.safetensors", training, {"val": val})
+        with atomic_path(self.out / "metrics.jsonl") as tmp:
+            Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in state["log"]))
 
     def _text(
         self, model: AMFMN, captions: CaptionSet, cache: TextFeatureCache | None, ids: torch.Tensor
@@ -222,6 +234,7 @@ class Trainer:
         epoch: int,
     ) -> float:
         model.train()
+        torch.manual_seed(self.cfg.seed * 1000 + epoch)  # dropout draws, reproducible on resume
         generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
         order = torch.randperm(train_set.n_images, generator=generator)
         caption_image = torch.tensor(train_set.caption_image)

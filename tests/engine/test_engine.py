@@ -38,7 +38,7 @@ def resources(loaded, scenes_dir):
     model, ws = loaded
     embedder = TileEmbedder(model.model, model.device)
     for name, file in (("berkeley", BERKELEY), ("naip", NAIP)):
-        ingest(scenes_dir / file, ws, model.model, model.tag, embedder, name)
+        ingest(scenes_dir / file, ws, embedder, model.tag, name)
     return SearchResources.load(ws, model.model, model.tag, model.device)
 
 
@@ -99,9 +99,8 @@ def test_reingest_same_settings_is_a_noop(loaded, resources, scenes_dir):
     result = ingest(
         scenes_dir / NAIP,
         ws,
-        model.model,
-        model.tag,
         TileEmbedder(model.model, model.device),
+        model.tag,
         "naip",
     )
     assert result.skipped and ws.scene("naip").manifest.stat().st_mtime_ns == before
@@ -140,7 +139,7 @@ def test_corrupt_scene_writes_nothing(loaded, tmp_path):
     bad = tmp_path / "broken.tif"
     bad.write_bytes(b"II*\x00" + os.urandom(2000))
     with pytest.raises(SceneOpenError):
-        ingest(bad, ws, model.model, model.tag, TileEmbedder(model.model, model.device))
+        ingest(bad, ws, TileEmbedder(model.model, model.device), model.tag)
     assert not ws.scene("broken").root.exists()
 
 
@@ -226,7 +225,7 @@ ws = Workspace(sys.argv[1]); model = load_engine_model(ws, sys.argv[3], "cpu")
 def progress(stage, done, total, rate):
     if stage == "embedding" and done >= 20:
         os.kill(os.getpid(), signal.SIGKILL)
-ingest(sys.argv[2], ws, model.model, model.tag, TileEmbedder(model.model, model.device), "scene",
+ingest(sys.argv[2], ws, TileEmbedder(model.model, model.device), model.tag, "scene",
        IngestOptions(batch_size=4, workers=0, part_size=8), progress)
 """
 
@@ -245,10 +244,10 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     assert parts and not killed.scene("scene").is_ready()
     opts = IngestOptions(batch_size=4, workers=0, part_size=8)
     embedder = TileEmbedder(model.model, model.device)
-    resumed = ingest(scene, killed, model.model, model.tag, embedder, "scene", opts)
+    resumed = ingest(scene, killed, embedder, model.tag, "scene", opts)
     assert not resumed.skipped
     clean = Workspace(tmp_path / "clean")
-    ingest(scene, clean, model.model, model.tag, embedder, "scene", opts)
+    ingest(scene, clean, embedder, model.tag, "scene", opts)
     a, b = killed.scene("scene"), clean.scene("scene")
     for name in ("embeddings/visual.npy", "embeddings/gate.npy", "visual.ann", "text.ann"):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name

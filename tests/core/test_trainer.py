@@ -1,0 +1,128 @@
+"""Training on real images: the loss goes down, and a killed run resumes to the same model."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.data.captions import load_dataset
+from core.factory import create_model
+from core.train.features import image_cache, text_cache
+from core.train.loss import triplet_loss
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _subset(data_root: Path, dst: Path, n_train: int, n_test: int) -> Path:
+    """A small RSICD in the precomp layout, pointing at the shared images (no copies)."""
+    src = data_root / "rsicd" / "precomp"
+    (dst / "rsicd" / "precomp").mkdir(parents=True)
+    (dst / "rsicd" / "images").symlink_to(data_root / "rsicd" / "images")
+    names = (src / "train_filename.txt").read_text().splitlines()[::40][:n_train]
+    caps = (src / "train_caps.txt").read_text().splitlines()
+    index = {n: i for i, n in enumerate((src / "train_filename.txt").read_text().splitlines())}
+    (dst / "rsicd/precomp/train_filename.txt").write_text("\n".join(names) + "\n")
+    (dst / "rsicd/precomp/train_caps.txt").write_text(
+        "\n".join(c for n in names for c in caps[5 * index[n] : 5 * index[n] + 5]) + "\n"
+    )
+    for kind in ("filename", "caps"):
+        lines = (src / f"test_{kind}.txt").read_text().splitlines()[: 5 * n_test]
+        (dst / f"rsicd/precomp/test_{kind}.txt").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+@pytest.mark.slow
+def test_optimisation_steps_on_real_images_reduce_the_loss(data_root, tmp_path):
+    torch.manual_seed(0)
+    data = load_dataset("rsicd", "train", _subset(data_root, tmp_path / "data", 48, 1))
+    model = create_model("amfmn-lite0-minilm")
+    images = image_cache(model, data, tmp_path / "cache", torch.device("cpu"), workers=0)
+    texts = text_cache(model, data, tmp_path / "cache", torch.device("cpu"))
+    captions = torch.tensor([int(data.captions_of(i)[0]) for i in range(data.n_images)])
+    positives = torch.eye(data.n_images, dtype=torch.bool)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(8):
+        taps = images.batch(torch.arange(data.n_images))
+        visual = model.visual_from_features(model.backbone.forward_from(model.frozen_stages, taps))
+        text = model.text.forward_from(*texts.batch(captions))
+        loss = triplet_loss(model.scores(visual, text), positives, 0.2, "sum")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def _train(out: Path, data: Path, cache: Path) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "core",
+        "train",
+        "--dataset",
+        "rsicd",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**__import__("os").environ, "SCENESEEK_DATA": str(data)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_model(data_root, tmp_path):
+    data = _subset(data_root, tmp_path / "data", 64, 1)
+    cache = tmp_path / "cache"
+    clean = _train(tmp_path / "clean", data, cache)
+    assert clean.wait(timeout=900) == 0, clean.stdout.read()
+    killed = _train(tmp_path / "killed", data, cache)
+    log = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 600
+    while not log.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    epochs_done = len((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= epochs_done < 3
+    resumed = _train(tmp_path / "killed", data, cache)
+    output = resumed.communicate(timeout=900)[0]
+    assert resumed.returncode == 0, output
+    assert "resuming" in output
+    logs = [
+        json.loads(line)
+        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in logs] == [1, 2, 3]
+    a, b = (
+        load_file(tmp_path / "clean" / "last.safetensors"),
+        load_file(tmp_path / "killed" / "last.safetensors"),
+    )
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+    shutil.rmtree(tmp_path / "clean")
