@@ -374,6 +374,100 @@ def _run_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_feedback(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="marks, newest first")
+    listing.add_argument("--query")
+    listing.add_argument("--scene")
+    export = actions.add_parser("export", help="JSON lines to stdout or --out")
+    export.add_argument("--out", type=Path)
+    load = actions.add_parser("import", help="merge JSON lines from a file")
+    load.add_argument("file", type=Path)
+    for action in (listing, export, load):
+        _add_workspace_only(action)
+
+
+def _run_feedback(args: argparse.Namespace) -> int:
+    from core.feedback import SQLiteFeedback
+
+    store = SQLiteFeedback(_workspace(args).feedback_db)
+    if args.action == "list":
+        for m in store.marks(args.query, args.scene):
+            extra = f"  {m.caption!r}" if m.caption else ""
+            print(
+                f"{m.id:>6}  {m.label:<10} {m.scene}:{m.tile_id:<8} {m.query_kind}:{m.query}{extra}"
+            )
+    elif args.action == "export":
+        lines = "".join(line + "\n" for line in store.export_jsonl())
+        if args.out:
+            args.out.write_text(lines)
+        else:
+            sys.stdout.write(lines)
+    else:
+        with open(args.file) as handle:
+            print(f"imported {store.import_jsonl(handle)} marks")
+    return 0
+
+
+def _configure_finetune(p: argparse.ArgumentParser) -> None:
+    _add_workspace_only(p)
+    p.add_argument("--steps", type=int, help="optimisation steps (default 120)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--guard", type=float, help="max base mR drop allowed to promote (default 2)")
+    p.add_argument(
+        "--promote", action="store_true", help="make the new version active if it passes"
+    )
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from core.finetune import FinetuneCfg, finetune, promote, summary
+
+    ws = _workspace(args)
+
+    def progress(stage: str, done: int, total: int, rate: float) -> None:
+        print(f"{stage} {done}/{total}", file=sys.stderr)
+
+    d = FinetuneCfg()
+    cfg = FinetuneCfg(
+        steps=args.steps or d.steps,
+        lr=args.lr or d.lr,
+        guard_points=d.guard_points if args.guard is None else args.guard,
+    )
+    version = finetune(ws, cfg, progress)
+    print(json.dumps({"version": version.version, "parent": version.parent, **summary(version)}))
+    if args.promote:
+        promote(ws, version.version, cfg.guard_points)
+        print(f"v{version.version} is active; re-embed scenes with: python -m core ingest ...")
+    return 0
+
+
+def _configure_versions(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True)
+    _add_workspace_only(actions.add_parser("list", help="registered model versions"))
+    for name, text in (("promote", "make a version active"), ("rollback", "return to a version")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("version", type=int)
+        action.add_argument("--guard", type=float, default=2.0)
+        _add_workspace_only(action)
+
+
+def _run_versions(args: argparse.Namespace) -> int:
+    from core.finetune import promote
+    from core.versions import ModelRegistry
+
+    ws = _workspace(args)
+    registry = ModelRegistry(ws)
+    if args.action == "list":
+        active = registry.active().version
+        for v in registry.versions():
+            flag = "*" if v.version == active else " "
+            print(f"{flag} {v.label:<16} parent={v.parent} {v.note}")
+        return 0
+    chosen = promote(ws, args.version, args.guard if args.action == "promote" else float("inf"))
+    print(f"active model: {chosen.label}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {
     "train": (_configure_train, _run_train, "train a model (resumable)"),
     "evaluate": (_configure_evaluate, _run_evaluate, "R@1/5/10 and mR on a test split"),
@@ -387,6 +481,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, st
     "models": (lambda p: None, _run_models, "list architectures and shipped weights"),
     "job-run": (_configure_job_run, _run_job_run, "run a registered background job (internal)"),
     "jobs": (_configure_jobs, _run_jobs, "list or cancel background jobs"),
+    "feedback": (_configure_feedback, _run_feedback, "list, export or import analysts' marks"),
+    "finetune": (_configure_finetune, _run_finetune, "fine-tune the active model on the marks"),
+    "versions": (_configure_versions, _run_versions, "list, promote or roll back model versions"),
 }
 
 

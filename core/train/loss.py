@@ -46,3 +46,19 @@ def triplet_loss(
     else:
         total = cost_caption.sum() + cost_image.sum()
     return total / scores.shape[0]
+
+
+def ranking_loss(
+    positive: torch.Tensor, negatives: torch.Tensor, margin: torch.Tensor | float
+) -> torch.Tensor:
+    """Hinge loss of each positive score against its own negatives (sum over negatives).
+
+    Used for analyst feedback, where a query has a few relevant tiles and its own list of
+    irrelevant ones rather than a square batch of matched pairs.
+
+    Args:
+        positive: ``[P]`` scores of (query, relevant tile) pairs.
+        negatives: ``[P, N]`` scores of the same queries against negative tiles.
+        margin: scalar or ``[P, N]`` margins.
+    """
+    return (margin + negatives - positive.unsqueeze(1)).clamp(min=0).sum(1).mean()

@@ -38,14 +38,18 @@ def test_local_cluster_ingest_equals_single_process(model_checkpoint, scenes_dir
 
         dask_ws = Workspace(tmp_path / "dask")
         ingest(scenes_dir / SCENE, dask_ws, None, loaded.tag, "s", options, parts_factory=factory)
-        workers = client.run(lambda: __import__("core.distributed", fromlist=["_MODELS"])._MODELS.keys())
+        workers = client.run(
+            lambda: __import__("core.distributed", fromlist=["_MODELS"])._MODELS.keys()
+        )
     finally:
         client.close()
     assert len(workers) == 2 and all(len(list(keys)) == 1 for keys in workers.values())
     a, b = single.scene("s"), dask_ws.scene("s")
     assert read_catalog(a.catalog).equals(read_catalog(b.catalog))
     for name in ("visual", "gate"):
-        np.testing.assert_array_equal(np.load(a.embeddings / f"{name}.npy"), np.load(b.embeddings / f"{name}.npy"))
+        np.testing.assert_array_equal(
+            np.load(a.embeddings / f"{name}.npy"), np.load(b.embeddings / f"{name}.npy")
+        )
     for index in ("visual.ann", "text.ann"):
         assert (a.root / index).read_bytes() == (b.root / index).read_bytes()
     assert b.read_manifest()["status"] == "ready"
