@@ -25,16 +25,14 @@ def main() -> None:
         mosaic = make_ucm_mosaic(Path(tmp) / "ucm_mosaic.tif")
         result = run_check(ws, mosaic, cfg)
     m = result.version.metrics
-    print(
-        f"query {result.query!r}: {result.marked_relevant} relevant + {result.marked_irrelevant} not relevant marks, {cfg.steps} steps, {m['seconds']:.0f} s"
-    )
+    marks = f"{result.marked_relevant} relevant + {result.marked_irrelevant} not relevant marks"
+    print(f"query {result.query!r}: {marks}, {cfg.steps} steps, {m['seconds']:.0f} s")
     print("| measure | before | after |")
     print("|---|---:|---:|")
     print(f"| precision@10, unmarked tiles | {result.p10_before:.2f} | {result.p10_after:.2f} |")
     for name, before in m["before"]["base_mR"].items():
-        print(
-            f"| {name} test mR (first {cfg.eval_images} images) | {before:.2f} | {m['after']['base_mR'][name]:.2f} |"
-        )
+        after = m["after"]["base_mR"][name]
+        print(f"| {name} test mR (first {cfg.eval_images} images) | {before:.2f} | {after:.2f} |")
     reasons = guard_violations(result.version, cfg.guard_points)
     print("promotion guard: " + ("refused: " + "; ".join(reasons) if reasons else "passes"))
 
