@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace], int]
 
 
+def _default_device() -> str:
+    from core.settings import get_settings
+
+    return get_settings().device
+
+
 def _csv(kind: Callable[[str], object]) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         return tuple(kind(x) for x in text.split(",") if x.strip())
@@ -54,7 +60,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negatives", choices=["sum", "hardest"], default=d.negatives)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default=_default_device(), help="auto, cpu or cuda")
     p.add_argument("--cache", type=Path, help="feature cache folder (default: next to --out)")
 
 
@@ -100,7 +106,7 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=["rsicd", "ucm", "rsitmd", "sydney"])
     p.add_argument("--split", default="test")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file or a registry name")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=_default_device())
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -144,7 +150,7 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="use this checkpoint instead of the workspace's active model"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default=_default_device(), help="auto, cpu or cuda")
 
 
 def _configure_ingest(p: argparse.ArgumentParser) -> None:

@@ -45,9 +45,9 @@ class ImageFeatureCache:
 
     taps: list[torch.Tensor]
 
-    def batch(self, indices: torch.Tensor) -> list[torch.Tensor]:
-        """Stage outputs of the given images, as float32."""
-        return [tap[indices].float() for tap in self.taps]
+    def batch(self, indices: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+        """Stage outputs of the given images on ``device`` as float32 (moved as float16)."""
+        return [tap[indices].to(device, non_blocking=True).float() for tap in self.taps]
 
 
 @dataclass
@@ -168,7 +168,7 @@ def text_cache(
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        text = model.text.to(device).eval()
+        text = model.text.eval()
         chunks: list[np.ndarray] = []
         lengths: list[int] = []
         names = list(captions.captions)

@@ -57,7 +57,7 @@ def dihedral(taps: list[torch.Tensor], generator: torch.Generator) -> list[torch
     codes = torch.randint(0, 8, (n,), generator=generator)
     out = [t.clone() for t in taps]
     for code in range(1, 8):
-        rows = (codes == code).nonzero().flatten()
+        rows = (codes == code).nonzero().flatten().to(taps[0].device)
         if len(rows) == 0:
             continue
         for src, dst in zip(taps, out, strict=True):
@@ -221,7 +221,6 @@ class Trainer:
         return model.text.forward_from(states.to(self.device), mask.to(self.device))
 
     def _visual(self, model: AMFMN, taps: list[torch.Tensor]) -> torch.Tensor:
-        taps = [t.to(self.device, non_blocking=True) for t in taps]
         return model.visual_from_features(model.backbone.forward_from(model.frozen_stages, taps))
 
     def _epoch(
@@ -253,7 +252,7 @@ class Trainer:
                     for i, p in zip(images.tolist(), picks.tolist(), strict=True)
                 ]
             )
-            taps = feats[0].batch(images)
+            taps = feats[0].batch(images, self.device)
             if self.cfg.augment:
                 taps = dihedral(taps, generator)
             with autocast(self.device):
@@ -289,7 +288,10 @@ class Trainer:
         index = torch.arange(val_set.n_images)
         with autocast(self.device):
             visual = torch.cat(
-                [self._visual(model, images.batch(b)).float() for b in index.split(256)]
+                [
+                    self._visual(model, images.batch(b, self.device)).float()
+                    for b in index.split(256)
+                ]
             )
             ids = torch.arange(val_set.n_captions)
             captions = torch.cat(

@@ -26,7 +26,14 @@ def test_caption_and_judgement_coexist(tmp_path):
     store.mark(mark(label="caption", caption="two tennis courts beside a car park"))
     assert sorted(m.label for m in store.marks()) == ["caption", "relevant"]
     assert store.counts() == [
-        {"query_kind": "text", "query": "a port", "scene": "berkeley", "relevant": 1, "irrelevant": 0, "captions": 1}
+        {
+            "query_kind": "text",
+            "query": "a port",
+            "scene": "berkeley",
+            "relevant": 1,
+            "irrelevant": 0,
+            "captions": 1,
+        }
     ]
 
 
@@ -83,4 +90,9 @@ def test_bad_marks_and_lines_are_refused(tmp_path):
     with pytest.raises(FeedbackError):
         store.mark(mark(label="caption", caption="  "))
     with pytest.raises(FeedbackError, match="line 2"):
-        store.import_jsonl(['{"query_kind": "text", "query": "q", "scene": "s", "tile_id": 1, "label": "relevant"}', "{oops"])
+        store.import_jsonl(
+            [
+                '{"query_kind": "text", "query": "q", "scene": "s", "tile_id": 1, "label": "relevant"}',
+                "{oops",
+            ]
+        )

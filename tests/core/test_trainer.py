@@ -52,7 +52,7 @@ def test_optimisation_steps_on_real_images_reduce_the_loss(data_root, tmp_path):
     model.train()
     losses = []
     for _ in range(8):
-        taps = images.batch(torch.arange(data.n_images))
+        taps = images.batch(torch.arange(data.n_images), torch.device("cpu"))
         visual = model.visual_from_features(model.backbone.forward_from(model.frozen_stages, taps))
         text = model.text.forward_from(*texts.batch(captions))
         loss = triplet_loss(model.scores(visual, text), positives, 0.2, "sum")
