@@ -15,7 +15,7 @@ $(STAMP): requirements.txt
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/streamlit run app/Home.py --server.address $${SCENESEEK_HOST:-127.0.0.1} --server.port $${SCENESEEK_PORT:-8501}
+	$(BIN)/streamlit run app/Home.py --server.address $${SCENESEEK_HOST:-127.0.0.1} --server.port $${SCENESEEK_PORT:-8501} --server.maxUploadSize $${SCENESEEK_MAX_UPLOAD_MB:-500}
 
 test: setup
 	bash scripts/test.sh

@@ -474,6 +474,28 @@ def _run_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint to export (.safetensors or a registry name)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--half", action="store_true", help="store weights as float16 (for shipping)")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+    from core.registry import resolve_checkpoint
+
+    model, info = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    dtype = torch.float16 if args.half else None
+    save_checkpoint(model, args.out, info.training, info.metrics, dtype=dtype)
+    size = args.out.stat().st_size / 2**20
+    print(
+        json.dumps({"path": str(args.out), "sha256": file_sha256(args.out), "mib": round(size, 2)})
+    )
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {
     "train": (_configure_train, _run_train, "train a model (resumable)"),
     "evaluate": (_configure_evaluate, _run_evaluate, "R@1/5/10 and mR on a test split"),
@@ -485,6 +507,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, st
         "heat map of where a description fits a scene",
     ),
     "models": (lambda p: None, _run_models, "list architectures and shipped weights"),
+    "export": (_configure_export, _run_export, "re-save a checkpoint, e.g. as float16 to ship"),
     "job-run": (_configure_job_run, _run_job_run, "run a registered background job (internal)"),
     "jobs": (_configure_jobs, _run_jobs, "list or cancel background jobs"),
     "feedback": (_configure_feedback, _run_feedback, "list, export or import analysts' marks"),

@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path beside ``path`` that replaces it when the block succeeds.
@@ -29,6 +35,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(final)}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp
         os.replace(tmp, final)

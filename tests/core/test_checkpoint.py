@@ -55,28 +55,24 @@ def test_garbage_file_is_refused(tmp_path):
         read_info(path)
 
 
-def test_other_format_version_is_refused(model, tmp_path):
-    path = save_checkpoint(model, tmp_path / "m.safetensors")
-    tensors = load_file(path)
+def _rewrite_metadata(path, **changes):
     from safetensors import safe_open
 
+    tensors = load_file(path)
     with safe_open(str(path), "pt") as f:
-        meta = dict(f.metadata())
-    meta["format_version"] = "99"
+        meta = {**f.metadata(), **changes}
     save_file(tensors, str(path), metadata=meta)
+
+
+def test_other_format_version_is_refused(model, tmp_path):
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    _rewrite_metadata(path, format_version="99")
     with pytest.raises(CheckpointError, match="format version 99"):
         read_info(path)
 
 
 def test_other_architecture_is_refused(model, tmp_path):
     path = save_checkpoint(model, tmp_path / "m.safetensors")
-    tensors = load_file(path)
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = dict(f.metadata())
-    cfg = replace(model.cfg, attention="fusion")
-    meta["config"] = json.dumps(cfg.to_dict())
-    save_file(tensors, str(path), metadata=meta)
+    _rewrite_metadata(path, config=json.dumps(replace(model.cfg, attention="fusion").to_dict()))
     with pytest.raises(CheckpointError, match="does not match its architecture"):
         load_checkpoint(path)

@@ -1,0 +1,34 @@
+"""SceneSeek analyst app: ``streamlit run app/Home.py``.
+
+The entry point is the shared frame: page config, session defaults, the sidebar and the
+navigation. Pages live in ``app/views``; add one by adding an ``st.Page`` to ``PAGES``
+(the Fine-tune page goes in a "Model" section).
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import frame, state  # noqa: E402
+
+st.set_page_config(
+    page_title="SceneSeek", page_icon=str(ROOT / "app" / "static" / "favicon.png"), layout="wide"
+)
+state.init()
+
+PAGES = {
+    "Scenes": [
+        st.Page("views/library.py", title="Library", icon=":material/photo_library:", default=True),
+        st.Page("views/search.py", title="Search", icon=":material/travel_explore:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+frame.check_config()
+frame.sidebar()
+page.run()

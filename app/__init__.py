@@ -1,0 +1,1 @@
+"""SceneSeek's Streamlit app: pages call ``core`` and ``tiles``; no model logic lives here."""

@@ -1,0 +1,49 @@
+"""Semantic-localisation overlays: where in each scene the text query fits best."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from app.images import OVERLAY_SIDE, webp_data_url
+from app.map import Overlay
+from app.resources import Engine
+from core.localize import heat_map, write_heat_png
+from core.results import SearchResult
+
+HEAT_OPACITY = 0.75
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the heat map…")
+def _heat(
+    _engine: Engine, scene: str, finished: float, digest: str, _vector: np.ndarray
+) -> tuple[str, tuple[float, float, float, float]]:
+    with _engine.searching() as res:
+        heat = heat_map(res.select([scene])[0], _vector)
+    with tempfile.TemporaryDirectory() as folder:
+        png = Path(folder) / "heat.png"
+        bounds = write_heat_png(heat, png)
+        with Image.open(png) as image:
+            return webp_data_url(image.convert("RGBA"), OVERLAY_SIDE), bounds
+
+
+def heat_overlays(
+    engine: Engine, result: SearchResult, manifests: dict[str, dict[str, Any]]
+) -> list[Overlay]:
+    """One heat map per scene with hits, for a text (or text-refined) result."""
+    if result.kind != "text" or result.vector is None:
+        return []
+    vector = np.asarray(result.vector, dtype=np.float32)
+    digest = hashlib.sha256(vector.tobytes()).hexdigest()
+    overlays = []
+    for scene in sorted({hit.scene for hit in result.hits} & set(manifests)):
+        manifest = manifests[scene]
+        url, bounds = _heat(engine, scene, manifest.get("finished", 0.0), digest, vector)
+        overlays.append(Overlay(url, bounds, f"heat: {scene}", HEAT_OPACITY))
+    return overlays

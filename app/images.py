@@ -1,0 +1,88 @@
+"""Pictures the pages show: hit thumbnails and map overlays, small and cached.
+
+Overlays travel inside the map's HTML (folium embeds image pixels), and a large PNG there
+slows or crashes the page, so every overlay is re-encoded as a WebP of at most
+``OVERLAY_SIDE`` pixels. Thumbnails are read from the scene's source file with the tiling's
+own band choice and stretch, so they look like what the model saw.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from PIL import Image
+
+from core.results import Hit
+from tiles import TilesError, tile_thumbnail
+
+OVERLAY_SIDE = 768
+THUMB_SIDE = 160
+
+
+def webp_data_url(image: Image.Image, max_side: int) -> str:
+    """An image shrunk to ``max_side`` as an inline WebP (alpha kept, a tenth of a PNG)."""
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=82, method=4)
+    return "data:image/webp;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _file_overlay(path: str, mtime_ns: int, max_side: int) -> str:
+    with Image.open(path) as image:
+        return webp_data_url(image.convert("RGBA"), max_side)
+
+
+def overlay_url(png: Path, max_side: int = OVERLAY_SIDE) -> str:
+    """A PNG overlay (quicklook, heat map) as a small data URL, cached until the file changes."""
+    return _file_overlay(str(png), png.stat().st_mtime_ns, max_side)
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def _thumbnail(
+    source: str,
+    mtime_ns: int,
+    window: tuple[int, int, int, int],
+    bands: tuple[int, ...] | None,
+    percentiles: tuple[float, float],
+    size: int,
+) -> bytes:
+    rgb = tile_thumbnail(source, window, size, bands=bands, percentiles=percentiles)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def thumbnail(
+    manifest: dict[str, Any], window: tuple[int, int, int, int], size: int = THUMB_SIDE
+) -> bytes | None:
+    """JPEG of one tile as the model saw it, or None when the source file is gone."""
+    fingerprint = manifest.get("fingerprint", {})
+    tiling = fingerprint.get("tiling", {})
+    source = Path(fingerprint.get("source", ""))
+    bands = tuple(tiling["bands"]) if tiling.get("bands") else None
+    percentiles = tuple(tiling.get("percentiles", (2.0, 98.0)))
+    try:
+        mtime = source.stat().st_mtime_ns
+        return _thumbnail(str(source), mtime, tuple(window), bands, percentiles, size)  # type: ignore[arg-type]
+    except (OSError, TilesError):
+        return None
+
+
+def data_url(jpeg: bytes) -> str:
+    """Inline a small JPEG into HTML (map popups)."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def hit_thumbnails(
+    manifests: dict[str, dict[str, Any]], hits: list[Hit]
+) -> dict[str, bytes | None]:
+    """Thumbnail of every hit, keyed ``SCENE:TILE``."""
+    return {
+        f"{hit.scene}:{hit.tile_id}": thumbnail(manifests.get(hit.scene, {}), hit.window)
+        for hit in hits
+    }

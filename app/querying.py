@@ -1,0 +1,142 @@
+"""The search page's service calls: run a query, refine it, and record the analyst's marks.
+
+A query is a small dict kept in session state (``{"kind": "text", "text": ...}``,
+``{"kind": "image", "image": bytes, "name": ...}`` or ``{"kind": "tile", "scene": ...,
+"tile_id": ...}``), so reruns and filter changes can answer it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.resources import Engine
+from core.feedback import Label, Mark, SQLiteFeedback, image_sha256
+from core.results import Hit, SearchResult
+from core.search import Filters, refine, search_image, search_text, search_tile
+from core.workspace import Workspace
+
+Query = dict[str, Any]
+
+
+def text_query(text: str) -> Query:
+    """A description typed by the analyst."""
+    return {"kind": "text", "text": text}
+
+
+def image_query(data: bytes, name: str) -> Query:
+    """An example image dropped by the analyst."""
+    return {"kind": "image", "image": data, "name": name}
+
+
+def tile_query(scene: str, tile_id: int) -> Query:
+    """An indexed tile ("find similar")."""
+    return {"kind": "tile", "scene": scene, "tile_id": int(tile_id)}
+
+
+def feedback_key(query: Query) -> tuple[str, str]:
+    """``(query_kind, query)`` under which marks for this query are stored."""
+    if query["kind"] == "text":
+        return "text", " ".join(query["text"].split())
+    if query["kind"] == "image":
+        return "image", image_sha256(query["image"])
+    return "tile", f"{query['scene']}:{query['tile_id']}"
+
+
+def describe(query: Query) -> str:
+    """One line naming the query, for headings and captions (not escaped)."""
+    if query["kind"] == "text":
+        return f"“{' '.join(query['text'].split())}”"
+    if query["kind"] == "image":
+        return f"example image {query['name']}"
+    return f"tiles like {query['scene']} #{query['tile_id']}"
+
+
+def filters(scenes: list[str], scales: list[int], k: int) -> Filters:
+    """Engine filters from the page's widgets."""
+    return Filters(scenes=tuple(scenes), scales=tuple(int(s) for s in scales), k=int(k))
+
+
+def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:
+    """Answer a query with the shared model and indexes.
+
+    Raises:
+        QueryError: for an empty or unreadable query.
+        SceneNotFoundError: when no scene is ready.
+    """
+    with engine.searching() as res:
+        if query["kind"] == "text":
+            return search_text(res, query["text"], f)
+        if query["kind"] == "image":
+            return search_image(res, query["image"], f, label=query["name"])
+        return search_tile(res, query["scene"], query["tile_id"], f)
+
+
+def refine_result(
+    engine: Engine, previous: SearchResult, marks: dict[str, str], f: Filters
+) -> SearchResult:
+    """Re-rank with the marks (instant Rocchio update, no training).
+
+    Raises:
+        QueryError: when there is no mark.
+    """
+    relevant = [_tile_ref(key) for key, label in marks.items() if label == "relevant"]
+    irrelevant = [_tile_ref(key) for key, label in marks.items() if label == "irrelevant"]
+    with engine.searching() as res:
+        return refine(res, previous, relevant, irrelevant, f)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What can be searched right now."""
+
+    scenes: list[str]
+    scales: list[int]
+    stale: dict[str, str]
+    manifests: dict[str, dict[str, Any]]
+
+
+def catalogue(engine: Engine) -> Catalogue:
+    """Ready scenes (with manifests), their tile sizes, and scenes needing re-indexing."""
+    with engine.searching() as res:
+        scales: set[int] = set()
+        for scene in res.scenes.values():
+            scales.update(int(s) for s in np.unique(scene.scales))
+        return Catalogue(
+            sorted(res.scenes),
+            sorted(scales),
+            dict(res.stale),
+            {name: scene.manifest for name, scene in res.scenes.items()},
+        )
+
+
+def hit_key(hit: Hit) -> str:
+    """``SCENE:TILE`` key of a hit in the marks dict."""
+    return f"{hit.scene}:{hit.tile_id}"
+
+
+def _tile_ref(key: str) -> tuple[str, int]:
+    scene, _, tile = key.rpartition(":")
+    return scene, int(tile)
+
+
+def load_marks(ws: Workspace, query: Query) -> dict[str, str]:
+    """Marks already stored for this query (by anyone), so they show on every visit."""
+    kind, text = feedback_key(query)
+    store = SQLiteFeedback(ws.feedback_db)
+    return {
+        f"{m.scene}:{m.tile_id}": m.label
+        for m in reversed(store.marks(query=text))
+        if m.query_kind == kind and m.label != "caption"
+    }
+
+
+def record_mark(ws: Workspace, query: Query, hit: Hit, label: Label, model: str) -> Mark:
+    """Store one relevant / not-relevant judgement (image queries keep their image)."""
+    store = SQLiteFeedback(ws.feedback_db)
+    kind, text = feedback_key(query)
+    if query["kind"] == "image":
+        text = store.store_image(query["image"])
+    return store.mark(Mark(kind, text, hit.scene, hit.tile_id, label, model=model))

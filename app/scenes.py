@@ -1,0 +1,127 @@
+"""The library's service calls: list scenes with their state, add, re-index and delete."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import AppError
+from app.uploads import uploads_dir
+from core.jobs import Job, ingest_params, start_job
+from core.versions import ModelVersion
+from core.workspace import NAME_PATTERN, READY, Workspace, scene_name_from
+from tiles import TilingConfig
+
+
+@dataclass(frozen=True)
+class SceneRow:
+    """One line of the scene table."""
+
+    name: str
+    crs: str
+    size: str
+    resolution_m: float | None
+    tiles: int | None
+    model: str
+    status: str
+    job: Job | None
+
+
+def _status(manifest: dict[str, Any], job: Job | None, active: ModelVersion) -> str:
+    if job is not None:
+        return "indexing" if job.status == "running" else "queued"
+    if manifest.get("status") != READY:
+        return "incomplete"
+    return "ready" if manifest.get("model") == active.tag else "needs re-index"
+
+
+def _active_jobs(jobs: list[Job]) -> dict[str, Job]:
+    return {j.params["name"]: j for j in reversed(jobs) if j.active and j.params.get("name")}
+
+
+def scene_rows(
+    ws: Workspace, jobs: list[Job], versions: list[ModelVersion], active: ModelVersion
+) -> list[SceneRow]:
+    """Every scene on disk or being ingested, with its model version and status."""
+    busy = _active_jobs(jobs)
+    labels = {v.tag: v.label for v in versions}
+    rows = []
+    for name in sorted(set(ws.scene_names(ready_only=False)) | set(busy)):
+        manifest = ws.scene(name).read_manifest()
+        scene = manifest.get("scene", {})
+        tag = manifest.get("model", "")
+        rows.append(
+            SceneRow(
+                name=name,
+                crs=scene.get("crs") or "",
+                size=f"{scene['width']:,} × {scene['height']:,} px" if scene else "",
+                resolution_m=scene.get("resolution_m"),
+                tiles=manifest.get("n_tiles"),
+                model=labels.get(tag, tag),
+                status=_status(manifest, busy.get(name), active),
+                job=busy.get(name),
+            )
+        )
+    return rows
+
+
+def tiling(sizes: list[int], overlap: float, min_valid: float) -> dict[str, Any]:
+    """``TilingConfig`` fields for an ingest job, validated now rather than in the job.
+
+    Raises:
+        AppError: for settings the tiler refuses.
+    """
+    try:
+        config = TilingConfig(sizes=tuple(sorted(sizes)), overlap=overlap, min_valid=min_valid)
+    except ValueError as exc:
+        raise AppError(str(exc)) from exc
+    return asdict(config)
+
+
+def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
+    """A valid, unused scene name from what the analyst typed or the file name.
+
+    Raises:
+        AppError: when the name is taken or being ingested.
+    """
+    name = scene_name_from(wanted) if not NAME_PATTERN.match(wanted) else wanted
+    if ws.scene(name).root.exists() or name in _active_jobs(jobs):
+        raise AppError(
+            f"a scene named {name!r} already exists; choose another name, or delete it first"
+        )
+    return name
+
+
+def start_ingest(ws: Workspace, source: Path, name: str, tiles: dict[str, Any]) -> Job:
+    """Ingest a validated file as a background job with the active model."""
+    return start_job(ws, "ingest", ingest_params(source, name, tiles))
+
+
+def start_reindex(ws: Workspace, name: str, jobs: list[Job]) -> Job:
+    """Ingest a scene again with the active model (resumes an incomplete one).
+
+    Raises:
+        AppError: while another job works on the scene.
+    """
+    _refuse_busy(name, jobs, "re-index")
+    return start_job(ws, "reindex", {"name": name})
+
+
+def delete_scene(ws: Workspace, name: str, jobs: list[Job]) -> None:
+    """Remove a scene, its indexes, and its source file when it was an upload.
+
+    Raises:
+        AppError: while a job works on the scene.
+    """
+    _refuse_busy(name, jobs, "delete")
+    source = ws.scene(name).read_manifest().get("fingerprint", {}).get("source")
+    ws.delete_scene(name)
+    if source and Path(source).resolve().is_relative_to(uploads_dir(ws).resolve()):
+        Path(source).unlink(missing_ok=True)
+
+
+def _refuse_busy(name: str, jobs: list[Job], action: str) -> None:
+    job = _active_jobs(jobs).get(name)
+    if job is not None:
+        raise AppError(f"cannot {action} {name!r} while job {job.id} is {job.status}; cancel it")

@@ -1,0 +1,73 @@
+"""Every ``st.session_state`` key the app uses, with its default, in one place.
+
+Pages read and write these names only; ``init`` runs at the top of every script run so a
+key always exists before a widget or callback touches it, on whichever page.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import streamlit as st
+
+# Search page
+QUERY = "query"  # the query to answer: {"kind": "text"|"image"|"tile", ...} or None
+RESULT = "result"  # core.results.SearchResult on screen, or None
+RESULT_KEY = "result_key"  # (query, filters) the result answers; a change reruns the search
+REFINED = "refined"  # True when RESULT was re-ranked with the analyst's marks
+MARKS = "marks"  # {"SCENE:TILE": "relevant" | "irrelevant"} for the current query
+FOCUS = "focus"  # "SCENE:TILE" of the hit the map is zoomed to, or None (fit the hits)
+ERROR = "search_error"  # message of the last failed query, shown above the map
+TEXT = "query_text"  # text input widget
+EXAMPLE = "example_image"  # example-image drop zone (widget-owned: no default can be set)
+SCENES = "filter_scenes"  # scene filter widget
+SCALES = "filter_scales"  # tile-size filter widget
+K = "filter_k"  # number-of-hits widget
+HEAT = "show_heat"  # heat-map toggle
+OSM = "show_osm"  # OpenStreetMap base layer toggle
+# Library page
+UPLOAD_NONCE = "upload_nonce"  # bumped to clear the upload drop zone (key "scene-upload-N")
+UPLOAD_NAME = "upload_name"  # scene name for the upload (blank: from the file name)
+IMPORT_CHOICE = "import_choice"  # file picked from the import folder listing
+IMPORT_PATH = "import_path"  # or a path typed by the analyst (must stay inside the folder)
+TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
+OVERLAP = "tile_overlap"
+MIN_VALID = "tile_min_valid"
+NOTICE = "library_notice"  # (level, message) shown once after an action
+
+DEFAULTS: dict[str, Any] = {
+    QUERY: None,
+    RESULT: None,
+    RESULT_KEY: None,
+    REFINED: False,
+    MARKS: {},
+    FOCUS: None,
+    ERROR: "",
+    TEXT: "",
+    SCENES: [],
+    SCALES: [],
+    K: 10,
+    HEAT: False,
+    OSM: False,
+    UPLOAD_NONCE: 0,
+    UPLOAD_NAME: "",
+    IMPORT_CHOICE: None,
+    IMPORT_PATH: "",
+    TILE_SIZES: [256, 512, 1024],
+    OVERLAP: 0.5,
+    MIN_VALID: 0.5,
+    NOTICE: None,
+}
+
+
+def init() -> None:
+    """Give every missing key its default (copied, so sessions never share a list).
+
+    Existing keys are assigned again: Streamlit forgets a widget's value on a run where the
+    widget is not drawn (another page is open), and an explicit assignment keeps it.
+    """
+    for key, value in DEFAULTS.items():
+        st.session_state[key] = (
+            st.session_state[key] if key in st.session_state else copy.deepcopy(value)
+        )

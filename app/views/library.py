@@ -1,0 +1,217 @@
+"""Library page: add scenes (upload or import folder), follow ingestion, manage scenes."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import scenes, state, uploads
+from app.errors import AppError
+from app.frame import model_missing
+from app.job_panel import jobs_view
+from app.resources import active_version, workspace
+from app.text import md
+from core.errors import SceneSeekError
+from core.jobs import list_jobs
+from core.settings import get_settings
+from core.versions import ModelRegistry
+from core.workspace import scene_name_from
+
+POLL_S = 2.0
+SIZE_CHOICES = [64, 128, 256, 512, 1024, 2048]
+STATUS_COLOURS = {
+    "ready": "green",
+    "indexing": "blue",
+    "queued": "blue",
+    "needs re-index": "orange",
+    "incomplete": "gray",
+}
+
+ws = workspace()
+settings = get_settings()
+limit_mb = min(settings.max_upload_mb, int(st.get_option("server.maxUploadSize")))
+upload_key = f"scene-upload-{st.session_state[state.UPLOAD_NONCE]}"
+
+
+def _notice(level: str, message: str) -> None:
+    st.session_state[state.NOTICE] = (level, md(message))
+
+
+def _tiling() -> dict:
+    return scenes.tiling(
+        st.session_state[state.TILE_SIZES],
+        st.session_state[state.OVERLAP],
+        st.session_state[state.MIN_VALID],
+    )
+
+
+def _add_upload() -> None:
+    upload = st.session_state.get(upload_key)
+    if upload is None:
+        _notice("warning", "Drop a GeoTIFF into the upload box first.")
+        return
+    try:
+        jobs = list_jobs(ws)
+        wanted = st.session_state[state.UPLOAD_NAME].strip() or scene_name_from(upload.name)
+        name = scenes.new_scene_name(ws, wanted, jobs)
+        tiles = _tiling()
+        source = uploads.save_upload(upload, ws, name, limit_mb)
+        scenes.start_ingest(ws, source, name, tiles)
+    except (AppError, SceneSeekError) as exc:
+        _notice("error", str(exc))
+        return
+    st.session_state[state.UPLOAD_NONCE] += 1
+    st.session_state[state.UPLOAD_NAME] = ""
+    _notice("success", f"Ingesting {name}: follow its progress below.")
+
+
+def _add_import() -> None:
+    typed = st.session_state[state.IMPORT_PATH].strip()
+    chosen = typed or st.session_state[state.IMPORT_CHOICE]
+    if not chosen:
+        _notice("warning", "Pick a file from the import folder or type its path.")
+        return
+    try:
+        source = uploads.resolve_import(settings.import_dir, chosen)
+        name = scenes.new_scene_name(ws, scene_name_from(source), list_jobs(ws))
+        scenes.start_ingest(ws, source, name, _tiling())
+    except (AppError, SceneSeekError) as exc:
+        _notice("error", str(exc))
+        return
+    st.session_state[state.IMPORT_PATH] = ""
+    _notice("success", f"Ingesting {name} from the import folder: follow its progress below.")
+
+
+def _reindex(name: str) -> None:
+    try:
+        scenes.start_reindex(ws, name, list_jobs(ws))
+    except (AppError, SceneSeekError) as exc:
+        _notice("error", str(exc))
+
+
+def _delete(name: str) -> None:
+    try:
+        scenes.delete_scene(ws, name, list_jobs(ws))
+        _notice("success", f"Deleted {name}.")
+    except (AppError, SceneSeekError) as exc:
+        _notice("error", str(exc))
+
+
+def _show_notice() -> None:
+    notice = st.session_state[state.NOTICE]
+    if notice:
+        level, message = notice
+        {"success": st.success, "warning": st.warning, "error": st.error}[level](message)
+        st.session_state[state.NOTICE] = None
+
+
+def _scene_table(rows: list[scenes.SceneRow]) -> None:
+    widths = [3, 1.3, 1.7, 1, 0.8, 1.3, 1.4, 1.9]
+    header = ["Scene", "CRS", "Size", "Resolution", "Tiles", "Model", "Status", ""]
+    for column, title in zip(st.columns(widths), header, strict=True):
+        column.caption(title)
+    for row in rows:
+        cells = st.columns(widths, vertical_alignment="center")
+        cells[0].text(row.name)
+        cells[1].text(row.crs)
+        cells[2].text(row.size)
+        cells[3].text(f"{row.resolution_m:g} m" if row.resolution_m else "")
+        cells[4].text(f"{row.tiles:,}" if row.tiles is not None else "")
+        cells[5].text(row.model)
+        with cells[6]:
+            label = row.status
+            if row.job is not None and row.job.total:
+                label = f"{row.status} {row.job.fraction:.0%}"
+            st.badge(label, color=STATUS_COLOURS.get(row.status, "gray"))
+        reindex, delete = cells[7].columns(2)
+        reindex.button(
+            "",
+            key=f"reindex-{row.name}",
+            icon=":material/refresh:",
+            help="Re-index with the active model (resumes an incomplete scene)",
+            on_click=_reindex,
+            args=(row.name,),
+            disabled=row.job is not None,
+        )
+        with delete.popover("", icon=":material/delete:", help="Delete this scene"):
+            st.write(f"Delete **{md(row.name)}** and its index? Marks are kept.")
+            st.button(
+                "Delete",
+                key=f"delete-{row.name}",
+                type="primary",
+                on_click=_delete,
+                args=(row.name,),
+                disabled=row.job is not None,
+            )
+
+
+@st.fragment(run_every=POLL_S)
+def _live() -> None:
+    """Jobs and scenes, re-read every few seconds so progress shows without a reload."""
+    jobs = list_jobs(ws)
+    _show_notice()
+    jobs_view(ws, jobs)
+    st.subheader("Scenes")
+    try:
+        versions = ModelRegistry(ws).versions()
+        active = active_version(ws)
+    except SceneSeekError as exc:
+        model_missing(exc)
+        return
+    rows = scenes.scene_rows(ws, jobs, versions, active)
+    if not rows:
+        st.info("No scenes yet. Upload a GeoTIFF or import one from the import folder above.")
+        return
+    _scene_table(rows)
+
+
+st.title("Library")
+st.caption(
+    "Add a georeferenced GeoTIFF: it is tiled, embedded with the active model and indexed "
+    "in the background. You can leave this page or close the tab meanwhile."
+)
+
+add_upload, add_import = st.columns(2, gap="large")
+with add_upload, st.container(border=True):
+    st.markdown("**Upload a scene**")
+    upload = st.file_uploader(
+        "GeoTIFF",
+        type=["tif", "tiff"],
+        key=upload_key,
+        max_upload_size=limit_mb,
+        help=f"Up to {limit_mb} MB. Bigger scenes: use the import folder.",
+    )
+    st.text_input(
+        "Scene name",
+        key=state.UPLOAD_NAME,
+        placeholder=scene_name_from(upload.name) if upload else "from the file name",
+    )
+    st.button("Add scene", key="add-upload", type="primary", on_click=_add_upload)
+
+with add_import, st.container(border=True):
+    st.markdown("**Import from the server's folder**")
+    candidates = uploads.import_candidates(settings.import_dir)
+    st.selectbox(
+        f"GeoTIFFs in {md(str(settings.import_dir))}",
+        candidates,
+        key=state.IMPORT_CHOICE,
+        placeholder="No GeoTIFF in the import folder" if not candidates else "Choose a file",
+    )
+    st.text_input(
+        "…or a path inside the import folder",
+        key=state.IMPORT_PATH,
+        placeholder="e.g. city/ortho_2024.tif",
+    )
+    st.button("Import scene", key="add-import", type="primary", on_click=_add_import)
+
+with st.expander("Tiling options"):
+    size_col, overlap_col, valid_col = st.columns(3)
+    size_col.multiselect(
+        "Tile sizes (px)",
+        SIZE_CHOICES,
+        key=state.TILE_SIZES,
+        help="Several sizes find both small objects and large areas.",
+    )
+    overlap_col.slider("Overlap", 0.0, 0.75, step=0.25, key=state.OVERLAP)
+    valid_col.slider("Minimum valid area", 0.0, 1.0, step=0.05, key=state.MIN_VALID)
+
+_live()

@@ -1,0 +1,301 @@
+"""Search page: describe or show what to find, see it on the map, judge, refine, export."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from app import export, images, querying, state
+from app import map as mapping
+from app.frame import model_missing
+from app.heat import heat_overlays
+from app.resources import Engine, workspace
+from app.resources import engine as shared_engine
+from app.text import md
+from core.errors import SceneSeekError
+from core.feedback import Label
+from core.results import Hit, SearchResult
+from core.search import Filters
+from tiles import TilesError
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
+MAX_IMAGE_MB = 50  # an example picture, not a scene
+MAX_K = 50
+
+ws = workspace()
+
+
+def _new_query(query: querying.Query) -> None:
+    st.session_state[state.QUERY] = query
+    st.session_state[state.RESULT_KEY] = None
+
+
+def _on_text() -> None:
+    _new_query(querying.text_query(st.session_state[state.TEXT]))
+
+
+def _on_image() -> None:
+    upload = st.session_state.get(state.EXAMPLE)
+    if upload is not None:
+        _new_query(querying.image_query(upload.getvalue(), upload.name))
+
+
+def _on_similar(hit: Hit) -> None:
+    _new_query(querying.tile_query(hit.scene, hit.tile_id))
+
+
+def _on_focus(hit: Hit) -> None:
+    st.session_state[state.FOCUS] = querying.hit_key(hit)
+
+
+def _on_mark(hit: Hit, label: Label) -> None:
+    result: SearchResult = st.session_state[state.RESULT]
+    querying.record_mark(ws, st.session_state[state.QUERY], hit, label, result.model)
+    st.session_state[state.MARKS][querying.hit_key(hit)] = label
+
+
+def _on_refine(engine: Engine, f: Filters) -> None:
+    try:
+        st.session_state[state.RESULT] = querying.refine_result(
+            engine, st.session_state[state.RESULT], st.session_state[state.MARKS], f
+        )
+        st.session_state[state.REFINED] = True
+        st.session_state[state.FOCUS] = None
+    except SceneSeekError as exc:
+        st.session_state[state.ERROR] = str(exc)
+
+
+def _keep_known(key: str, options: list) -> None:
+    """Drop filter values that no longer exist (a scene deleted since)."""
+    st.session_state[key] = [v for v in st.session_state[key] if v in options]
+
+
+def _answer(engine: Engine, f: Filters) -> None:
+    """Run the current query when it or the filters changed since the last answer."""
+    query = st.session_state[state.QUERY]
+    if query is None:
+        return
+    key = (querying.feedback_key(query), f)
+    if st.session_state[state.RESULT_KEY] == key:
+        return
+    st.session_state[state.RESULT_KEY] = key
+    st.session_state[state.REFINED] = False
+    st.session_state[state.FOCUS] = None
+    try:
+        st.session_state[state.RESULT] = querying.run_query(engine, query, f)
+        st.session_state[state.MARKS] = querying.load_marks(ws, query)
+        st.session_state[state.ERROR] = ""
+    except SceneSeekError as exc:
+        st.session_state[state.RESULT] = None
+        st.session_state[state.ERROR] = str(exc)
+
+
+def _summary(result: SearchResult) -> None:
+    query = st.session_state[state.QUERY]
+    marks = st.session_state[state.MARKS]
+    ms = sum(result.timings_ms.values())
+    refined = (
+        f" · refined with {len(marks)} mark{'s' * (len(marks) != 1)}"
+        if st.session_state[state.REFINED]
+        else ""
+    )
+    st.html(
+        f"<div class='ss-summary'><b>{len(result.hits)} hits</b> for "
+        f"{html.escape(querying.describe(query))}"
+        f"<span class='muted'> · {ms:.0f} ms{html.escape(refined)}</span></div>",
+        width="content",
+    )
+
+
+def _actions(engine: Engine, result: SearchResult, f: Filters) -> None:
+    marks = st.session_state[state.MARKS]
+    st.button(
+        f"Refine with marks ({len(marks)})",
+        icon=":material/tune:",
+        disabled=not marks,
+        on_click=_on_refine,
+        args=(engine, f),
+        help="Re-rank instantly: towards the relevant hits, away from the others",
+    )
+    stem = export.file_stem(result)
+    st.download_button(
+        "GeoJSON",
+        export.geojson_bytes(result),
+        file_name=f"{stem}.geojson",
+        mime="application/geo+json",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    st.download_button(
+        "CSV",
+        export.csv_bytes(result),
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def _map(
+    engine: Engine,
+    catalogue: querying.Catalogue,
+    result: SearchResult | None,
+    thumbs: dict[str, bytes | None],
+) -> None:
+    scenes = [
+        mapping.Overlay(
+            images.overlay_url(ws.scene(name).quicklook),
+            tuple(manifest["quicklook_bounds"]),  # type: ignore[arg-type]
+            name,
+        )
+        for name, manifest in catalogue.manifests.items()
+        if ws.scene(name).quicklook.is_file() and manifest.get("quicklook_bounds")
+    ]
+    hits = result.hits if result else []
+    heat = (
+        heat_overlays(engine, result, catalogue.manifests)
+        if result and st.session_state[state.HEAT]
+        else []
+    )
+    layer = mapping.hits_layer(
+        hits,
+        {key: images.data_url(jpeg) if jpeg else None for key, jpeg in thumbs.items()},
+        st.session_state[state.MARKS],
+        heat,
+    )
+    box = mapping.hits_view(hits, st.session_state[state.FOCUS]) or mapping.union(
+        o.bounds for o in scenes
+    )
+    center, zoom = mapping.view(box) if box else (None, None)
+    st_folium(
+        mapping.base_map(scenes, st.session_state[state.OSM]),
+        key="search-map",
+        height=mapping.MAP_HEIGHT,
+        use_container_width=True,
+        returned_objects=[],
+        feature_group_to_add=layer,
+        center=center,
+        zoom=zoom,
+    )
+
+
+def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
+    key = querying.hit_key(hit)
+    mark = st.session_state[state.MARKS].get(key)
+    colour = mapping.rank_colour(hit.rank, count)
+    mark_html = (
+        f"<div class='mark {mark}'>{'✓ relevant' if mark == 'relevant' else '✗ not relevant'}</div>"
+        if mark
+        else ""
+    )
+    with st.container(border=True):
+        picture, info = st.columns([1, 1.15], gap="small")
+        if thumb:
+            picture.image(thumb, width="stretch")
+        else:
+            picture.caption("source file not found")
+        info.html(
+            f"<div class='ss-card'><span class='rank' style='background:{colour}'>{hit.rank}</span>"
+            f"<b>{hit.score:.3f}</b><div class='meta'>{html.escape(hit.scene)}<br>"
+            f"tile {hit.tile_id} · {hit.scale} px</div>{mark_html}</div>"
+        )
+        actions = (
+            ("relevant", ":material/thumb_up:", "Relevant", _on_mark, (hit, "relevant")),
+            ("irrelevant", ":material/thumb_down:", "Not relevant", _on_mark, (hit, "irrelevant")),
+            ("similar", ":material/image_search:", "Find similar places", _on_similar, (hit,)),
+            ("focus", ":material/my_location:", "Zoom the map to this hit", _on_focus, (hit,)),
+        )
+        with info.container(horizontal=True, gap="small"):
+            for name, icon, tip, callback, args in actions:
+                st.button(
+                    "",
+                    key=f"{name}-{key}",
+                    icon=icon,
+                    help=tip,
+                    type="primary" if mark == name else "secondary",
+                    on_click=callback,
+                    args=args,
+                )
+
+
+def _gallery(result: SearchResult, thumbs: dict[str, bytes | None]) -> None:
+    with st.container(height=mapping.MAP_HEIGHT, border=False, key="gallery"):
+        for hit in result.hits:
+            _card(hit, thumbs.get(querying.hit_key(hit)), len(result.hits))
+
+
+st.title("Search")
+try:
+    engine = shared_engine()
+except SceneSeekError as exc:
+    model_missing(exc)
+    st.stop()
+catalogue = querying.catalogue(engine)
+if catalogue.stale:
+    st.warning(
+        f"{len(catalogue.stale)} scene(s) were indexed with another model version and are "
+        "left out; re-index them in the Library."
+    )
+if not catalogue.scenes:
+    st.info("No scene is ready to search yet. Add one in the Library.")
+    st.page_link("views/library.py", label="Go to the Library", icon=":material/photo_library:")
+    st.stop()
+
+text_col, image_col = st.columns([3, 2], gap="large")
+with text_col, st.form("text-query", border=False):
+    box, go = st.columns([5, 1], vertical_alignment="bottom")
+    box.text_input(
+        "Describe what to find",
+        key=state.TEXT,
+        max_chars=500,
+        placeholder="e.g. a baseball field next to a parking lot",
+    )
+    go.form_submit_button("Search", type="primary", on_click=_on_text, width="stretch")
+with image_col:
+    st.file_uploader(
+        "…or drop an example image",
+        type=IMAGE_TYPES,
+        key=state.EXAMPLE,
+        on_change=_on_image,
+        max_upload_size=MAX_IMAGE_MB,
+    )
+
+_keep_known(state.SCENES, catalogue.scenes)
+_keep_known(state.SCALES, catalogue.scales)
+scene_col, scale_col, k_col, toggle_col = st.columns([3, 2, 2, 1.6], gap="medium")
+scene_col.multiselect("Scenes", catalogue.scenes, key=state.SCENES, placeholder="All scenes")
+scale_col.multiselect("Tile sizes (px)", catalogue.scales, key=state.SCALES, placeholder="All")
+k_col.slider("Hits", 1, MAX_K, key=state.K)
+with toggle_col:
+    st.toggle("Heat map", key=state.HEAT, help="Where the description fits each scene best")
+    st.toggle("OpenStreetMap", key=state.OSM, help="Needs internet; scene images work offline")
+
+filters = querying.filters(
+    st.session_state[state.SCENES], st.session_state[state.SCALES], st.session_state[state.K]
+)
+_answer(engine, filters)
+
+if st.session_state[state.ERROR]:
+    st.error(md(st.session_state[state.ERROR]))
+result: SearchResult | None = st.session_state[state.RESULT]
+hit_thumbs = images.hit_thumbnails(catalogue.manifests, result.hits) if result else {}
+if result is not None:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        _summary(result)
+        st.space("stretch")
+        _actions(engine, result, filters)
+map_col, gallery_col = st.columns([3, 2], gap="medium")
+with map_col:
+    try:
+        _map(engine, catalogue, result, hit_thumbs)
+    except (SceneSeekError, TilesError) as exc:
+        st.error(f"The map could not be drawn: {md(str(exc))}")
+with gallery_col:
+    if result is None:
+        st.info("Type a description and press Enter, or drop an example image.")
+    elif not result.hits:
+        st.info("No tile matches these filters.")
+    else:
+        _gallery(result, hit_thumbs)

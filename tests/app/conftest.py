@@ -1,0 +1,82 @@
+"""Fixtures for the app tests: a model, a small ingested scene, and per-test workspaces."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.errors import CheckpointError
+from core.registry import resolve_checkpoint
+from core.workspace import Workspace
+from tests.conftest import DATA_ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = str(ROOT / "app" / "Home.py")
+SMALL_SCENE = DATA_ROOT / "scenes" / "naip_m_3211605_ne_11_060_20200415_crop.tif"
+SMALL_TILING = {"sizes": (64, 128)}  # 58 tiles: enough hits from a tiny scene
+SMALL_NAME = "naip"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """NAIP's near-infrared band tagged alpha warns on every read; that is expected here."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(
+                pytest.mark.filterwarnings("ignore::tiles.errors.AlphaBandIgnoredWarning")
+            )
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped default model, else an untrained one written once per session."""
+    try:
+        return resolve_checkpoint("default")
+    except CheckpointError:
+        from core.checkpoint import save_checkpoint
+        from core.factory import create_model
+
+        path = tmp_path_factory.mktemp("model") / "untrained.safetensors"
+        save_checkpoint(create_model("amfmn-lite0-minilm"), path)
+        return path
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
+    """A workspace holding the small NAIP crop, ingested once per session."""
+    from core.embed.mapper import TileEmbedder
+    from core.engine import load_engine_model
+    from core.ingest import IngestOptions, ingest
+    from core.versions import ModelRegistry
+    from tiles import TilingConfig
+
+    ws = Workspace(tmp_path_factory.mktemp("ingested"))
+    ModelRegistry(ws, checkpoint).active()
+    loaded = load_engine_model(ws)
+    options = IngestOptions(tiling=TilingConfig(**SMALL_TILING), workers=0)
+    embedder = TileEmbedder(loaded.model, loaded.device)
+    ingest(
+        SMALL_SCENE, ws, embedder=embedder, model_tag=loaded.tag, name=SMALL_NAME, options=options
+    )
+    return ws.root
+
+
+@pytest.fixture
+def env(tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """An empty per-test workspace and import folder, selected through the environment."""
+    ws = Workspace(tmp_path / "workspace")
+    import_dir = tmp_path / "import"
+    import_dir.mkdir()
+    monkeypatch.setenv("SCENESEEK_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("SCENESEEK_IMPORT_DIR", str(import_dir))
+    monkeypatch.setenv("SCENESEEK_MODEL", str(checkpoint))
+    return ws
+
+
+@pytest.fixture
+def ready_env(env: Workspace, ingested: Path) -> Workspace:
+    """The per-test workspace, holding a copy of the ingested small scene."""
+    shutil.copytree(ingested, env.root)
+    return env

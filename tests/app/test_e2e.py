@@ -1,0 +1,204 @@
+"""End to end in headless Chromium: upload, ingest, search by text and image, mark, export.
+
+Runs the real app (`streamlit run app/Home.py`) on a free local port with a temporary
+workspace and fails if the browser requests anything from a host other than the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from core.feedback import SQLiteFeedback
+from tests.app.conftest import ROOT
+from tests.conftest import DATA_ROOT
+
+pytestmark = pytest.mark.slow
+
+SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
+EXAMPLE = DATA_ROOT / "ucm" / "images" / "100.jpg"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path: Path, checkpoint: Path) -> Iterator[tuple[str, Path]]:
+    """The app served from a subprocess, with its own workspace."""
+    port = free_port()
+    workspace = tmp_path / "workspace"
+    env = {
+        **os.environ,
+        "SCENESEEK_WORKSPACE": str(workspace),
+        "SCENESEEK_IMPORT_DIR": str(tmp_path / "import"),
+        "SCENESEEK_MODEL": str(checkpoint),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app/Home.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+    ]
+    with open(tmp_path / "streamlit.log", "wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError((tmp_path / "streamlit.log").read_text()) from None
+                time.sleep(0.5)
+        yield url, workspace
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        subprocess.run(
+            [sys.executable, "-m", "core", "jobs", "list", "--workspace", str(workspace)],
+            cwd=ROOT,
+            check=False,
+        )
+
+
+def map_frame(page, timeout_s: float = 30):  # noqa: ANN001, ANN201 - playwright types
+    """The streamlit-folium iframe once it shows numbered hit labels."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for frame in page.frames:
+            if "st_folium" in frame.url and frame.locator(".ss-rank").count() > 0:
+                return frame
+        page.wait_for_timeout(100)
+    raise AssertionError("no numbered hits appeared on the map")
+
+
+def test_analyst_session(app_url: tuple[str, Path]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("install Chromium: apt-get install -y chromium")
+    url, workspace = app_url
+    SCREENSHOTS.mkdir(exist_ok=True)
+    app_host = urlparse(url).netloc
+    foreign: list[str] = []
+
+    def watch(request) -> None:  # noqa: ANN001
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != app_host:
+            foreign.append(request.url)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        page.on("request", watch)
+        try:
+            seconds = analyst(page, url, workspace)
+        except Exception:
+            page.screenshot(path=SCREENSHOTS / "failure.png")
+            raise
+        finally:
+            browser.close()
+    assert foreign == [], f"requests left the machine: {foreign}"
+    assert seconds < 5, f"text query took {seconds:.1f} s to reach the map"
+
+
+def analyst(page, url: str, workspace: Path) -> float:  # noqa: ANN001 - playwright page
+    """Drive the app as an analyst would; returns seconds from Enter to hits on the map."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+
+    # Library: upload a scene and wait for the background job to finish.
+    expect(page.get_by_text("No scenes yet")).to_be_visible(timeout=30_000)
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(SCENE)
+    remove = page.get_by_role("button", name=f"Remove {SCENE.name}")
+    expect(remove).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Add scene").click()
+    job = page.get_by_text("Ingesting berkeley_z17_webmercator_naip", exact=True)
+    expect(job).to_be_visible(timeout=30_000)  # the live job panel
+    page.wait_for_timeout(3000)
+    page.screenshot(path=SCREENSHOTS / "library-ingesting.png")
+    page.reload()  # a new session finds the job (or its result) again
+    expect(page.get_by_text("ready", exact=True)).to_be_visible(timeout=120_000)
+    page.screenshot(path=SCREENSHOTS / "library.png")
+
+    # Text query: numbered hits on the map, quickly once the model is loaded.
+    page.get_by_role("link", name="Search").click()
+    query = page.get_by_label("Describe what to find")
+    expect(query).to_be_visible(timeout=60_000)
+    query.fill("a stadium next to a parking lot")
+    started = time.time()
+    query.press("Enter")
+    frame = map_frame(page)
+    seconds = time.time() - started
+    assert frame.locator(".ss-rank").count() == 10
+    assert frame.locator("path.leaflet-interactive").count() == 10
+    assert frame.locator("img.leaflet-image-layer").count() == 1  # the scene quicklook
+    print(f"text query: hits on the map after {seconds:.2f} s")
+    top = frame.locator(".ss-rank", has_text=re.compile(r"^1$"))
+    top.click(force=True)  # through the label to the footprint under it
+    expect(frame.locator(".ss-pop img")).to_be_visible(timeout=10_000)
+
+    # Mark the first hit relevant: stored in the workspace's SQLite.
+    page.locator("[class*=st-key-relevant-] button").first.click()
+    expect(page.get_by_text("✓ relevant")).to_be_visible(timeout=15_000)
+    (mark,) = SQLiteFeedback(workspace / "feedback.sqlite").marks()
+    assert (mark.query_kind, mark.query) == ("text", "a stadium next to a parking lot")
+    assert mark.label == "relevant" and mark.scene == "berkeley_z17_webmercator_naip"
+
+    # Export the hits as GeoJSON.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="GeoJSON").click()
+    collection = json.loads(Path(download.value.path()).read_text())
+    assert len(collection["features"]) == 10
+    page.wait_for_timeout(1000)
+    page.screenshot(path=SCREENSHOTS / "search.png")
+
+    # Heat map of the text query over the scene, without remounting the map.
+    page.get_by_text("Heat map").click()
+    expect(frame.locator("img.leaflet-image-layer")).to_have_count(2, timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=SCREENSHOTS / "search-heat.png")
+
+    # Image query: drop an example picture.
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(EXAMPLE)
+    expect(page.get_by_text(f"example image {EXAMPLE.name}")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("✓ relevant")).to_have_count(0, timeout=15_000)  # new hits
+    assert map_frame(page).locator(".ss-rank").count() == 10
+    expect(frame.locator("img.leaflet-image-layer")).to_have_count(1)  # heat: text only
+    page.wait_for_timeout(1500)
+    page.screenshot(path=SCREENSHOTS / "search-image.png")
+    return seconds

@@ -1,0 +1,112 @@
+"""core/jobs.py: real job processes, cancellation, and jobs whose process died."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.errors import JobError
+from core.jobs import Job, cancel, get_job, ingest_params, list_jobs, log_path, start_job
+from core.workspace import Workspace
+from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING
+from tests.conftest import DATA_ROOT
+
+BIG_SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
+
+
+def wait_for(ws: Workspace, job_id: str, done: callable, timeout: float = 120) -> Job:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = get_job(ws, job_id)
+        if done(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {get_job(ws, job_id)} after {timeout} s")
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_ingest_job_runs_to_done(env: Workspace) -> None:
+    job = start_job(env, "ingest", ingest_params(SMALL_SCENE, "small", SMALL_TILING, workers=0))
+    assert job.status in ("queued", "running") and job.pid
+    seen_progress = False
+    deadline = time.time() + 120
+    while (current := get_job(env, job.id)).active and time.time() < deadline:
+        seen_progress |= current.stage == "embedding" and current.total > 0
+        time.sleep(0.1)
+    assert current.status == "done", current.error
+    assert current.result["n_tiles"] == 58 and current.result["scene"] == "small"
+    assert current.done == current.total == 58
+    assert env.scene("small").is_ready()
+    assert seen_progress or current.rate == 0.0  # fast machines may finish between polls
+    assert [j.id for j in list_jobs(env)] == [job.id]
+    assert log_path(env, job.id).is_file()
+
+
+def test_reindex_of_an_up_to_date_scene_is_a_no_op(ready_env: Workspace) -> None:
+    job = start_job(ready_env, "reindex", {"name": "naip", "workers": 0})
+    done = wait_for(ready_env, job.id, lambda j: not j.active)
+    assert done.status == "done" and done.result["skipped"] is True
+
+
+def test_cancel_stops_the_process_group(env: Workspace) -> None:
+    params = ingest_params(BIG_SCENE, "big", {"sizes": (64,)}, workers=1, batch_size=8)
+    job = start_job(env, "ingest", params)
+    running = wait_for(env, job.id, lambda j: j.stage == "embedding" or not j.active)
+    assert running.status == "running", running.error
+    group = [running.pid, *(c.pid for c in psutil.Process(running.pid).children(recursive=True))]
+    cancelled = cancel(env, job.id)
+    assert cancelled.status == "cancelled" and cancelled.finished
+    assert all(gone(pid) for pid in group)
+    assert get_job(env, job.id).status == "cancelled"
+
+
+def test_a_killed_job_is_reported_failed(env: Workspace) -> None:
+    job = start_job(env, "ingest", ingest_params(BIG_SCENE, "big", {"sizes": (64,)}, workers=0))
+    running = wait_for(env, job.id, lambda j: j.status == "running" or not j.active)
+    os.killpg(os.getpgid(running.pid), signal.SIGKILL)
+    failed = wait_for(env, job.id, lambda j: not j.active, timeout=10)
+    assert failed.status == "failed"
+    assert "died" in failed.error
+
+
+def test_failure_is_reported_in_plain_words(env: Workspace, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00 not really a tiff")
+    job = start_job(env, "ingest", ingest_params(bad, "bad", SMALL_TILING, workers=0))
+    failed = wait_for(env, job.id, lambda j: not j.active)
+    assert failed.status == "failed"
+    assert "cannot be opened as a raster" in failed.error
+    assert not env.scene("bad").root.exists()
+
+
+def test_unknown_kind_and_job_are_refused(env: Workspace) -> None:
+    with pytest.raises(JobError, match="unknown job kind"):
+        start_job(env, "teleport", {})
+    with pytest.raises(JobError, match="no job"):
+        get_job(env, "nope")
+
+
+def test_cli_lists_jobs(env: Workspace) -> None:
+    job = start_job(env, "reindex", {"name": "missing"})
+    wait_for(env, job.id, lambda j: not j.active)
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "jobs", "list", "--workspace", str(env.root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert job.id in out and "failed" in out and "no recorded source" in out

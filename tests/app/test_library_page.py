@@ -1,0 +1,89 @@
+"""Library page through Streamlit's AppTest: empty state, adding scenes, refusals."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.jobs import cancel, get_job, ingest_params, list_jobs, start_job
+from core.workspace import Workspace
+from tests.app.conftest import HOME, SMALL_SCENE
+
+TIMEOUT = 60
+
+
+def library() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every alert's text, with Markdown escapes removed."""
+    parts = [str(e.value) for e in (*at.error, *at.success, *at.info, *at.warning)]
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))
+
+
+def test_empty_library(env: Workspace) -> None:
+    at = library()
+    assert at.title[0].value == "Library"
+    assert "No scenes yet" in texts(at)
+    assert at.selectbox[0].options == []
+
+
+def test_import_folder_listing_and_outside_paths(env: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "import" / "field.tif").write_bytes(b"II*\x00")
+    at = library()
+    assert at.selectbox[0].options == ["field.tif"]
+    at.text_input(key="import_path").input("../../etc/passwd")
+    at.button(key="add-import").click().run()
+    assert "outside the import folder" in texts(at)
+    assert list_jobs(env) == []
+
+
+def test_corrupt_upload_shows_the_error_and_writes_nothing(env: Workspace) -> None:
+    at = library()
+    at.file_uploader[0].upload("broken.tif", b"II*\x00" + bytes(64), "image/tiff")
+    at.run()
+    at.button(key="add-upload").click().run()
+    assert "broken.tif cannot be opened as a raster" in texts(at)
+    assert not (env.root / "uploads").exists()
+    assert list_jobs(env) == []
+
+
+def test_valid_upload_starts_an_ingest_job(env: Workspace) -> None:
+    at = library()
+    at.file_uploader[0].upload("crop.tif", SMALL_SCENE.read_bytes(), "image/tiff")
+    at.run()
+    at.text_input(key="upload_name").input("my-crop")
+    at.button(key="add-upload").click().run()
+    assert "Ingesting my-crop" in texts(at)
+    (job,) = list_jobs(env)
+    try:
+        assert job.kind == "ingest" and job.params["name"] == "my-crop"
+        assert Path(job.params["source"]) == env.root / "uploads" / "my-crop.tif"
+        at.run()
+        assert any("my-crop" in t.value for t in at.text)
+    finally:
+        cancel(env, job.id)
+
+
+def test_ready_scene_is_listed(ready_env: Workspace) -> None:
+    at = library()
+    names = [t.value for t in at.text]
+    assert "naip" in names and "EPSG:26911" in names and "58" in names
+
+
+def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:
+    bad = tmp_path / "import" / "bad.tif"
+    bad.write_bytes(b"II*\x00" + bytes(64))
+    job = start_job(env, "ingest", ingest_params(bad, "bad", {"sizes": (256,)}))
+    deadline = time.time() + 60
+    while get_job(env, job.id).active and time.time() < deadline:
+        time.sleep(0.2)
+    at = library()
+    assert "Ingesting bad failed" in texts(at) and "cannot be opened as a raster" in texts(at)
