@@ -26,6 +26,9 @@ PAGES = {
         st.Page("views/library.py", title="Library", icon=":material/photo_library:", default=True),
         st.Page("views/search.py", title="Search", icon=":material/travel_explore:"),
     ],
+    "Model": [
+        st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:"),
+    ],
 }
 
 page = st.navigation(PAGES)

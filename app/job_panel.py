@@ -16,7 +16,7 @@ from core.workspace import Workspace
 
 RECENT = 5
 LOG_LINES = 30
-VERBS = {"ingest": "Ingesting", "reindex": "Re-indexing"}
+VERBS = {"ingest": "Ingesting", "reindex": "Re-indexing", "finetune": "Fine-tuning"}
 
 
 def _duration(seconds: float | None) -> str:
@@ -74,15 +74,19 @@ def _log_tail(ws: Workspace, job: Job) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-LOG_LINES:])
 
 
+def _outcome(job: Job) -> str:
+    """What a finished job produced: a model version, or tiles."""
+    if "version" in job.result:
+        return f"done, v{job.result['version']} registered (parent v{job.result.get('parent')})"
+    note = " (already up to date)" if job.result.get("skipped") else ""
+    return f"done, {job.result.get('n_tiles', 0):,} tiles{note}"
+
+
 def finished_job(ws: Workspace, job: Job) -> None:
     """How a job ended, in plain words; a failed job offers its log."""
     ago = _ago(job.finished or job.created)
     if job.status == "done":
-        tiles = job.result.get("n_tiles", 0)
-        note = " (already up to date)" if job.result.get("skipped") else ""
-        st.success(
-            f"{_title(job)}: done, {tiles:,} tiles{note} · {ago}", icon=":material/check_circle:"
-        )
+        st.success(f"{_title(job)}: {_outcome(job)} · {ago}", icon=":material/check_circle:")
     elif job.status == "cancelled":
         st.info(f"{_title(job)}: cancelled · {ago}", icon=":material/stop_circle:")
     else:

@@ -1,4 +1,4 @@
-"""Background jobs (ingest, re-index, later fine-tune) run in their own process.
+"""Background jobs (ingest, re-index, fine-tune) run in their own process.
 
 Streamlit threads die with the browser session, so long work runs as ``python -m core
 job-run ID`` in a new process session: it survives page reloads, closed tabs and even a
@@ -344,7 +344,20 @@ def _reindex(workspace: Workspace, params: dict[str, Any], progress: Progress) -
     )
 
 
+def _finetune(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Fine-tune the active model on the marks and register the result as a new version.
+
+    ``params["cfg"]`` holds ``FinetuneCfg`` fields; the version is not promoted here, so the
+    analyst can compare it with its parent first.
+    """
+    from core.finetune import FinetuneCfg, finetune, summary
+
+    version = finetune(workspace, FinetuneCfg(**params.get("cfg", {})), progress)
+    return {"version": version.version, "parent": version.parent, **summary(version)}
+
+
 JOB_KINDS: dict[str, JobFunction] = {
     "ingest": _ingest,
     "reindex": _reindex,
+    "finetune": _finetune,
 }

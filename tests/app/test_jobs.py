@@ -110,3 +110,10 @@ def test_cli_lists_jobs(env: Workspace) -> None:
         check=True,
     ).stdout
     assert job.id in out and "failed" in out and "no recorded source" in out
+
+
+def test_finetune_job_without_marks_fails_in_plain_words(env: Workspace) -> None:
+    job = start_job(env, "finetune", {"cfg": {"steps": 1}})
+    failed = wait_for(env, job.id, lambda j: not j.active)
+    assert failed.status == "failed"
+    assert "fine-tuning needs at least 2 relevant marks" in failed.error

@@ -1,0 +1,120 @@
+"""The fine-tune page's service calls on the marks: review them, write captions, train.
+
+Captions are stored as marks of the tile query (``feedback_key`` of ``tile_query``), the
+same key "find similar" uses, so a caption and a judgement of one tile live side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import streamlit as st
+
+from app import images, querying
+from app.errors import AppError
+from core.feedback import Mark, SQLiteFeedback
+from core.finetune import FinetuneCfg, split_feedback
+from core.jobs import Job, start_job
+from core.workspace import Workspace
+from tiles import read_catalog
+from tiles.grid import WINDOW_FIELDS
+
+CAPTION_THUMB_SIDE = 256
+
+
+def feedback(ws: Workspace) -> SQLiteFeedback:
+    """The workspace's feedback store."""
+    return SQLiteFeedback(ws.feedback_db)
+
+
+def query_label(kind: str, query: str) -> str:
+    """A stored query in words: image queries are known by their hash only."""
+    return f"example image {query[:8]}" if kind == "image" else query
+
+
+def count_rows(ws: Workspace) -> list[dict[str, object]]:
+    """Marks and captions per query and scene, the query in words."""
+    return [
+        {**row, "query": query_label(str(row["query_kind"]), str(row["query"]))}
+        for row in feedback(ws).counts()
+    ]
+
+
+def marked_queries(ws: Workspace) -> dict[str, str]:
+    """Every query that has marks: its stored form and its words (to filter the review)."""
+    return {
+        str(row["query"]): query_label(str(row["query_kind"]), str(row["query"]))
+        for row in feedback(ws).counts()
+    }
+
+
+def training_pairs(ws: Workspace, cfg: FinetuneCfg) -> int:
+    """How many training pairs the marks give now, counted as fine-tuning will count them."""
+    return len(split_feedback(feedback(ws).marks(), cfg.holdout_fraction).train_pairs)
+
+
+def start_finetune(ws: Workspace, cfg: FinetuneCfg, jobs: list[Job]) -> Job:
+    """Fine-tune the active model in the background; the result is a new, inactive version.
+
+    Raises:
+        AppError: while another fine-tuning job is running.
+        JobError: when the job process cannot be started.
+    """
+    busy = next((j for j in jobs if j.kind == "finetune" and j.active), None)
+    if busy is not None:
+        raise AppError(f"fine-tuning job {busy.id} is still {busy.status}; wait or cancel it")
+    return start_job(ws, "finetune", {"cfg": asdict(cfg)})
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _windows(catalog: str, mtime_ns: int) -> np.ndarray:
+    return read_catalog(catalog)[list(WINDOW_FIELDS)].to_numpy(np.int64)
+
+
+def _scene_windows(ws: Workspace, scene: str) -> np.ndarray:
+    catalog = ws.existing_scene(scene).catalog
+    return _windows(str(catalog), catalog.stat().st_mtime_ns)
+
+
+def tile_count(ws: Workspace, scene: str) -> int:
+    """Tiles of an ingested scene (ids run from 0).
+
+    Raises:
+        SceneNotFoundError: if the scene is missing or not ready.
+    """
+    return len(_scene_windows(ws, scene))
+
+
+def tile_thumbnail(ws: Workspace, scene: str, tile_id: int) -> bytes | None:
+    """JPEG of one tile as the model saw it, or None when the source file is gone.
+
+    Raises:
+        SceneNotFoundError: if the scene is missing or not ready.
+    """
+    window = tuple(int(v) for v in _scene_windows(ws, scene)[tile_id])
+    manifest = ws.scene(scene).read_manifest()
+    return images.thumbnail(manifest, window, CAPTION_THUMB_SIDE)  # type: ignore[arg-type]
+
+
+def _caption_query(scene: str, tile_id: int) -> tuple[str, str]:
+    return querying.feedback_key(querying.tile_query(scene, tile_id))
+
+
+def tile_caption(ws: Workspace, scene: str, tile_id: int) -> str:
+    """The caption stored for a tile, or ``""``."""
+    kind, query = _caption_query(scene, tile_id)
+    marks = feedback(ws).marks(query=query, scene=scene)
+    return next((m.caption for m in marks if m.query_kind == kind and m.label == "caption"), "")
+
+
+def save_caption(ws: Workspace, scene: str, tile_id: int, text: str) -> Mark:
+    """Store (or replace) the caption of a tile: a training pair for fine-tuning.
+
+    Raises:
+        FeedbackError: when the caption is empty.
+    """
+    kind, query = _caption_query(scene, tile_id)
+    return feedback(ws).mark(
+        Mark(kind, query, scene=scene, tile_id=int(tile_id), label="caption", caption=text)
+    )

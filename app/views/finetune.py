@@ -1,0 +1,288 @@
+"""Fine-tune page: review marks, write captions, train a new version, promote or roll back."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import finetuning, model_versions, notices, state
+from app.errors import AppError
+from app.frame import model_missing
+from app.job_panel import jobs_view
+from app.resources import workspace
+from app.text import md
+from core.errors import SceneSeekError
+from core.feedback import FeedbackError
+from core.finetune import FinetuneCfg
+from core.jobs import Job, list_jobs
+from core.results import Hit
+from core.versions import ModelRegistry, ModelVersion
+
+POLL_S = 2.0
+JOB_KINDS = ("finetune", "reindex")  # the jobs this page starts
+REVIEW_LIMIT = 100
+STEPS = "finetune_steps"  # widget keys of this page
+GUARD = "promote_guard"
+REVIEW_QUERY = "review_query"
+CAPTION_HIT = "caption_hit"
+CAPTION_SCENE = "caption_scene"
+CAPTION_TILE = "caption_tile"
+SWITCH = {  # button key prefix: label and help
+    "promote": ("Promote", "Make this version active if it passes the guard"),
+    "rollback": ("Roll back", "Return to this version"),
+}
+
+ws = workspace()
+defaults = FinetuneCfg()
+
+
+def _read_registry() -> tuple[list[ModelVersion], ModelVersion]:
+    registry = ModelRegistry(ws)
+    return registry.versions(), registry.active()
+
+
+def _seen(versions: list[ModelVersion], active: ModelVersion) -> tuple[tuple[int, ...], int]:
+    """What the page draws from the registry: version numbers and the active one."""
+    return tuple(v.version for v in versions), active.version
+
+
+def _start(jobs: list[Job]) -> None:
+    cfg = FinetuneCfg(steps=int(st.session_state[STEPS]))
+    try:
+        finetuning.start_finetune(ws, cfg, jobs)
+    except (AppError, SceneSeekError) as exc:
+        st.error(md(str(exc)))
+
+
+@st.fragment(run_every=POLL_S)
+def _training(seen: tuple[tuple[int, ...], int]) -> None:
+    """Fine-tune button and live jobs; redraws the whole page when the registry changes."""
+    if _seen(*_read_registry()) != seen:
+        st.rerun()  # a fine-tune finished, or another session switched the model
+    jobs = list_jobs(ws)
+    pairs = finetuning.training_pairs(ws, defaults)
+    running = any(j.kind == "finetune" and j.active for j in jobs)
+    steps, go = st.columns([1, 3], vertical_alignment="bottom")
+    steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=STEPS)
+    if go.button(
+        "Fine-tune",
+        key="finetune",
+        type="primary",
+        icon=":material/model_training:",
+        disabled=pairs < defaults.min_relevant or running,
+        help="Train a new version from the active one on the marks; it is not promoted",
+    ):
+        _start(jobs)
+        jobs = list_jobs(ws)
+    if pairs < defaults.min_relevant:
+        st.caption(
+            f"Fine-tuning needs at least {defaults.min_relevant} relevant marks or captions on "
+            f"text queries; there are {pairs} so far. Mark hits on the Search page, or write "
+            "captions below."
+        )
+    jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
+
+
+def _switch(version: int) -> None:
+    try:
+        outcome = model_versions.switch_model(
+            ws, version, float(st.session_state[GUARD]), list_jobs(ws)
+        )
+    except SceneSeekError as exc:
+        notices.notify("error", str(exc))
+        return
+    notices.notify("success", outcome.message)
+
+
+def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
+    datasets = sorted(
+        {name for v in versions for name in v.metrics.get("after", {}).get("base_mR", {})}
+    )
+    widths = [1.6, 0.8, 0.8, 1, 1.6, *([1] * len(datasets)), 1.5, 1.2]
+    header = ["Version", "Parent", "Pairs", "Negatives", "Scenes"]
+    header += [f"{name.upper()} mR" for name in datasets] + ["Created", ""]
+    for column, title in zip(st.columns(widths), header, strict=True):
+        column.caption(title)
+    for row in model_versions.version_rows(versions, active):
+        cells = st.columns(widths, vertical_alignment="center")
+        values = [row.label, row.parent, row.pairs, row.negatives, row.scenes]
+        values += [row.base_mr.get(name, "") for name in datasets] + [row.created]
+        for cell, value in zip(cells[:-1], values, strict=True):
+            cell.text(value)
+        with cells[-1]:
+            if row.active:
+                st.badge("active", icon=":material/check:", color="green")
+                continue
+            name = "promote" if row.newer else "rollback"
+            label, tip = SWITCH[name]
+            st.button(
+                label,
+                key=f"{name}-{row.version}",
+                on_click=_switch,
+                args=(row.version,),
+                help=f"{tip}; every scene is then re-embedded with it",
+            )
+
+
+def _comparisons(versions: list[ModelVersion]) -> None:
+    trained = [v for v in reversed(versions) if v.metrics]
+    for number, version in enumerate(trained):
+        with st.expander(f"{version.label}: before and after", expanded=number == 0):
+            st.dataframe(
+                model_versions.comparison(version),
+                hide_index=True,
+                column_config={
+                    "measure": "Measure",
+                    "before": st.column_config.NumberColumn(
+                        f"Before (v{version.parent})", format="%.3f"
+                    ),
+                    "after": st.column_config.NumberColumn(
+                        f"After (v{version.version})", format="%.3f"
+                    ),
+                    "change": st.column_config.NumberColumn("Change", format="%+.3f"),
+                },
+            )
+
+
+def _counts() -> None:
+    rows = finetuning.count_rows(ws)
+    if not rows:
+        st.info("No marks yet. Judge hits on the Search page, or write captions below.")
+        return
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            "query_kind": "Kind",
+            "query": "Query",
+            "scene": "Scene",
+            "relevant": "Relevant",
+            "irrelevant": "Not relevant",
+            "captions": "Captions",
+        },
+    )
+
+
+def _delete(mark_id: int) -> None:
+    finetuning.feedback(ws).delete(mark_id)
+
+
+def _review() -> None:
+    labels = finetuning.marked_queries(ws)
+    if not labels:
+        return
+    chosen = st.selectbox(
+        "Review the marks of",
+        sorted(labels),
+        index=None,
+        format_func=labels.get,
+        key=REVIEW_QUERY,
+        placeholder="All queries",
+    )
+    marks = finetuning.feedback(ws).marks(query=chosen)
+    if len(marks) > REVIEW_LIMIT:
+        st.caption(f"The newest {REVIEW_LIMIT} of {len(marks)} marks; pick a query to see others.")
+    widths = [3, 1.6, 0.7, 2.6, 0.6]
+    for column, title in zip(
+        st.columns(widths), ["Query", "Scene", "Tile", "Mark", ""], strict=True
+    ):
+        column.caption(title)
+    for mark in marks[:REVIEW_LIMIT]:
+        cells = st.columns(widths, vertical_alignment="center")
+        cells[0].text(finetuning.query_label(mark.query_kind, mark.query))
+        cells[1].text(mark.scene)
+        cells[2].text(str(mark.tile_id))
+        cells[3].text(f"caption: {mark.caption}" if mark.label == "caption" else mark.label)
+        cells[4].button(
+            "",
+            key=f"delete-mark-{mark.id}",
+            icon=":material/delete:",
+            help="Delete this mark",
+            on_click=_delete,
+            args=(mark.id,),
+        )
+
+
+def _from_hit(names: list[str]) -> None:
+    hit: Hit | None = st.session_state[CAPTION_HIT]
+    if hit is not None and hit.scene in names:
+        st.session_state[CAPTION_SCENE] = hit.scene
+        st.session_state[CAPTION_TILE] = hit.tile_id
+
+
+def _caption_editor() -> None:
+    names = ws.scene_names()
+    if not names:
+        st.info("Captions are written for tiles of ingested scenes: add one in the Library.")
+        return
+    result = st.session_state[state.RESULT]
+    if result is not None and result.hits:
+        st.selectbox(
+            "Caption a hit of your last search",
+            result.hits,
+            index=None,
+            format_func=lambda h: f"#{h.rank} · {h.scene} tile {h.tile_id}",
+            key=CAPTION_HIT,
+            on_change=_from_hit,
+            args=(names,),
+            placeholder="Choose a hit, or a scene and tile below",
+        )
+    scene_col, tile_col = st.columns(2)
+    scene = scene_col.selectbox("Scene", names, key=CAPTION_SCENE)
+    count = finetuning.tile_count(ws, scene)
+    if st.session_state.get(CAPTION_TILE, 0) >= count:
+        st.session_state[CAPTION_TILE] = 0
+    tile = int(tile_col.number_input("Tile", 0, count - 1, step=1, key=CAPTION_TILE))
+    picture, editor = st.columns([1, 2], gap="medium")
+    thumb = finetuning.tile_thumbnail(ws, scene, tile)
+    if thumb:
+        picture.image(thumb, width="stretch")
+    else:
+        picture.caption("source file not found")
+    with editor.form("caption-form", border=False):
+        text = st.text_area(
+            "Caption",
+            finetuning.tile_caption(ws, scene, tile),
+            max_chars=500,
+            key=f"caption-{scene}-{tile}",
+            placeholder="e.g. a baseball field next to a parking lot",
+        )
+        if st.form_submit_button("Save caption", key="save-caption", icon=":material/save:"):
+            try:
+                finetuning.save_caption(ws, scene, tile, text)
+                st.success(md(f"Caption saved for {scene} tile {tile}."))
+            except FeedbackError as exc:
+                st.error(md(str(exc)))
+
+
+st.title("Fine-tune")
+st.caption(
+    "Teach the model from your marks: train a new version in the background, compare it "
+    "with its parent, then promote it (or roll back). Version 0, the shipped model, is kept."
+)
+try:
+    all_versions, active_model = _read_registry()
+except SceneSeekError as exc:
+    model_missing(exc)
+    st.stop()
+
+_training(_seen(all_versions, active_model))
+
+st.subheader("Model versions")
+notices.show()
+st.number_input(
+    "Guard: largest drop in RSICD or UCM test mR allowed when promoting (points)",
+    0.0,
+    100.0,
+    defaults.guard_points,
+    step=0.5,
+    key=GUARD,
+)
+_versions_table(all_versions, active_model)
+_comparisons(all_versions)
+
+st.subheader("Marks")
+_counts()
+_review()
+
+st.subheader("Captions")
+_caption_editor()
