@@ -29,7 +29,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name in args.datasets.split(","):
         report = evaluate_checkpoint(path, name, "test", device=args.device, progress=False)
-        print(f"| {name} | {report.n_images} | {report.n_captions} | {report.seconds:.1f} | {report.metrics.mr:.2f} |")
+        print(
+            f"| {name} | {report.n_images} | {report.n_captions} | {report.seconds:.1f} | {report.metrics.mr:.2f} |"
+        )
 
 
 if __name__ == "__main__":

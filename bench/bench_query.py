@@ -1,8 +1,9 @@
 """Text-query latency (encode + ANN + exact re-rank) and ANN recall at 10k / 100k / 1M tiles.
 
-Vectors are synthetic but shaped like real ones: real tile vectors and gates from the
-model on real imagery (RSICD test images), each copied many times with Gaussian jitter, so
-neighbourhoods are clustered as in a real workspace. Queries are real RSICD test captions.
+Vectors are synthetic but built from real ones: the model's visual vectors and gates of real
+images (RSICD test), each synthetic tile a random convex mix of two of them (as a tile
+straddling two kinds of ground is) plus 5 % Gaussian noise. Queries are real RSICD test
+captions.
 Recall@10 compares the indexed search with ``--exact`` scoring of every tile; memory is
 the resident size after loading the index. Prints a markdown table.
 
@@ -28,9 +29,9 @@ from shapely.geometry import box
 from core.checkpoint import load_checkpoint
 from core.data.captions import load_dataset
 from core.eval.evaluate import encode_images
-from core.index import build_index
+from core.index import TEXT_METRIC, build_index, load_index, soft_index_vectors
 from core.registry import resolve_checkpoint
-from core.search import Filters, SceneIndex, rank, text_scores
+from core.search import Filters, SceneIndex, caption_energy, rank, text_scores
 from core.versions import model_tag
 from tiles import CATALOG_KEY
 
@@ -45,21 +46,18 @@ def real_vectors(model: torch.nn.Module, n_images: int) -> tuple[np.ndarray, np.
 
 
 def synthetic_scene(
-    visual: np.ndarray, gates: np.ndarray, n: int, folder: Path, tag: str
+    visual: np.ndarray, gates: np.ndarray, energy: np.ndarray, n: int, folder: Path, tag: str
 ) -> SceneIndex:
     rng = np.random.default_rng(0)
-    base = rng.integers(0, len(visual), n)
-    spread = visual.std(axis=0, keepdims=True) * 0.35
-    v = (
-        visual[base] + rng.standard_normal((n, visual.shape[1])).astype(np.float32) * spread
-    ).astype(np.float16)
-    g = np.clip(
-        gates[base] + rng.standard_normal(gates[base].shape).astype(np.float32) * 0.05, 0, 1
-    ).astype(np.float16)
+    first, second = rng.integers(0, len(visual), n), rng.integers(0, len(visual), n)
+    w = rng.uniform(0, 1, (n, 1)).astype(np.float32)
+    noise = rng.standard_normal((n, visual.shape[1])).astype(np.float32) * visual.std(axis=0) * 0.05
+    v = (w * visual[first] + (1 - w) * visual[second] + noise).astype(np.float16)
+    g = np.clip(w * gates[first] + (1 - w) * gates[second], 0, 1).astype(np.float16)
     np.save(folder / "visual.npy", v)
     np.save(folder / "gate.npy", g)
     t0 = time.time()
-    build_index(v.astype(np.float32) * g.astype(np.float32), folder / "text.ann", tag)
+    build_index(soft_index_vectors(v, g, energy), folder / "text.ann", tag, TEXT_METRIC)
     build_s = time.time() - t0
     side = int(np.ceil(np.sqrt(n)))
     cols, rows = np.arange(n) % side, np.arange(n) // side
@@ -79,15 +77,13 @@ def synthetic_scene(
     del v, g
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
-    from core.index import load_index
-
     scene = SceneIndex(
         name=f"synthetic{n}",
         catalog=catalog,
         visual=np.load(folder / "visual.npy", mmap_mode="r"),
         gate=np.load(folder / "gate.npy", mmap_mode="r"),
         visual_ann=None,  # type: ignore[arg-type]
-        text_ann=load_index(folder / "text.ann", visual.shape[1], tag),
+        text_ann=load_index(folder / "text.ann", visual.shape[1], tag, TEXT_METRIC),
         manifest={},
     )
     scene.build_seconds = build_s  # type: ignore[attr-defined]
@@ -107,11 +103,12 @@ def main() -> None:
     model, info = load_checkpoint(path)
     tag = model_tag(info.sha256)
     visual, gates = real_vectors(model, args.images)
+    energy = caption_energy(model)
     captions = list(load_dataset("rsicd", "test").captions)[::5][: args.queries]
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
-            scene = synthetic_scene(visual, gates, n, Path(tmp), tag)
+            scene = synthetic_scene(visual, gates, energy, n, Path(tmp), tag)
             latencies, recalls = [], []
             for caption in captions:
                 t0 = time.perf_counter()

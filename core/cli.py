@@ -213,7 +213,6 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
         client = connect(args.dask)
         names = embedder.names
-        embedder = None
 
         def factory(reader: TileReader, windows: np.ndarray) -> DaskParts:
             return DaskParts(client, str(loaded.path), names, reader, windows, args.batch_size)

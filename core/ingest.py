@@ -19,7 +19,8 @@ import numpy as np
 
 from core.embed.mapper import TileEmbedder
 from core.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
-from core.index import build_index
+from core.index import TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
+from core.search import caption_energy
 from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
 from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
 from tiles.quicklook import write_quicklook_png
@@ -84,7 +85,7 @@ def _scene_summary(source: Path) -> dict[str, Any]:
 def ingest(
     source: str | Path,
     workspace: Workspace,
-    embedder: TileEmbedder | None,
+    embedder: TileEmbedder,
     model_tag: str,
     name: str | None = None,
     options: IngestOptions | None = None,
@@ -93,8 +94,8 @@ def ingest(
 ) -> IngestResult:
     """Run (or resume) the whole pipeline for one scene.
 
-    ``embedder`` computes embeddings in this process; ``parts_factory`` instead chooses
-    another place (see ``core.distributed`` for a Dask cluster). The workspace files are the
+    ``embedder`` computes embeddings in this process unless ``parts_factory`` chooses
+    another place (see ``core.distributed`` for a Dask cluster); the workspace files are the
     same either way.
 
     Raises:
@@ -135,10 +136,8 @@ def ingest(
     reader = TileReader.from_catalog(catalog)
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
-    elif embedder is not None:
-        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
     else:
-        raise ValueError("ingest needs an embedder or a parts_factory")
+        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
     result = embed_tiles(
         parts,
         len(windows),
@@ -149,10 +148,11 @@ def ingest(
     if progress:
         progress("indexing", 0, 2, 0.0)
     vectors = np.load(result.files["visual"])
-    build_index(vectors, scene.visual_index, model_tag)
+    build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC)
     if "gate" in result.files:
-        gated = vectors.astype(np.float32) * np.load(result.files["gate"]).astype(np.float32)
-        build_index(gated, scene.text_index, model_tag)
+        energy = caption_energy(embedder.model)
+        text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
+        build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC)
     elapsed = time.time() - started
     manifest.update(
         status=READY,

@@ -3,8 +3,9 @@
 ``SearchResources`` is loaded once (model, tokenizer, every ready scene's vectors and
 memory-mapped indexes) and shared by every query; the app caches it across reruns.
 
-Text queries: the text index (angular, over ``v * g``) proposes candidates and exact AMFMN
-soft-attention scores re-rank them, ``cos(v, g * t) = (v*g).t / (|v| sqrt((g*g).(t*t)))``.
+Text queries: the text index (inner product, see ``core.index.soft_index_vectors``)
+proposes candidates and exact AMFMN soft-attention scores re-rank them,
+``cos(v, g * t) = (v*g).t / (|v| sqrt((g*g).(t*t)))``.
 Image and tile queries rank by cosine between visual vectors. Hits of the same scene and
 scale that overlap a better hit are suppressed so the top k are k different places.
 """
@@ -21,7 +22,7 @@ import torch
 from annoy import AnnoyIndex
 
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
-from core.index import load_index
+from core.index import TEXT_METRIC, VISUAL_METRIC, load_index
 from core.model.amfmn import AMFMN
 from core.query import clean_text_query, load_query_image
 from core.results import Hit, SearchResult
@@ -30,7 +31,7 @@ from tiles import read_catalog
 
 CANDIDATES_PER_HIT = 20
 MIN_CANDIDATES = 200
-SEARCH_K_PER_CANDIDATE = 32
+SEARCH_K_PER_CANDIDATE = 100
 OVERLAP_SUPPRESS = 0.2
 EXACT_CHUNK = 65536
 
@@ -86,13 +87,15 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
     visual = np.load(scene.embeddings / "visual.npy", mmap_mode="r")
     gate_path = scene.embeddings / "gate.npy"
     gate = np.load(gate_path, mmap_mode="r") if gate_path.exists() else None
-    text_ann = load_index(scene.text_index, dim, model_tag) if gate is not None else None
+    text_ann = (
+        load_index(scene.text_index, dim, model_tag, TEXT_METRIC) if gate is not None else None
+    )
     return SceneIndex(
         name=name,
         catalog=read_catalog(scene.catalog),
         visual=visual,
         gate=gate,
-        visual_ann=load_index(scene.visual_index, dim, model_tag),
+        visual_ann=load_index(scene.visual_index, dim, model_tag, VISUAL_METRIC),
         text_ann=text_ann,
         manifest=manifest,
     )
@@ -178,6 +181,15 @@ class SearchResources:
 
         batch = to_tensor_batch([pixels], self.model.cfg.preprocess).to(self.device)
         return self.model.encode_image(batch).float().cpu().numpy()[0]
+
+
+@torch.inference_mode()
+def caption_energy(model: AMFMN) -> np.ndarray:
+    """Mean squared caption vector over typical captions: the text index's weighting."""
+    from core.text.reference import REFERENCE_CAPTIONS
+
+    vectors = model.encode_text(model.tokenize(list(REFERENCE_CAPTIONS))).float()
+    return (vectors * vectors).mean(0).cpu().numpy()
 
 
 @dataclass(frozen=True)
