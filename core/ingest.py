@@ -23,7 +23,7 @@ from core.index import TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vecto
 from core.search import caption_energy
 from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
 from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
-from tiles.quicklook import write_quicklook_png
+from tiles.overlay import write_quicklook_png
 
 Stage = Callable[[str, int, int, float], None]
 # Leaflet stretches overlays linearly in Web Mercator, so overlays are warped to it.

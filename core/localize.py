@@ -23,7 +23,7 @@ from core.ingest import MAP_CRS
 from core.search import SceneIndex, text_scores
 from tiles import CATALOG_KEY
 from tiles.atomic import atomic_path
-from tiles.quicklook import warp_to_map
+from tiles.overlay import warp_to_map
 
 MAX_SIDE = 1024
 MEDIAN_CELLS = 5

@@ -29,14 +29,14 @@ _EXPORTS = {
     "describe": "tiles.scene",
     "estimate_stretch": "tiles.bands",
     "open_scene": "tiles.scene",
-    "quicklook": "tiles.quicklook",
+    "quicklook": "tiles.overlay",
     "read_catalog": "tiles.catalog",
     "scene_footprints": "tiles.catalog",
     "select_rgb_bands": "tiles.bands",
-    "tile_thumbnail": "tiles.quicklook",
+    "tile_thumbnail": "tiles.overlay",
     "to_uint8": "tiles.bands",
     "write_catalog": "tiles.catalog",
-    "write_quicklook_png": "tiles.quicklook",
+    "write_quicklook_png": "tiles.overlay",
 }
 
 __all__ = [

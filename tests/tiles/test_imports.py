@@ -11,7 +11,7 @@ MODULES = [
     "tiles.footprint",
     "tiles.grid",
     "tiles.io",
-    "tiles.quicklook",
+    "tiles.overlay",
     "tiles.reader",
     "tiles.scene",
 ]
