@@ -416,7 +416,7 @@ def _run_feedback(args: argparse.Namespace) -> int:
 
 def _configure_finetune(p: argparse.ArgumentParser) -> None:
     _add_workspace_only(p)
-    p.add_argument("--steps", type=int, help="optimisation steps (default 120)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 60)")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     p.add_argument("--guard", type=float, help="max base mR drop allowed to promote (default 2)")
     p.add_argument(

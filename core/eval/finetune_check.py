@@ -61,15 +61,16 @@ def _labels(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
 
 def _p10(
     model: AMFMN,
-    workspace: Workspace,
+    features: TileFeatures,
     query: str,
     labels: dict[int, str],
     cls: str,
     marked: set[int],
 ) -> float:
+    """Precision@10 of ``query`` over the unmarked tiles, with class labels as the truth."""
     judged = {(SCENE, t): c == cls for t, c in labels.items() if t not in marked}
     exclude = {(SCENE, t) for t in marked}
-    return precision_at_k(model, TileFeatures(workspace, model), query, judged, exclude)
+    return precision_at_k(model, features, query, judged, exclude)
 
 
 def _ranking(model: AMFMN, features: TileFeatures, query: str, ids: list[int]) -> list[int]:

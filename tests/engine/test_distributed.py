@@ -37,7 +37,9 @@ def test_local_cluster_ingest_equals_single_process(model_checkpoint, scenes_dir
             return DaskParts(client, str(loaded.path), embedder.names, reader, windows, 8, threads)
 
         dask_ws = Workspace(tmp_path / "dask")
-        ingest(scenes_dir / SCENE, dask_ws, None, loaded.tag, "s", options, parts_factory=factory)
+        ingest(
+            scenes_dir / SCENE, dask_ws, embedder, loaded.tag, "s", options, parts_factory=factory
+        )
         workers = client.run(
             lambda: __import__("core.distributed", fromlist=["_MODELS"])._MODELS.keys()
         )

@@ -55,7 +55,7 @@ def test_marks_improve_the_query_and_the_registry_is_safe(model_checkpoint, tmp_
     ws = Workspace(tmp_path / "ws")
     mosaic = make_ucm_mosaic(tmp_path / "ucm_mosaic.tif")
     shipped = file_sha256(model_checkpoint)
-    cfg = FinetuneCfg(steps=60, eval_images=100, replay_images=256)
+    cfg = FinetuneCfg(steps=40, eval_images=60, replay_images=192)
     result = run_check(ws, mosaic, cfg)
     assert result.marked_relevant + result.marked_irrelevant == 20
     assert result.p10_after > result.p10_before, result
