@@ -16,7 +16,11 @@ MODELS_DIR = PROJECT_ROOT / "assets" / "models"
 DEFAULT = "default"
 
 # name -> tag -> {"file": relative to assets/models, "sha256": hex digest}
-PRETRAINED: dict[str, dict[str, dict[str, str]]] = {}
+PRETRAINED: dict[str, dict[str, dict[str, str]]] = {
+    "amfmn-lite0-minilm": {
+        "default": {"file": "amfmn-lite0-minilm-rsicd-ucm.safetensors", "sha256": "871a113d1431b58405cf1c9897ece6e809f30ea9af7440a7df885b351427b9e1"},
+    },
+}
 
 
 def list_pretrained() -> list[tuple[str, str, Path]]:
