@@ -44,11 +44,17 @@ def resources(loaded, scenes_dir):
 
 def test_two_scenes_are_searchable_and_merged(resources):
     assert set(resources.scenes) == {"berkeley", "naip"}
-    result = search_text(resources, "trees and buildings", Filters(k=40, suppress_overlaps=False))
-    assert {h.scene for h in result.hits} == {"berkeley", "naip"}
-    scores = [h.score for h in result.hits]
-    assert scores == sorted(scores, reverse=True)
-    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    merged = search_text(resources, "trees and buildings", Filters(k=20, suppress_overlaps=False))
+    per_scene = [
+        hit
+        for name in ("berkeley", "naip")
+        for hit in search_text(resources, "trees and buildings", Filters(k=20, scenes=(name,), suppress_overlaps=False)).hits
+    ]
+    expected = sorted(per_scene, key=lambda h: -h.score)[:20]
+    assert [(h.scene, h.tile_id) for h in merged.hits] == [(h.scene, h.tile_id) for h in expected]
+    assert [h.rank for h in merged.hits] == list(range(1, 21))
+    everything = search_text(resources, "trees and buildings", Filters(k=200, suppress_overlaps=False))
+    assert {h.scene for h in everything.hits} == {"berkeley", "naip"}
 
 
 def test_hit_bounds_contain_catalog_footprint(resources, loaded):
