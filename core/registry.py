@@ -18,7 +18,10 @@ DEFAULT = "default"
 # name -> tag -> {"file": relative to assets/models, "sha256": hex digest}
 PRETRAINED: dict[str, dict[str, dict[str, str]]] = {
     "amfmn-lite0-minilm": {
-        "default": {"file": "amfmn-lite0-minilm-rsicd-ucm.safetensors", "sha256": "871a113d1431b58405cf1c9897ece6e809f30ea9af7440a7df885b351427b9e1"},
+        "default": {
+            "file": "amfmn-lite0-minilm-rsicd-ucm.safetensors",
+            "sha256": "871a113d1431b58405cf1c9897ece6e809f30ea9af7440a7df885b351427b9e1",
+        },
     },
 }
 

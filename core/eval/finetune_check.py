@@ -48,7 +48,8 @@ def query_for(cls: str) -> str:
     return f"{cls}"
 
 
-def _labels(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
+def mosaic_labels(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
+    """Class of every ingested mosaic tile that covers exactly one image."""
     catalog = read_catalog(workspace.scene(SCENE).catalog)
     windows = catalog[["col_off", "row_off", "width", "height"]].itertuples(index=False)
     out = {}
@@ -105,7 +106,7 @@ def run_check(
         SCENE,
         options,
     )
-    labels = _labels(workspace, mosaic)
+    labels = mosaic_labels(workspace, mosaic)
     present = sorted(set(labels.values()))
     model = loaded.model
     features = TileFeatures(workspace, model)
