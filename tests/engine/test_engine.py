@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from PIL import Image
 from shapely.geometry import box
 
@@ -222,6 +223,8 @@ def test_cli_errors_are_one_line(loaded, model_checkpoint):
 
 KILL_SCRIPT = """
 import os, signal, sys
+import torch
+torch.set_num_threads(int(sys.argv[4]))  # same float reduction order as the resuming process
 from pathlib import Path
 from core.embed.mapper import TileEmbedder
 from core.engine import load_engine_model
