@@ -244,7 +244,7 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     scene = scenes_dir / BERKELEY
     killed = Workspace(tmp_path / "killed")
     run = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, str(killed.root), str(scene), str(model_checkpoint)],
+        [sys.executable, "-c", KILL_SCRIPT, str(killed.root), str(scene), str(model_checkpoint), str(torch.get_num_threads())],
         cwd=ROOT,
         timeout=600,
     )
