@@ -94,7 +94,7 @@ def app_url(tmp_path: Path, checkpoint: Path) -> Iterator[tuple[str, Path]]:
         )
 
 
-def map_frame(page, timeout_s: float = 30):  # noqa: ANN001, ANN201 - playwright types
+def map_frame(page, timeout_s: float = 60):  # noqa: ANN001, ANN201 - playwright types
     """The streamlit-folium iframe once it shows numbered hit labels."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
