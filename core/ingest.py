@@ -19,7 +19,13 @@ import numpy as np
 
 from core.embed.mapper import TileEmbedder
 from core.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
-from core.index import TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
+from core.index import (
+    TEXT_INDEX_DIM,
+    TEXT_METRIC,
+    VISUAL_METRIC,
+    build_index,
+    soft_index_vectors,
+)
 from core.search import caption_energy
 from core.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
 from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
@@ -152,7 +158,9 @@ def ingest(
     if "gate" in result.files:
         energy = caption_energy(embedder.model)
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
-        build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC)
+        build_index(
+            text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=TEXT_INDEX_DIM
+        )
     elapsed = time.time() - started
     manifest.update(
         status=READY,

@@ -19,10 +19,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import torch
-from annoy import AnnoyIndex
 
+from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
-from core.index import TEXT_METRIC, VISUAL_METRIC, load_index
+from core.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
 from core.model.amfmn import AMFMN
 from core.query import clean_text_query, load_query_image
 from core.results import Hit, SearchResult
@@ -30,8 +30,8 @@ from core.workspace import Workspace
 from tiles import read_catalog
 
 CANDIDATES_PER_HIT = 20
-MIN_CANDIDATES = 200
-SEARCH_K_PER_CANDIDATE = 100
+MIN_CANDIDATES = 2000  # with the next line: recall@10 0.997 at 1M tiles (docs/BENCHMARKS.md)
+SEARCH_K_PER_CANDIDATE = 50
 OVERLAP_SUPPRESS = 0.2
 EXACT_CHUNK = 65536
 
@@ -44,8 +44,8 @@ class SceneIndex:
     catalog: gpd.GeoDataFrame
     visual: np.ndarray
     gate: np.ndarray | None
-    visual_ann: AnnoyIndex
-    text_ann: AnnoyIndex | None
+    visual_ann: VectorIndex
+    text_ann: VectorIndex | None
     manifest: dict
     windows: np.ndarray = field(init=False)
     scales: np.ndarray = field(init=False)
@@ -117,6 +117,7 @@ class SearchResources:
         cls, workspace: Workspace, model: AMFMN, model_tag: str, device: torch.device
     ) -> SearchResources:
         """Load the model's resources and every ready scene of the workspace."""
+        limit_blas_threads()
         resources = cls(model.to(device).eval(), model_tag, workspace, device)
         resources.refresh()
         return resources
@@ -234,13 +235,12 @@ def visual_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.n
 
 
 def _candidates(
-    scene: SceneIndex, index: AnnoyIndex | None, vector: np.ndarray, f: Filters
+    scene: SceneIndex, index: VectorIndex | None, vector: np.ndarray, f: Filters
 ) -> np.ndarray:
     if f.exact or index is None:
         return np.arange(len(scene))
     n = min(len(scene), max(MIN_CANDIDATES, f.k * CANDIDATES_PER_HIT))
-    ids = index.get_nns_by_vector(vector.astype(np.float32), n, search_k=n * SEARCH_K_PER_CANDIDATE)
-    return np.asarray(ids, dtype=np.int64)
+    return np.sort(index.nearest(vector, n, n * SEARCH_K_PER_CANDIDATE))
 
 
 def _scored(

@@ -10,9 +10,9 @@ import pytest
 from core.errors import CheckpointError
 from core.registry import resolve_checkpoint
 from core.workspace import Workspace
+from tests.app.browser import ROOT
 from tests.conftest import DATA_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app" / "Home.py")
 SMALL_SCENE = DATA_ROOT / "scenes" / "naip_m_3211605_ne_11_060_20200415_crop.tif"
 SMALL_TILING = {"sizes": (64, 128)}  # 58 tiles: enough hits from a tiny scene

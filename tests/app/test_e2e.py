@@ -7,13 +7,10 @@ workspace and fails if the browser requests anything from a host other than the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,93 +18,34 @@ from urllib.parse import urlparse
 import pytest
 
 from core.feedback import SQLiteFeedback
-from tests.app.conftest import ROOT
+from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app
 from tests.conftest import DATA_ROOT
 
 pytestmark = pytest.mark.slow
 
 SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
 EXAMPLE = DATA_ROOT / "ucm" / "images" / "100.jpg"
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "tests" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def app_url(tmp_path: Path, checkpoint: Path) -> Iterator[tuple[str, Path]]:
     """The app served from a subprocess, with its own workspace."""
-    port = free_port()
     workspace = tmp_path / "workspace"
     env = {
-        **os.environ,
         "SCENESEEK_WORKSPACE": str(workspace),
         "SCENESEEK_IMPORT_DIR": str(tmp_path / "import"),
         "SCENESEEK_MODEL": str(checkpoint),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app/Home.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-    ]
-    with open(tmp_path / "streamlit.log", "wb") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError((tmp_path / "streamlit.log").read_text()) from None
-                time.sleep(0.5)
-        yield url, workspace
+        with serve_app(env, tmp_path / "streamlit.log") as url:
+            yield url, workspace
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         subprocess.run(
             [sys.executable, "-m", "core", "jobs", "list", "--workspace", str(workspace)],
             cwd=ROOT,
             check=False,
         )
-
-
-def map_frame(page, timeout_s: float = 60):  # noqa: ANN001, ANN201 - playwright types
-    """The streamlit-folium iframe once it shows numbered hit labels."""
-    from playwright.sync_api import Error
-
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        for frame in page.frames:
-            try:
-                if "st_folium" in frame.url and frame.locator(".ss-rank").count() > 0:
-                    return frame
-            except Error:  # the iframe was replaced while we looked: look again
-                continue
-        page.wait_for_timeout(100)
-    raise AssertionError("no numbered hits appeared on the map")
 
 
 def test_analyst_session(app_url: tuple[str, Path]) -> None:

@@ -58,6 +58,15 @@ def test_two_scenes_are_searchable_and_merged(resources):
     assert {h.scene for h in everything.hits} == {"berkeley", "naip"}
 
 
+def test_indexed_search_matches_exact_scoring(resources):
+    for text in ("trees and buildings", "a road between green fields", "many houses with pools"):
+        indexed = search_text(resources, text, Filters(k=10))
+        exact = search_text(resources, text, Filters(k=10, exact=True))
+        assert [(h.scene, h.tile_id) for h in indexed.hits] == [(h.scene, h.tile_id) for h in exact.hits]
+    for scene in resources.scenes.values():
+        assert scene.text_ann.projection is not None  # the text index stores reduced vectors
+
+
 def test_hit_bounds_contain_catalog_footprint(resources, loaded):
     _, ws = loaded
     result = search_text(resources, "a baseball field next to a parking lot", Filters(k=10))
@@ -258,6 +267,6 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     clean = Workspace(tmp_path / "clean")
     ingest(scene, clean, embedder, model.tag, "scene", opts)
     a, b = killed.scene("scene"), clean.scene("scene")
-    for name in ("embeddings/visual.npy", "embeddings/gate.npy", "visual.ann", "text.ann"):
+    for name in ("embeddings/visual.npy", "embeddings/gate.npy", "visual.ann", "text.ann", "text.projection.npy"):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name
     assert read_catalog(a.catalog).equals(read_catalog(b.catalog))
