@@ -7,7 +7,9 @@ the job process is its only writer while it runs (progress throttled to about tw
 second), and ``cancel`` writes last, after the process group is gone. A reader that finds a
 job "running" whose process has died reports it failed, so nothing stays "running" forever.
 
-Job kinds map to plain functions in ``JOB_KINDS``; add an entry to add a kind.
+Job kinds map to plain functions in ``JOB_KINDS``; add an entry to add a kind. Starting a job
+forgets finished ones beyond the newest ``KEEP_FINISHED``, so the registry (which every page
+rerun lists) stays small in a workspace used for months.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ ACTIVE: tuple[Status, ...] = ("queued", "running")
 WRITE_INTERVAL_S = 0.5
 CANCEL_GRACE_S = 5.0
 START_GRACE_S = 60.0
+KEEP_FINISHED = 50  # finished jobs kept in the registry (with their logs), newest first
 THROUGHPUT = ("batch_size", "workers", "device")
 Progress = Callable[[str, int, int, float], None]
 JobFunction = Callable[[Workspace, dict[str, Any], Progress], dict[str, Any]]
@@ -153,6 +156,15 @@ def list_jobs(workspace: Workspace) -> list[Job]:
     return sorted(jobs, key=lambda j: j.created, reverse=True)
 
 
+def prune_jobs(workspace: Workspace, keep: int = KEEP_FINISHED) -> int:
+    """Delete finished jobs (registry file and log) beyond the newest ``keep``; returns how many."""
+    finished = [job for job in list_jobs(workspace) if not job.active][keep:]
+    for job in finished:
+        job_path(workspace, job.id).unlink(missing_ok=True)
+        log_path(workspace, job.id).unlink(missing_ok=True)
+    return len(finished)
+
+
 _CHILDREN: list[subprocess.Popen] = []
 
 
@@ -170,6 +182,7 @@ def start_job(workspace: Workspace, kind: str, params: dict[str, Any]) -> Job:
     if kind not in JOB_KINDS:
         raise JobError(f"unknown job kind {kind!r}; known: {', '.join(sorted(JOB_KINDS))}")
     _reap()
+    prune_jobs(workspace)
     job = _save(workspace, Job(id=uuid.uuid4().hex[:12], kind=kind, params=params))
     command = [sys.executable, "-m", "core", "job-run", job.id, "--workspace", str(workspace.root)]
     try:

@@ -117,3 +117,32 @@ def test_finetune_job_without_marks_fails_in_plain_words(env: Workspace) -> None
     failed = wait_for(env, job.id, lambda j: not j.active)
     assert failed.status == "failed"
     assert "fine-tuning needs at least 2 relevant marks" in failed.error
+
+
+def test_starting_a_job_forgets_old_finished_ones(env: Workspace) -> None:
+    from dataclasses import asdict
+
+    from core.jobs import KEEP_FINISHED, job_path
+    from core.workspace import write_json
+
+    for i in range(KEEP_FINISHED + 5):
+        old = Job(id=f"old{i:03d}", kind="reindex", params={}, status="done", created=1000.0 + i)
+        write_json(job_path(env, old.id), asdict(old))
+        log_path(env, old.id).write_text("log")
+    running = Job(
+        id="busy",
+        kind="reindex",
+        params={},
+        status="running",
+        created=1.0,
+        pid=os.getpid(),
+        pid_started=psutil.Process().create_time(),
+    )
+    write_json(job_path(env, running.id), asdict(running))
+    job = start_job(env, "reindex", {"name": "missing"})
+    wait_for(env, job.id, lambda j: not j.active)
+    kept = {j.id for j in list_jobs(env)}
+    assert "busy" in kept and job.id in kept  # active and new jobs stay
+    assert {f"old{i:03d}" for i in range(5, KEEP_FINISHED + 5)} <= kept  # the newest finished
+    assert not any(f"old{i:03d}" in kept for i in range(5))
+    assert not log_path(env, "old000").exists() and log_path(env, "old005").exists()

@@ -49,12 +49,16 @@ def test_two_scenes_are_searchable_and_merged(resources):
     per_scene = [
         hit
         for name in ("berkeley", "naip")
-        for hit in search_text(resources, "trees and buildings", Filters(k=20, scenes=(name,), suppress_overlaps=False)).hits
+        for hit in search_text(
+            resources, "trees and buildings", Filters(k=20, scenes=(name,), suppress_overlaps=False)
+        ).hits
     ]
     expected = sorted(per_scene, key=lambda h: -h.score)[:20]
     assert [(h.scene, h.tile_id) for h in merged.hits] == [(h.scene, h.tile_id) for h in expected]
     assert [h.rank for h in merged.hits] == list(range(1, 21))
-    everything = search_text(resources, "trees and buildings", Filters(k=200, suppress_overlaps=False))
+    everything = search_text(
+        resources, "trees and buildings", Filters(k=200, suppress_overlaps=False)
+    )
     assert {h.scene for h in everything.hits} == {"berkeley", "naip"}
 
 
@@ -62,7 +66,9 @@ def test_indexed_search_matches_exact_scoring(resources):
     for text in ("trees and buildings", "a road between green fields", "many houses with pools"):
         indexed = search_text(resources, text, Filters(k=10))
         exact = search_text(resources, text, Filters(k=10, exact=True))
-        assert [(h.scene, h.tile_id) for h in indexed.hits] == [(h.scene, h.tile_id) for h in exact.hits]
+        assert [(h.scene, h.tile_id) for h in indexed.hits] == [
+            (h.scene, h.tile_id) for h in exact.hits
+        ]
     for scene in resources.scenes.values():
         assert scene.text_ann.projection is not None  # the text index stores reduced vectors
 
@@ -253,7 +259,15 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     scene = scenes_dir / BERKELEY
     killed = Workspace(tmp_path / "killed")
     run = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, str(killed.root), str(scene), str(model_checkpoint), str(torch.get_num_threads())],
+        [
+            sys.executable,
+            "-c",
+            KILL_SCRIPT,
+            str(killed.root),
+            str(scene),
+            str(model_checkpoint),
+            str(torch.get_num_threads()),
+        ],
         cwd=ROOT,
         timeout=600,
     )
@@ -267,6 +281,12 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     clean = Workspace(tmp_path / "clean")
     ingest(scene, clean, embedder, model.tag, "scene", opts)
     a, b = killed.scene("scene"), clean.scene("scene")
-    for name in ("embeddings/visual.npy", "embeddings/gate.npy", "visual.ann", "text.ann", "text.projection.npy"):
+    for name in (
+        "embeddings/visual.npy",
+        "embeddings/gate.npy",
+        "visual.ann",
+        "text.ann",
+        "text.projection.npy",
+    ):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name
     assert read_catalog(a.catalog).equals(read_catalog(b.catalog))

@@ -11,7 +11,9 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def _instructions(keyword):
-    return [line.split(None, 1)[1] for line in DOCKERFILE.splitlines() if line.startswith(keyword + " ")]
+    return [
+        line.split(None, 1)[1] for line in DOCKERFILE.splitlines() if line.startswith(keyword + " ")
+    ]
 
 
 def test_torch_version_matches_requirements():

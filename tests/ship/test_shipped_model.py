@@ -30,9 +30,18 @@ def test_loads_offline_without_shared_data(tmp_path):
         "v = m.encode_image(torch.zeros(1, 3, 256, 256)); t = m.encode_text(m.tokenize(['a port'])); "
         "print(tuple(m.scores(v, t).shape))"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "SCENESEEK_DATA": str(tmp_path / "none"),
-           "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "SCENESEEK_DATA": str(tmp_path / "none"),
+        "NO_PROXY": "*",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 1)"
 
@@ -42,9 +51,25 @@ def test_loads_offline_without_shared_data(tmp_path):
 def test_evaluate_reproduces_the_card(dataset):
     expected = json.loads(SCORES.read_text())[dataset]
     out = subprocess.run(
-        [sys.executable, "-m", "core", "evaluate", "--dataset", dataset, "--split", "test",
-         "--checkpoint", "default", "--json", "--device", "cpu"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "evaluate",
+            "--dataset",
+            dataset,
+            "--split",
+            "test",
+            "--checkpoint",
+            "default",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
