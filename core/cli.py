@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import SceneSeekError
+from core.errors import ConfigError, SceneSeekError
 from core.workspace import Workspace
 from tiles.errors import TilesError
 
@@ -172,6 +172,16 @@ def _configure_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2, help="tile-reading processes")
     p.add_argument("--dask", help="embed on Dask: tcp://scheduler:8786, or local:N workers")
+    p.add_argument(
+        "--shared-stages",
+        type=int,
+        default=0,
+        choices=range(6),
+        metavar="N",
+        help="run the first N (1-5) backbone stages once per block of overlapping tiles: "
+        "1.7x (N=1) to 2.9x (N=5) faster, vectors a little different (docs/BENCHMARKS.md); "
+        "default 0, every tile on its own",
+    )
 
 
 def _tiling(args: argparse.Namespace) -> TilingConfig:
@@ -196,7 +206,14 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     loaded = load_engine_model(ws, args.checkpoint, args.device)
-    options = IngestOptions(tiling=_tiling(args), batch_size=args.batch_size, workers=args.workers)
+    if args.dask and args.shared_stages:
+        raise ConfigError("--shared-stages runs in this process; leave it out with --dask")
+    options = IngestOptions(
+        tiling=_tiling(args),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        shared_stages=args.shared_stages,
+    )
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int, rate: float) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from core.embed.mapper import TileEmbedder
 from core.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
+from core.embed.shared import SharedParts
 from core.index import (
     TEXT_INDEX_DIM,
     TEXT_METRIC,
@@ -44,6 +45,7 @@ class IngestOptions:
     batch_size: int = 32
     workers: int = 2
     part_size: int = PART_SIZE
+    shared_stages: int = 0  # > 0: share that many backbone stages between overlapping tiles
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,16 @@ class IngestResult:
 
 def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[str, Any]:
     stat = source.stat()
-    return {
+    fingerprint = {
         "source": str(source),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "tiling": asdict(options.tiling),
         "model": model_tag,
     }
+    if options.shared_stages:  # changes the vectors; absent when off, as in older manifests
+        fingerprint["shared_stages"] = options.shared_stages
+    return fingerprint
 
 
 def _normalise(value: Any) -> Any:
@@ -142,6 +147,8 @@ def ingest(
     reader = TileReader.from_catalog(catalog)
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
+    elif options.shared_stages:
+        parts = SharedParts(reader, windows, embedder, options.shared_stages, options.workers)
     else:
         parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
     result = embed_tiles(

@@ -223,7 +223,7 @@ def test_cli_search_json_geojson_and_batch(resources, loaded, model_checkpoint, 
     ]
 
 
-def test_cli_errors_are_one_line(loaded, model_checkpoint):
+def test_cli_errors_are_one_line(loaded, model_checkpoint, scenes_dir, tmp_path):
     _, ws = loaded
     common = ["--workspace", str(ws.root), "--checkpoint", str(model_checkpoint), "--device", "cpu"]
     out = _cli("search", *common, "--text", "x" * 10_000)
@@ -234,6 +234,14 @@ def test_cli_errors_are_one_line(loaded, model_checkpoint):
     )
     out = _cli("search", *common, "--tile", "berkeley-7")
     assert out.returncode == 2 and "SCENE:TILE_ID" in out.stderr
+    scene = str(scenes_dir / BERKELEY)
+    own = ["--workspace", str(tmp_path / "ws"), *common[2:]]
+    out = _cli("ingest", scene, *own, "--shared-stages", "1", "--dask", "local:1")
+    assert out.returncode == 2 and out.stderr.startswith(
+        "error: --shared-stages runs in this process"
+    )
+    out = _cli("ingest", scene, *own, "--tile-size", "333", "--shared-stages", "1")
+    assert out.returncode == 2 and "cannot share feature maps" in out.stderr
 
 
 KILL_SCRIPT = """

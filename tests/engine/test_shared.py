@@ -1,0 +1,116 @@
+"""Shared feature maps: block planning, agreement with per-tile vectors, ingest option."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.embed.mapper import TileEmbedder
+from core.embed.shared import MAX_STRIDE, SharedFeatureEmbedder, SharedParts, plan_blocks
+from core.errors import ConfigError
+from core.ingest import IngestOptions, ingest
+from core.search import Filters, SearchResources, search_text
+from core.versions import model_tag
+from core.workspace import Workspace
+from tiles import TileReader, TilingConfig, build_catalog
+from tiles.grid import tile_windows
+
+BERKELEY = "berkeley_z17_webmercator_naip.tif"
+
+
+def catalog_windows(width: int, height: int, sizes=(256, 512, 1024)) -> np.ndarray:
+    return np.concatenate([tile_windows(width, height, s, s // 2) for s in sizes])
+
+
+def test_every_tile_lands_in_one_block_on_whole_feature_cells():
+    windows = catalog_windows(5000, 3000)
+    blocks = plan_blocks(windows, 256)
+    members = np.concatenate([b.members for b in blocks])
+    assert sorted(members.tolist()) == list(range(len(windows)))
+    for b in blocks:
+        col, row, width, height = b.window
+        scale = 256 / windows[b.members[0], 2]
+        assert set(windows[b.members, 2]) == {windows[b.members[0], 2]}  # one scale per block
+        assert b.out_shape == (round(height * scale), round(width * scale))
+        assert np.all(b.offsets % MAX_STRIDE == 0)
+        expected = (windows[b.members][:, [1, 0]] - [row, col]) * scale
+        np.testing.assert_array_equal(b.offsets, expected)
+        assert np.all(b.offsets + 256 <= b.out_shape)  # every tile inside its block
+
+
+def test_tiles_off_the_feature_grid_are_refused():
+    windows = tile_windows(3000, 3000, 333, 166)
+    with pytest.raises(ValueError, match="32 px grid"):
+        plan_blocks(windows, 256)
+
+
+@pytest.fixture(scope="module")
+def embedder(model_checkpoint):
+    model, _ = load_checkpoint(model_checkpoint)
+    return TileEmbedder(model, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def berkeley(scenes_dir):
+    catalog = build_catalog(scenes_dir / BERKELEY, TilingConfig())
+    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+    return TileReader.from_catalog(catalog), windows
+
+
+def test_a_block_of_one_tile_gives_the_per_tile_vector(embedder, berkeley):
+    reader, windows = berkeley
+    window = tuple(windows[0])
+    pixels, _ = reader.read_block(window, (256, 256))
+    expected = embedder(torch.from_numpy(reader.read(window))[None])
+    for stages in (1, 5):
+        got = SharedFeatureEmbedder(embedder, stages)(
+            torch.from_numpy(pixels), np.zeros((1, 2), int)
+        )
+        np.testing.assert_allclose(
+            got["visual"].astype(np.float32), expected["visual"].astype(np.float32), atol=2e-3
+        )
+
+
+def test_one_shared_stage_stays_close_to_per_tile_vectors(embedder, berkeley):
+    reader, windows = berkeley
+    parts = SharedParts(reader, windows, embedder, shared_stages=1, workers=0)
+    ((start, stop, arrays),) = parts.run([(0, len(windows))], lambda n: None)
+    reference = embedder(torch.from_numpy(reader.read_batch([tuple(w) for w in windows])))
+    a, b = reference["visual"].astype(np.float32), arrays["visual"].astype(np.float32)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert (start, stop) == (0, len(windows))
+    assert cos.min() > 0.95 and cos.mean() > 0.98
+
+
+def test_shared_stages_must_be_valid(embedder, berkeley):
+    reader, windows = berkeley
+    with pytest.raises(ConfigError, match="1..5"):
+        SharedParts(reader, windows, embedder, shared_stages=7)
+    odd = tile_windows(3000, 3000, 333, 166)
+    with pytest.raises(ConfigError, match="cannot share feature maps"):
+        SharedParts(reader, odd, embedder, shared_stages=1)
+
+
+@pytest.mark.slow
+def test_ingest_with_shared_stages_is_searchable_and_kept_apart(
+    embedder, model_checkpoint, scenes_dir, tmp_path
+):
+    from core.checkpoint import file_sha256
+
+    ws = Workspace(tmp_path / "ws")
+    tag = model_tag(file_sha256(model_checkpoint))
+    scene = scenes_dir / BERKELEY
+    shared = IngestOptions(shared_stages=1, workers=0)
+    first = ingest(scene, ws, embedder, tag, "b", shared)
+    assert not first.skipped and ingest(scene, ws, embedder, tag, "b", shared).skipped
+    manifest = ws.scene("b").read_manifest()
+    assert manifest["fingerprint"]["shared_stages"] == 1
+    shared_vectors = np.load(ws.scene("b").embeddings / "visual.npy")
+    per_tile = ingest(scene, ws, embedder, tag, "b", IngestOptions(workers=0))
+    assert not per_tile.skipped  # other vectors: re-embedded, not reused
+    assert "shared_stages" not in ws.scene("b").read_manifest()["fingerprint"]
+    assert not np.array_equal(shared_vectors, np.load(ws.scene("b").embeddings / "visual.npy"))
+    ingest(scene, ws, embedder, tag, "b", shared)
+    resources = SearchResources.load(ws, embedder.model, tag, torch.device("cpu"))
+    hits = search_text(resources, "houses and trees", Filters(k=5)).hits
+    assert len(hits) == 5 and {h.scene for h in hits} == {"b"}
