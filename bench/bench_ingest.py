@@ -25,7 +25,8 @@ import torch
 from core.checkpoint import load_checkpoint
 from core.device import resolve_device
 from core.embed.mapper import TileEmbedder
-from core.embed.runner import LocalParts, embed_tiles
+from core.embed.runner import LocalParts, PartComputer, embed_tiles
+from core.embed.shared import SharedParts
 from core.registry import resolve_checkpoint
 from tests.tiles.large_scene import make_large_scene
 from tiles import TileReader, TilingConfig, build_catalog
@@ -40,15 +41,12 @@ def forward_only(embedder: TileEmbedder, batches: list[torch.Tensor]) -> float:
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
-def end_to_end(
-    embedder: TileEmbedder, reader: TileReader, windows: np.ndarray, batch: int, workers: int
-) -> float:
+def end_to_end(parts: PartComputer, n_tiles: int) -> float:
     folder = Path(tempfile.mkdtemp())
     try:
         start = time.perf_counter()
-        parts = LocalParts(reader, windows, embedder, batch, workers)
-        embed_tiles(parts, len(windows), folder, part_size=len(windows))
-        return len(windows) / (time.perf_counter() - start)
+        embed_tiles(parts, n_tiles, folder, part_size=n_tiles)
+        return n_tiles / (time.perf_counter() - start)
     finally:
         shutil.rmtree(folder)
 
@@ -57,12 +55,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scene", type=Path, help="existing GeoTIFF (default: generate one)")
     parser.add_argument("--size", type=int, default=8192, help="side of the generated scene")
-    parser.add_argument("--tiles", type=int, default=512)
+    parser.add_argument(
+        "--tiles", type=int, default=512, help="random tiles of the scene; all when as many"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument(
+        "--shared-stages", type=int, default=0, help="also time end-to-end with shared stages"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     scene = args.scene
@@ -74,16 +77,23 @@ def main() -> None:
     embedder = TileEmbedder(model, device)
     catalog = build_catalog(scene, TilingConfig())
     rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(catalog), size=min(args.tiles, len(catalog)), replace=False))
+    if args.tiles >= len(catalog):  # the whole scene, as an ingest embeds it
+        pick = np.arange(len(catalog))
+    else:
+        pick = np.sort(rng.choice(len(catalog), size=args.tiles, replace=False))
     windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)[pick]
     reader = TileReader.from_catalog(catalog)
     pixels = torch.from_numpy(reader.read_batch([tuple(w) for w in windows]))
     batches = list(pixels.split(args.batch_size))
     forward_only(embedder, batches[:2])
-    fwd, e2e = [], []
+    per_tile = LocalParts(reader, windows, embedder, args.batch_size, args.workers)
+    fwd, e2e, shared = [], [], []
     for _ in range(args.rounds):
         fwd.append(forward_only(embedder, batches))
-        e2e.append(end_to_end(embedder, reader, windows, args.batch_size, args.workers))
+        e2e.append(end_to_end(per_tile, len(windows)))
+        if args.shared_stages:
+            parts = SharedParts(reader, windows, embedder, args.shared_stages, args.workers)
+            shared.append(end_to_end(parts, len(windows)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     f, e = float(np.median(fwd)), float(np.median(e2e))
     print(
@@ -99,6 +109,12 @@ def main() -> None:
         + "; end-to-end "
         + ", ".join(f"{x:.1f}" for x in e2e)
     )
+    if shared:
+        s = float(np.median(shared))
+        print(
+            f"end-to-end with {args.shared_stages} shared stage(s): {s:.1f} tiles/s, "
+            f"{s / e:.2f} x per-tile end-to-end; rounds " + ", ".join(f"{x:.1f}" for x in shared)
+        )
 
 
 if __name__ == "__main__":

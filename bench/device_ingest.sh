@@ -8,7 +8,8 @@
 #   command: bash bench/device_ingest.sh          timeout_s: 540
 # Settings by environment: TILES, SIZE (side of the generated scene; 16384 px holds 21059
 # tiles, 12288 px 11763, 8192 px 5155), ROUNDS, BATCH, WORKERS (a list: one run each),
-# LIMIT (seconds for the whole script). E.g. `WORKERS="8 14" bash bench/device_ingest.sh`.
+# LIMIT (seconds for the whole script), SHARED (also time end-to-end with that many shared
+# backbone stages, core.embed.shared). E.g. `WORKERS="8 14" bash bench/device_ingest.sh`.
 #
 # The GPU image has torch, transformers, pandas, pyarrow, pillow but none of our geo stack:
 # .gpuwhl[0-9]*/ hold xz tars of cp312 wheels (rasterio, pyproj, shapely, geopandas, affine,
@@ -65,12 +66,12 @@ nvidia-smi -L | tee "$OUT/gpu.txt"
 echo "cpus $(nproc)" | tee -a "$OUT/gpu.txt"
 
 TILES=${TILES:-16384} SIZE=${SIZE:-16384} ROUNDS=${ROUNDS:-3} BATCH=${BATCH:-256}
-WORKERS=${WORKERS:-$(( $(nproc) - 2 ))} LIMIT=${LIMIT:-500}
+WORKERS=${WORKERS:-$(( $(nproc) - 2 ))} LIMIT=${LIMIT:-500} SHARED=${SHARED:-0}
 for workers in $WORKERS; do
   left=$(( LIMIT - ($(date +%s) - start) ))
   [ "$left" -gt 30 ] || { stamp "skipping workers $workers: time is up"; break; }
   stamp "bench_ingest workers $workers (at most $left s)" | tee -a "$OUT/ingest_cuda.txt"
   timeout "$left" python3 -m bench.bench_ingest --device cuda --tiles "$TILES" --size "$SIZE" \
-    --rounds "$ROUNDS" --batch-size "$BATCH" --workers "$workers" 2>&1 | tee -a "$OUT/ingest_cuda.txt"
+    --rounds "$ROUNDS" --batch-size "$BATCH" --workers "$workers" --shared-stages "$SHARED" 2>&1 | tee -a "$OUT/ingest_cuda.txt"
 done
 stamp "done"
