@@ -2,7 +2,8 @@
 
 Leaflet comes from the app's own static folder (``app/static``, a link to ``assets/static``),
 never a CDN: folium's default jQuery, Bootstrap and icon-font links are replaced, because one
-failed script blanks the whole map offline. Hit numbers are plain ``DivIcon`` labels (no icon fonts).
+failed script blanks the whole map offline. Hit numbers are plain ``DivIcon`` labels (no icon
+fonts).
 
 The base map (scene quicklooks, optional OpenStreetMap) changes only when the scene set
 does; hits and heat maps travel in a separate feature group that streamlit-folium swaps

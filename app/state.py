@@ -35,6 +35,13 @@ TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scen
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
 NOTICE = "library_notice"  # (level, message) shown once after an action
+# Fine-tune page (widget-owned: their defaults come from core.finetune.FinetuneCfg)
+STEPS = "finetune_steps"  # training steps
+GUARD = "promote_guard"  # the promotion guard, in mR points
+REVIEW_QUERY = "review_query"  # which query's marks are reviewed
+CAPTION_HIT = "caption_hit"  # hit of the last search to caption
+CAPTION_SCENE = "caption_scene"  # or any tile: its scene
+CAPTION_TILE = "caption_tile"  # and tile id
 
 DEFAULTS: dict[str, Any] = {
     QUERY: None,

@@ -20,12 +20,6 @@ from core.versions import ModelRegistry, ModelVersion
 POLL_S = 2.0
 JOB_KINDS = ("finetune", "reindex")  # the jobs this page starts
 REVIEW_LIMIT = 100
-STEPS = "finetune_steps"  # widget keys of this page
-GUARD = "promote_guard"
-REVIEW_QUERY = "review_query"
-CAPTION_HIT = "caption_hit"
-CAPTION_SCENE = "caption_scene"
-CAPTION_TILE = "caption_tile"
 SWITCH = {  # button key prefix: label and help
     "promote": ("Promote", "Make this version active if it passes the guard"),
     "rollback": ("Roll back", "Return to this version"),
@@ -46,7 +40,7 @@ def _seen(versions: list[ModelVersion], active: ModelVersion) -> tuple[tuple[int
 
 
 def _start(jobs: list[Job]) -> None:
-    cfg = FinetuneCfg(steps=int(st.session_state[STEPS]))
+    cfg = FinetuneCfg(steps=int(st.session_state[state.STEPS]))
     try:
         finetuning.start_finetune(ws, cfg, jobs)
     except (AppError, SceneSeekError) as exc:
@@ -62,7 +56,7 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
     pairs = finetuning.training_pairs(ws, defaults)
     running = any(j.kind == "finetune" and j.active for j in jobs)
     steps, go = st.columns([1, 3], vertical_alignment="bottom")
-    steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=STEPS)
+    steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=state.STEPS)
     if go.button(
         "Fine-tune",
         key="finetune",
@@ -85,7 +79,7 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
 def _switch(version: int) -> None:
     try:
         outcome = model_versions.switch_model(
-            ws, version, float(st.session_state[GUARD]), list_jobs(ws)
+            ws, version, float(st.session_state[state.GUARD]), list_jobs(ws)
         )
     except SceneSeekError as exc:
         notices.notify("error", str(exc))
@@ -175,7 +169,7 @@ def _review() -> None:
         sorted(labels),
         index=None,
         format_func=labels.get,
-        key=REVIEW_QUERY,
+        key=state.REVIEW_QUERY,
         placeholder="All queries",
     )
     marks = finetuning.feedback(ws).marks(query=chosen)
@@ -203,10 +197,10 @@ def _review() -> None:
 
 
 def _from_hit(names: list[str]) -> None:
-    hit: Hit | None = st.session_state[CAPTION_HIT]
+    hit: Hit | None = st.session_state[state.CAPTION_HIT]
     if hit is not None and hit.scene in names:
-        st.session_state[CAPTION_SCENE] = hit.scene
-        st.session_state[CAPTION_TILE] = hit.tile_id
+        st.session_state[state.CAPTION_SCENE] = hit.scene
+        st.session_state[state.CAPTION_TILE] = hit.tile_id
 
 
 def _caption_editor() -> None:
@@ -221,17 +215,17 @@ def _caption_editor() -> None:
             result.hits,
             index=None,
             format_func=lambda h: f"#{h.rank} · {h.scene} tile {h.tile_id}",
-            key=CAPTION_HIT,
+            key=state.CAPTION_HIT,
             on_change=_from_hit,
             args=(names,),
             placeholder="Choose a hit, or a scene and tile below",
         )
     scene_col, tile_col = st.columns(2)
-    scene = scene_col.selectbox("Scene", names, key=CAPTION_SCENE)
+    scene = scene_col.selectbox("Scene", names, key=state.CAPTION_SCENE)
     count = finetuning.tile_count(ws, scene)
-    if st.session_state.get(CAPTION_TILE, 0) >= count:
-        st.session_state[CAPTION_TILE] = 0
-    tile = int(tile_col.number_input("Tile", 0, count - 1, step=1, key=CAPTION_TILE))
+    if st.session_state.get(state.CAPTION_TILE, 0) >= count:
+        st.session_state[state.CAPTION_TILE] = 0
+    tile = int(tile_col.number_input("Tile", 0, count - 1, step=1, key=state.CAPTION_TILE))
     picture, editor = st.columns([1, 2], gap="medium")
     thumb = finetuning.tile_thumbnail(ws, scene, tile)
     if thumb:
@@ -275,7 +269,7 @@ st.number_input(
     100.0,
     defaults.guard_points,
     step=0.5,
-    key=GUARD,
+    key=state.GUARD,
 )
 _versions_table(all_versions, active_model)
 _comparisons(all_versions)
