@@ -93,9 +93,11 @@ def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
     return name
 
 
-def start_ingest(ws: Workspace, source: Path, name: str, tiles: dict[str, Any]) -> Job:
+def start_ingest(
+    ws: Workspace, source: Path, name: str, tiles: dict[str, Any], shared_stages: int = 0
+) -> Job:
     """Ingest a validated file as a background job with the active model."""
-    return start_job(ws, "ingest", ingest_params(source, name, tiles))
+    return start_job(ws, "ingest", ingest_params(source, name, tiles, shared_stages))
 
 
 def start_reindex(ws: Workspace, name: str, jobs: list[Job]) -> Job:

@@ -34,6 +34,7 @@ IMPORT_PATH = "import_path"  # or a path typed by the analyst (must stay inside 
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
+FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlapping tiles
 NOTICE = "library_notice"  # (level, message) shown once after an action
 # Fine-tune page (widget-owned: their defaults come from core.finetune.FinetuneCfg)
 STEPS = "finetune_steps"  # training steps
@@ -64,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     TILE_SIZES: [256, 512, 1024],
     OVERLAP: 0.5,
     MIN_VALID: 0.5,
+    FAST_INGEST: False,
     NOTICE: None,
 }
 

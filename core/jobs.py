@@ -39,7 +39,7 @@ WRITE_INTERVAL_S = 0.5
 CANCEL_GRACE_S = 5.0
 START_GRACE_S = 60.0
 KEEP_FINISHED = 50  # finished jobs kept in the registry (with their logs), newest first
-THROUGHPUT = ("batch_size", "workers", "device")
+THROUGHPUT = ("batch_size", "workers", "device")  # job params that never change the vectors
 Progress = Callable[[str, int, int, float], None]
 JobFunction = Callable[[Workspace, dict[str, Any], Progress], dict[str, Any]]
 
@@ -313,6 +313,7 @@ def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) ->
         tiling=TilingConfig(**tiling),
         batch_size=int(params.get("batch_size", 32)),
         workers=int(params.get("workers", 2)),
+        shared_stages=int(params.get("shared_stages", 0)),
     )
     progress("loading model", 0, 0, 0.0)
     loaded = load_engine_model(workspace, device=params.get("device") or get_settings().device)
@@ -335,10 +336,15 @@ def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) ->
 
 
 def ingest_params(
-    source: str | Path, name: str, tiling: dict[str, Any], **throughput: Any
+    source: str | Path, name: str, tiling: dict[str, Any], shared_stages: int = 0, **throughput: Any
 ) -> dict[str, Any]:
-    """Parameters of an ``ingest`` job (``tiling`` holds ``TilingConfig`` fields)."""
-    return {"source": str(source), "name": name, "tiling": tiling, **throughput}
+    """Parameters of an ``ingest`` job.
+
+    ``tiling`` holds ``TilingConfig`` fields; ``shared_stages`` is ``IngestOptions``'s, left out
+    when 0 so that older jobs and manifests read the same.
+    """
+    params = {"source": str(source), "name": name, "tiling": tiling, **throughput}
+    return {**params, "shared_stages": shared_stages} if shared_stages else params
 
 
 def _reindex(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -350,11 +356,14 @@ def _reindex(workspace: Workspace, params: dict[str, Any], progress: Progress) -
             f"scene {params['name']!r} has no recorded source; delete it and add it again"
         )
     throughput = {k: v for k, v in params.items() if k in THROUGHPUT}
-    return _ingest(
-        workspace,
-        ingest_params(fingerprint["source"], params["name"], fingerprint["tiling"], **throughput),
-        progress,
+    recorded = ingest_params(
+        fingerprint["source"],
+        params["name"],
+        fingerprint["tiling"],
+        fingerprint.get("shared_stages", 0),
+        **throughput,
     )
+    return _ingest(workspace, recorded, progress)
 
 
 def _finetune(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:

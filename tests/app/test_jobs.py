@@ -61,6 +61,16 @@ def test_reindex_of_an_up_to_date_scene_is_a_no_op(ready_env: Workspace) -> None
     assert done.status == "done" and done.result["skipped"] is True
 
 
+def test_reindex_keeps_a_scene_s_shared_stages(env: Workspace) -> None:
+    params = ingest_params(SMALL_SCENE, "fast", SMALL_TILING, shared_stages=1, workers=0)
+    first = wait_for(env, start_job(env, "ingest", params).id, lambda j: not j.active)
+    assert first.status == "done", first.error
+    assert env.scene("fast").read_manifest()["fingerprint"]["shared_stages"] == 1
+    again = start_job(env, "reindex", {"name": "fast", "workers": 0})
+    done = wait_for(env, again.id, lambda j: not j.active)
+    assert done.status == "done" and done.result["skipped"] is True  # same vectors: nothing to do
+
+
 def test_cancel_stops_the_process_group(env: Workspace) -> None:
     params = ingest_params(BIG_SCENE, "big", {"sizes": (64,)}, workers=1, batch_size=8)
     job = start_job(env, "ingest", params)
