@@ -1,11 +1,13 @@
-"""Text-query latency (encode + ANN + exact re-rank) and ANN recall at 10k / 100k / 1M tiles.
+"""Query latency (ANN + exact re-rank) and ANN recall at 10k / 100k / 1M tiles.
 
 Vectors are synthetic but built from real ones (``bench.synthetic``: mixes of the model's
-vectors of real RSICD test images). Queries are real RSICD test captions. The index is built
-and searched exactly as ingest and search do (projected text index, default candidates).
-Recall@10 compares the indexed search with ``--exact`` scoring of every tile. Memory: the
-resident size growth from before loading the scene to after all its queries (memory-mapped
-pages touched count), and the files on disk. Prints a markdown table.
+vectors of real RSICD test images). Text queries are real RSICD test captions, timed with
+their encoding; image queries are the visual vectors of 50 other RSICD test images, timed
+without it (the image encoder's cost does not grow with the workspace). Both indexes are
+built and searched exactly as ingest and search do. Recall@10 compares the indexed search
+with ``--exact`` scoring of every tile. Memory: the resident size growth from before the
+scene was made to after its timed queries (memory-mapped pages touched count), and the
+files on disk. Prints markdown tables.
 
     python -m bench.bench_query --sizes 10000,100000,1000000 --queries 50
 """
@@ -30,17 +32,34 @@ from bench.synthetic import mixed_vectors, real_vectors
 from core.checkpoint import load_checkpoint
 from core.data.captions import load_dataset
 from core.device import limit_blas_threads
-from core.index import TEXT_INDEX_DIM, TEXT_METRIC, build_index, load_index, soft_index_vectors
+from core.index import (
+    INDEX_DIM,
+    TEXT_METRIC,
+    VISUAL_METRIC,
+    build_index,
+    load_index,
+    soft_index_vectors,
+)
 from core.registry import resolve_checkpoint
-from core.search import EXACT_CHUNK, Filters, SceneIndex, caption_energy, rank, text_scores
+from core.search import (
+    EXACT_CHUNK,
+    Filters,
+    SceneIndex,
+    caption_energy,
+    rank,
+    text_scores,
+    visual_scores,
+)
 from core.versions import model_tag
 from tiles import CATALOG_KEY
+
+IMAGE_QUERIES = 50
 
 
 def synthetic_scene(
     visual: np.ndarray, gates: np.ndarray, energy: np.ndarray, n: int, folder: Path, tag: str
-) -> tuple[SceneIndex, float]:
-    """A scene of ``n`` synthetic tiles and its text index; also the index build seconds."""
+) -> tuple[SceneIndex, tuple[float, float]]:
+    """A scene of ``n`` synthetic tiles and both its indexes; also their build seconds."""
     v = np.lib.format.open_memmap(folder / "visual.npy", "w+", np.float16, (n, visual.shape[1]))
     g = np.lib.format.open_memmap(folder / "gate.npy", "w+", np.float16, (n, visual.shape[1]))
     for start in range(0, n, EXACT_CHUNK):
@@ -55,9 +74,13 @@ def synthetic_scene(
             for i in range(0, n, EXACT_CHUNK)
         ]
     )
-    build_index(proxies, folder / "text.ann", tag, TEXT_METRIC, index_dim=TEXT_INDEX_DIM)
-    build_s = time.time() - t0
-    del v, g, proxies
+    build_index(proxies, folder / "text.ann", tag, TEXT_METRIC, index_dim=INDEX_DIM)
+    text_s = time.time() - t0
+    del proxies
+    t0 = time.time()
+    build_index(np.asarray(v), folder / "visual.ann", tag, VISUAL_METRIC, index_dim=INDEX_DIM)
+    build_s = (text_s, time.time() - t0)
+    del v, g
     side = int(np.ceil(np.sqrt(n)))
     cols, rows = np.arange(n) % side, np.arange(n) // side
     catalog = gpd.GeoDataFrame(
@@ -78,32 +101,42 @@ def synthetic_scene(
         catalog=catalog,
         visual=np.load(folder / "visual.npy", mmap_mode="r"),
         gate=np.load(folder / "gate.npy", mmap_mode="r"),
-        visual_ann=None,  # type: ignore[arg-type]
+        visual_ann=load_index(folder / "visual.ann", visual.shape[1], tag, VISUAL_METRIC),
         text_ann=load_index(folder / "text.ann", visual.shape[1], tag, TEXT_METRIC),
         manifest={},
     )
     return scene, build_s
 
 
-def measure(
-    model: torch.nn.Module, scene: SceneIndex, captions: list[str]
-) -> tuple[np.ndarray, float, float]:
-    """Milliseconds per query (encode + ANN + re-rank), the process RSS in MiB after them,
-    and recall@10 against exact scoring (which reads every vector, so it comes last)."""
+def timed(
+    model: torch.nn.Module, scene: SceneIndex, kind: str, queries: list
+) -> tuple[np.ndarray, list[tuple[np.ndarray, set[int]]]]:
+    """Milliseconds per query (text: encode + ANN + re-rank; image: ANN + re-rank of a given
+    visual vector) and each query's vector with the tiles it found."""
     latencies, found = [], []
-    for caption in captions:
+    for query in queries:
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            q = model.encode_text(model.tokenize([caption])).float().numpy()[0]
-        hits = rank([scene], "text", q, Filters(k=10, suppress_overlaps=False))
+        if kind == "text":
+            with torch.inference_mode():
+                query = model.encode_text(model.tokenize([query])).float().numpy()[0]
+        hits = rank([scene], kind, query, Filters(k=10, suppress_overlaps=False))
         latencies.append((time.perf_counter() - t0) * 1000)
-        found.append((q, {t for _, t, _ in hits}))
-    rss = psutil.Process().memory_info().rss / 2**20
-    recalls = [
-        len(got & set(np.argsort(-text_scores(scene, np.arange(len(scene)), q))[:10].tolist())) / 10
-        for q, got in found
-    ]
-    return np.array(latencies), rss, float(np.mean(recalls))
+        found.append((query, {t for _, t, _ in hits}))
+    return np.array(latencies[3:]), found  # the first three queries warm the caches
+
+
+def recall(scene: SceneIndex, kind: str, found: list[tuple[np.ndarray, set[int]]]) -> float:
+    """Mean recall@10 against scoring every tile exactly."""
+    score = text_scores if kind == "text" else visual_scores
+    everything = np.arange(len(scene))
+    return float(
+        np.mean(
+            [
+                len(got & set(np.argsort(-score(scene, everything, q))[:10].tolist())) / 10
+                for q, got in found
+            ]
+        )
+    )
 
 
 def mib(path: Path) -> float:
@@ -121,7 +154,9 @@ def main() -> None:
     path = resolve_checkpoint(args.checkpoint)
     model, info = load_checkpoint(path)
     tag = model_tag(info.sha256)
-    visual, gates = real_vectors(model, args.images)
+    visual, gates = real_vectors(model, args.images + IMAGE_QUERIES)
+    examples = list(visual[args.images :])  # image queries: real images outside the mixes
+    visual, gates = visual[: args.images], gates[: args.images]
     energy = caption_energy(model)
     captions = list(load_dataset("rsicd", "test").captions)[::5][: args.queries]
     limit_blas_threads()  # as SearchResources.load does
@@ -130,25 +165,45 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             gc.collect()
             rss_before = psutil.Process().memory_info().rss / 2**20
-            scene, build_s = synthetic_scene(visual, gates, energy, n, Path(tmp), tag)
-            latencies, rss_after, recall = measure(model, scene, captions[:1] * 3 + captions)
-            latencies = latencies[3:]  # the first queries warm the caches
-            rss = rss_after - rss_before
-            files = sum(mib(Path(tmp) / f) for f in ("text.ann", "visual.npy", "gate.npy"))
-            p50, p95 = np.median(latencies), np.percentile(latencies, 95)
-            rows.append((n, p50, p95, recall, build_s, mib(Path(tmp) / "text.ann"), files, rss))
+            scene, (text_s, visual_s) = synthetic_scene(visual, gates, energy, n, Path(tmp), tag)
+            text_ms, text_found = timed(model, scene, "text", captions[:1] * 3 + captions)
+            image_ms, image_found = timed(model, scene, "image", examples[:1] * 3 + examples)
+            rss = psutil.Process().memory_info().rss / 2**20 - rss_before
+            names = ("text.ann", "visual.ann", "visual.npy", "gate.npy")
+            rows.append(
+                {
+                    "n": n,
+                    "text": (
+                        text_ms,
+                        recall(scene, "text", text_found),
+                        text_s,
+                        mib(Path(tmp) / "text.ann"),
+                    ),
+                    "image": (
+                        image_ms,
+                        recall(scene, "image", image_found),
+                        visual_s,
+                        mib(Path(tmp) / "visual.ann"),
+                    ),
+                    "disk": sum(mib(Path(tmp) / f) for f in names),
+                    "rss": rss,
+                }
+            )
             del scene
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        "| tiles | p50 ms | p95 ms | recall@10 vs exact | index build s | text index MiB "
-        "| index + vectors on disk MiB | RSS growth after queries MiB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, p50, p95, rec, build, index, files, rss in rows:
-        print(
-            f"| {n:,} | {p50:.1f} | {p95:.1f} | {rec:.3f} | {build:.0f} | {index:.0f} "
-            f"| {files:.0f} | {rss:.0f} |"
-        )
+    print("| queries | tiles | p50 ms | p95 ms | recall@10 vs exact | index build s | index MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for kind in ("text", "image"):
+        for row in rows:
+            ms, rec, build, size = row[kind]
+            print(
+                f"| {kind} | {row['n']:,} | {np.median(ms):.1f} | {np.percentile(ms, 95):.1f} "
+                f"| {rec:.3f} | {build:.0f} | {size:.0f} |"
+            )
+    print("\n| tiles | indexes + vectors on disk MiB | RSS growth after queries MiB |")
+    print("|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['n']:,} | {row['disk']:.0f} | {row['rss']:.0f} |")
     print(f"\npeak RSS of the benchmark process: {peak:.0f} MiB")
 
 

@@ -26,7 +26,7 @@ from tiles.atomic import atomic_path
 VISUAL_METRIC = "angular"
 TEXT_METRIC = "dot"
 DEFAULT_TREES = 32
-TEXT_INDEX_DIM = 128
+INDEX_DIM = 128  # stored dimension of both scene indexes (docs/BENCHMARKS.md)
 PROJECTION_SAMPLE = 50_000
 
 

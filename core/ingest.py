@@ -21,7 +21,7 @@ from core.embed.mapper import TileEmbedder
 from core.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.embed.shared import SharedParts
 from core.index import (
-    TEXT_INDEX_DIM,
+    INDEX_DIM,
     TEXT_METRIC,
     VISUAL_METRIC,
     build_index,
@@ -161,13 +161,11 @@ def ingest(
     if progress:
         progress("indexing", 0, 2, 0.0)
     vectors = np.load(result.files["visual"])
-    build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC)
+    build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC, index_dim=INDEX_DIM)
     if "gate" in result.files:
         energy = caption_energy(embedder.model)
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
-        build_index(
-            text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=TEXT_INDEX_DIM
-        )
+        build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
     elapsed = time.time() - started
     manifest.update(
         status=READY,

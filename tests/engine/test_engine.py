@@ -69,8 +69,8 @@ def test_indexed_search_matches_exact_scoring(resources):
         assert [(h.scene, h.tile_id) for h in indexed.hits] == [
             (h.scene, h.tile_id) for h in exact.hits
         ]
-    for scene in resources.scenes.values():
-        assert scene.text_ann.projection is not None  # the text index stores reduced vectors
+    for scene in resources.scenes.values():  # both indexes store reduced vectors
+        assert scene.text_ann.projection is not None and scene.visual_ann.projection is not None
 
 
 def test_hit_bounds_contain_catalog_footprint(resources, loaded):
@@ -295,6 +295,7 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
         "visual.ann",
         "text.ann",
         "text.projection.npy",
+        "visual.projection.npy",
     ):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name
     assert read_catalog(a.catalog).equals(read_catalog(b.catalog))
