@@ -25,10 +25,18 @@ class TileEmbedder:
     @torch.inference_mode()
     def __call__(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         """``[B, S, S, 3]`` uint8 -> ``{"visual": [B, d], "gate": [B, d]}`` float16 arrays."""
-        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         with autocast(self.device):
-            visual = self.model.encode_image(x).float()
+            visual = self.model.encode_image(self.normalise(pixels))
+        return self.arrays(visual)
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, H, W, 3]`` uint8 -> normalised ``[B, 3, H, W]`` on the device, channels-last."""
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+    def arrays(self, visual: torch.Tensor) -> dict[str, np.ndarray]:
+        """Visual vectors (and soft-attention gates) as the float16 arrays ingest stores."""
+        visual = visual.float()
         out = {"visual": visual.cpu().numpy().astype(np.float16)}
         gates = self.model.image_gates(visual)
         if gates is not None:

@@ -30,9 +30,12 @@ class TileDataset(Dataset[tuple[torch.Tensor, int]]):
 
 
 def tile_loader(
-    dataset: TileDataset, batch_size: int, workers: int, pin_memory: bool
+    dataset: Dataset, batch_size: int | None, workers: int, pin_memory: bool
 ) -> DataLoader:
-    """A loader that keeps ``2 * workers`` batches in flight ahead of the model."""
+    """A loader that keeps ``2 * workers`` batches in flight ahead of the model.
+
+    ``batch_size`` None passes the dataset's items through unbatched (e.g. blocks of tiles).
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,

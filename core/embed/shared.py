@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from core.device import autocast
 from core.embed.mapper import TileEmbedder
+from core.embed.reader import tile_loader
 from core.embed.runner import Part
 from core.errors import ConfigError
 from core.model.backbones import N_STAGES, assemble
@@ -43,26 +44,42 @@ class Block:
     offsets: np.ndarray  # [n, 2] (row, col) of each tile in the block, model pixels
 
 
+def model_starts(windows: np.ndarray, size: int, out_size: int) -> np.ndarray:
+    """``(col, row)`` starts at model resolution of the tiles ``windows`` (all ``size`` px).
+
+    Raises:
+        ValueError: when a start is not a multiple of 32 model pixels (e.g. tile sizes in
+            metres that give odd pixel sizes).
+    """
+    starts = windows[:, :2] * (out_size / size)
+    if np.any(starts % MAX_STRIDE):
+        raise ValueError(
+            f"{size} px tiles do not start on a {MAX_STRIDE} px grid at model resolution"
+        )
+    return starts.astype(np.int64)
+
+
+def check_grid(windows: np.ndarray, out_size: int) -> None:
+    """Raise ``ValueError`` unless every tile can share feature maps (see ``model_starts``)."""
+    for size in np.unique(windows[:, 2]):
+        model_starts(windows[windows[:, 2] == size], int(size), out_size)
+
+
 def plan_blocks(windows: np.ndarray, out_size: int, block_px: int = BLOCK_PX) -> list[Block]:
     """Group the tiles of each scale into blocks; every tile lands in exactly one.
 
     Raises:
-        ValueError: when a tile's start, at model resolution, is not a multiple of 32 px
-            (e.g. tile sizes in metres that give odd pixel sizes).
+        ValueError: as ``model_starts``.
     """
     blocks = []
     for size in np.unique(windows[:, 2]):
         (members,) = np.nonzero(windows[:, 2] == size)
-        starts = windows[members, :2] * (out_size / size)  # (col, row) at model resolution
-        if np.any(starts % MAX_STRIDE):
-            raise ValueError(
-                f"{size} px tiles do not start on a {MAX_STRIDE} px grid at model resolution"
-            )
-        starts = starts.astype(np.int64)
+        starts = model_starts(windows[members], int(size), out_size)
         cells = starts // block_px
         keys = cells[:, 1] * (cells[:, 0].max() + 1) + cells[:, 0]
-        for key in np.unique(keys):
-            pick = keys == key
+        order = np.argsort(keys, kind="stable")
+        _, firsts = np.unique(keys[order], return_index=True)
+        for pick in np.split(order, firsts[1:]):
             group, first = members[pick], starts[pick].min(axis=0)
             extent = starts[pick].max(axis=0) + out_size - first
             scene_first = windows[group, :2].min(axis=0)
@@ -108,30 +125,33 @@ class SharedFeatureEmbedder:
         """``[H, W, 3]`` uint8 block and tile offsets -> arrays like ``TileEmbedder``'s."""
         e = self.embedder
         size = e.model.cfg.preprocess.image_size
-        x = pixels.to(e.device, non_blocking=True).permute(2, 0, 1)[None].float()
-        x = ((x - e.mean) / e.std).contiguous(memory_format=torch.channels_last)
-        chunks: dict[str, list[np.ndarray]] = {name: [] for name in e.names}
+        visual = []
         with autocast(e.device):
+            x = e.normalise(pixels[None])
             stages = e.model.backbone.prefix(x, self.shared_stages)
+            steps = [x.shape[-1] // stage.shape[-1] for stage in stages]
             for start in range(0, len(offsets), self.crops_per_batch):
-                crops = [[] for _ in stages]
-                for row, col in offsets[start : start + self.crops_per_batch]:
-                    for k, stage in enumerate(stages):
-                        step = x.shape[-1] // stage.shape[-1]
-                        r, c, n = row // step, col // step, size // step
-                        crops[k].append(stage[0, :, r : r + n, c : c + n])
-                taps = [torch.stack(c) for c in crops]
+                taps = [
+                    torch.stack(
+                        [
+                            stage[
+                                0,
+                                :,
+                                row // step : (row + size) // step,
+                                col // step : (col + size) // step,
+                            ]
+                            for row, col in offsets[start : start + self.crops_per_batch]
+                        ]
+                    )
+                    for stage, step in zip(stages, steps, strict=True)
+                ]
                 feats = (
                     assemble(taps)
                     if self.shared_stages == N_STAGES
                     else e.model.backbone.forward_from(self.shared_stages, taps)
                 )
-                visual = e.model.visual_from_features(feats).float()
-                chunks["visual"].append(visual.cpu().numpy().astype(np.float16))
-                gates = e.model.image_gates(visual)
-                if gates is not None:
-                    chunks["gate"].append(gates.float().cpu().numpy().astype(np.float16))
-        return {name: np.concatenate(v) for name, v in chunks.items()}
+                visual.append(e.model.visual_from_features(feats))
+        return e.arrays(torch.cat(visual))
 
 
 class SharedParts:
@@ -150,7 +170,7 @@ class SharedParts:
             raise ConfigError(f"shared stages must be 1..{N_STAGES}, got {shared_stages}")
         self.out_size = embedder.model.cfg.preprocess.image_size
         try:
-            plan_blocks(windows, self.out_size)
+            check_grid(windows, self.out_size)
         except ValueError as exc:
             raise ConfigError(
                 f"these tiles cannot share feature maps ({exc}); ingest without shared stages"
@@ -164,13 +184,8 @@ class SharedParts:
         for start, stop in ranges:
             blocks = plan_blocks(self.windows[start:stop], self.out_size)
             arrays: dict[str, np.ndarray] = {}
-            loader = DataLoader(
-                BlockDataset(self.reader, blocks),
-                batch_size=None,
-                num_workers=self.workers,
-                prefetch_factor=2 if self.workers else None,
-                pin_memory=self.shared.embedder.device.type == "cuda",
-            )
+            pin = self.shared.embedder.device.type == "cuda"
+            loader = tile_loader(BlockDataset(self.reader, blocks), None, self.workers, pin)
             for pixels, index in loader:
                 block = blocks[int(index)]
                 out = self.shared(pixels, block.offsets)
