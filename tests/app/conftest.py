@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core.errors import CheckpointError
 from core.registry import resolve_checkpoint
@@ -17,6 +18,17 @@ HOME = str(ROOT / "app" / "Home.py")
 SMALL_SCENE = DATA_ROOT / "scenes" / "naip_m_3211605_ne_11_060_20200415_crop.tif"
 SMALL_TILING = {"sizes": (64, 128)}  # 58 tiles: enough hits from a tiny scene
 SMALL_NAME = "naip"
+
+
+def open_page(page: str | None = None, timeout: float = 60) -> AppTest:
+    """The app under AppTest, switched to ``page`` (a ``views/`` script; default: Library),
+    after a run that raised nothing."""
+    at = AppTest.from_file(HOME, default_timeout=timeout)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -12,17 +13,12 @@ from core.feedback import Mark, SQLiteFeedback
 from core.jobs import cancel, list_jobs
 from core.versions import ModelRegistry
 from core.workspace import Workspace
-from tests.app.conftest import HOME, SMALL_NAME
+from tests.app.conftest import SMALL_NAME, open_page
 
 TIMEOUT = 60
 
 
-def finetune_page() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("views/finetune.py").run()
-    assert not at.exception, at.exception
-    return at
+finetune_page = partial(open_page, "views/finetune.py", TIMEOUT)
 
 
 def texts(at: AppTest) -> str:

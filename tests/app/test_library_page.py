@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import cancel, get_job, ingest_params, list_jobs, start_job
 from core.workspace import Workspace
-from tests.app.conftest import HOME, SMALL_SCENE
+from tests.app.conftest import SMALL_SCENE, open_page
 
 TIMEOUT = 60
 
 
-def library() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+library = partial(open_page, None, TIMEOUT)
 
 
 def texts(at: AppTest) -> str:

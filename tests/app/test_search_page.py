@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -10,17 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 from core.feedback import SQLiteFeedback, image_sha256
 from core.workspace import Workspace
-from tests.app.conftest import HOME
+from tests.app.conftest import open_page
 
 TIMEOUT = 120
 
 
-def search_page() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("views/search.py").run()
-    assert not at.exception, at.exception
-    return at
+search_page = partial(open_page, "views/search.py", TIMEOUT)
 
 
 def ask(at: AppTest, text: str) -> AppTest:
