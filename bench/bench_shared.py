@@ -38,7 +38,8 @@ def per_tile(embedder: TileEmbedder, batches: list[torch.Tensor]) -> dict[str, n
 
 
 def shared(shared: SharedFeatureEmbedder, blocks: list, pixels: list, n: int) -> dict:
-    arrays = {name: np.zeros((n, 512), np.float16) for name in shared.embedder.names}
+    dim = shared.embedder.model.cfg.embed_dim
+    arrays = {name: np.zeros((n, dim), np.float16) for name in shared.embedder.names}
     for block, block_pixels in zip(blocks, pixels, strict=True):
         for name, values in shared(block_pixels, block.offsets).items():
             arrays[name][block.members] = values
