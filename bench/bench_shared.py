@@ -25,6 +25,7 @@ from core.data.captions import load_dataset
 from core.device import resolve_device
 from core.embed.mapper import TileEmbedder
 from core.embed.shared import SharedFeatureEmbedder, plan_blocks
+from core.model.attention import soft_scores
 from core.registry import resolve_checkpoint
 from core.settings import get_settings
 from tiles import TileReader, TilesError, TilingConfig, build_catalog
@@ -47,11 +48,9 @@ def shared(shared: SharedFeatureEmbedder, blocks: list, pixels: list, n: int) ->
 
 
 def scores(arrays: dict[str, np.ndarray], queries: np.ndarray) -> np.ndarray:
-    """Exact soft-attention scores ``[tiles, queries]`` (as ``core.search.text_scores``)."""
-    v, g = arrays["visual"].astype(np.float32), arrays["gate"].astype(np.float32)
-    numerator = (v * g) @ queries.T
-    attended = np.sqrt((g * g) @ (queries * queries).T)
-    return numerator / (np.linalg.norm(v, axis=1)[:, None] * attended)
+    """Exact soft-attention scores ``[tiles, queries]``."""
+    v, g = (torch.from_numpy(arrays[name].astype(np.float32)) for name in ("visual", "gate"))
+    return soft_scores(v, g, torch.from_numpy(queries)).numpy()
 
 
 def main() -> None:

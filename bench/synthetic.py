@@ -32,9 +32,8 @@ def mixed_vectors(
     visual: np.ndarray, gates: np.ndarray, start: int, stop: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Float16 visual vectors and gates of synthetic tiles ``start..stop-1``."""
-    rows = np.arange(start, stop)
     rng = np.random.Generator(np.random.Philox(key=seed, counter=[start, 0, 0, 0]))
-    n = len(rows)
+    n = stop - start
     first, second = rng.integers(0, len(visual), n), rng.integers(0, len(visual), n)
     w = rng.uniform(0, 1, (n, 1)).astype(np.float32)
     noise = rng.standard_normal((n, visual.shape[1])).astype(np.float32)

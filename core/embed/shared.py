@@ -181,10 +181,10 @@ class SharedParts:
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Yield parts in order; blocks never straddle two parts, so each part stands alone."""
+        pin = self.shared.embedder.device.type == "cuda"
         for start, stop in ranges:
             blocks = plan_blocks(self.windows[start:stop], self.out_size)
             arrays: dict[str, np.ndarray] = {}
-            pin = self.shared.embedder.device.type == "cuda"
             loader = tile_loader(BlockDataset(self.reader, blocks), None, self.workers, pin)
             for pixels, index in loader:
                 block = blocks[int(index)]
