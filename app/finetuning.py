@@ -13,10 +13,11 @@ import streamlit as st
 
 from app import images, querying
 from app.errors import AppError
-from core.feedback import Mark, SQLiteFeedback
-from core.finetune import FinetuneCfg, split_feedback
 from core.jobs import Job, start_job
-from core.workspace import Workspace
+from core.learn.finetune.config import FinetuneCfg
+from core.learn.finetune.marks import split_feedback
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.workspace import Workspace
 from tiles import read_catalog
 from tiles.grid import WINDOW_FIELDS
 

@@ -14,8 +14,8 @@ from PIL import Image
 from app.images import OVERLAY_SIDE, webp_data_url
 from app.map import Overlay
 from app.resources import Engine
-from core.localize import heat_map, write_heat_png
-from core.results import SearchResult
+from core.search.localize import heat_map, write_heat_png
+from core.search.results import SearchResult
 
 HEAT_OPACITY = 0.75
 

@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
-from core.results import Hit
+from core.search.results import Hit
 from tiles import TilesError, tile_thumbnail
 
 OVERLAY_SIDE = 768

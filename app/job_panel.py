@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.text import md
 from core.jobs import Job, cancel, log_path
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 RECENT = 5
 LOG_LINES = 30

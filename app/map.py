@@ -23,7 +23,7 @@ import streamlit as st
 from branca.element import MacroElement
 from jinja2 import Template
 
-from core.results import Hit
+from core.search.results import Hit
 
 Bounds = tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
 MAP_HEIGHT = 620

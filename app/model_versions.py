@@ -14,10 +14,10 @@ from typing import Any
 
 from app import scenes
 from app.errors import AppError
-from core.finetune import promote, summary
 from core.jobs import Job
-from core.versions import ModelVersion
-from core.workspace import Workspace
+from core.learn.finetune.guard import promote, summary
+from core.model.versions import ModelVersion
+from core.store.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from app.resources import Engine
-from core.feedback import Label, Mark, SQLiteFeedback, image_sha256
-from core.results import Hit, SearchResult
-from core.search import Filters, refine, search_image, search_text, search_tile
-from core.workspace import Workspace
+from core.search.ranking import Filters, search_image, search_text, search_tile
+from core.search.refine import refine
+from core.search.results import Hit, SearchResult
+from core.store.feedback import Label, Mark, SQLiteFeedback, image_sha256
+from core.store.workspace import Workspace
 
 Query = dict[str, Any]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from core.engine import load_engine_model
-from core.search import SearchResources
+from core.model.loading import load_engine_model
+from core.model.versions import ModelRegistry, ModelVersion
+from core.search.scenes import SearchResources
 from core.settings import get_settings
-from core.versions import ModelRegistry, ModelVersion
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 
 @dataclass

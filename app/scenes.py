@@ -9,8 +9,8 @@ from typing import Any
 from app.errors import AppError
 from app.uploads import uploads_dir
 from core.jobs import Job, ingest_params, start_job
-from core.versions import ModelVersion
-from core.workspace import NAME_PATTERN, READY, Workspace, scene_name_from
+from core.model.versions import ModelVersion
+from core.store.workspace import NAME_PATTERN, READY, Workspace, scene_name_from
 from tiles import TilingConfig
 
 

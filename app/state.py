@@ -13,7 +13,7 @@ import streamlit as st
 
 # Search page
 QUERY = "query"  # the query to answer: {"kind": "text"|"image"|"tile", ...} or None
-RESULT = "result"  # core.results.SearchResult on screen, or None
+RESULT = "result"  # core.search.results.SearchResult on screen, or None
 RESULT_KEY = "result_key"  # (query, filters) the result answers; a change reruns the search
 REFINED = "refined"  # True when RESULT was re-ranked with the analyst's marks
 MARKS = "marks"  # {"SCENE:TILE": "relevant" | "irrelevant"} for the current query
@@ -36,7 +36,7 @@ OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
 FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlapping tiles
 NOTICE = "library_notice"  # (level, message) shown once after an action
-# Fine-tune page (widget-owned: their defaults come from core.finetune.FinetuneCfg)
+# Fine-tune page (widget-owned: their defaults come from core.learn.finetune.loop.FinetuneCfg)
 STEPS = "finetune_steps"  # training steps
 GUARD = "promote_guard"  # the promotion guard, in mR points
 REVIEW_QUERY = "review_query"  # which query's marks are reviewed

@@ -2,7 +2,7 @@
 
 The workspace holds one generated GeoTIFF of real UCM images (``tests/tiles/large_scene.py``)
 sized so that its default three-scale catalog has at least ``--tiles`` tiles. It goes through
-the real ingest pipeline (``core.ingest``: catalog, quicklook, both annoy indexes, manifest)
+the real ingest pipeline (``core.ingest.pipeline``: catalog, quicklook, both annoy indexes, manifest)
 with one change: embedding 100k tiles takes about an hour on this CPU, so the tile vectors
 come from ``bench.synthetic`` instead of the model. The workspace is kept, so later runs skip
 building it.
@@ -11,7 +11,7 @@ Then the app is served (``streamlit run app/Home.py``) and driven in headless Ch
 each query, type it, press Enter and time until the map shows ``k`` numbered hits that differ
 from the previous query's. The first query of a fresh server also loads the model and the
 indexes, so it is reported apart from the rest. The engine's own time for the same queries
-(``core.search.search_text``, no browser) is printed beside it. Prints markdown tables.
+(``core.search.scenes.search_text``, no browser) is printed beside it. Prints markdown tables.
 
     python -m bench.bench_app --tiles 100000 --queries 20
 """
@@ -26,16 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, map_frame, serve_app
+from bench.large_scene import make_large_scene
 from bench.synthetic import mixed_vectors, real_vectors
-from core.data.captions import load_dataset
-from core.embed.mapper import TileEmbedder
-from core.embed.runner import Part
-from core.engine import load_engine_model
-from core.ingest import ingest
-from core.search import Filters, SearchResources, search_text
-from core.workspace import Workspace
-from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, map_frame, serve_app
-from tests.tiles.large_scene import make_large_scene
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.embed.runner import Part
+from core.ingest.pipeline import ingest
+from core.learn.data.captions import load_dataset
+from core.model.loading import load_engine_model
+from core.search.ranking import Filters, search_text
+from core.search.scenes import SearchResources
+from core.store.workspace import Workspace
 from tiles import TileReader, TilingConfig
 from tiles.grid import stride_for, tile_count
 

@@ -19,10 +19,10 @@ from dataclasses import replace
 import torch
 
 from core.device import autocast, resolve_device
-from core.embed.mapper import TileEmbedder
-from core.factory import create_model, get_model_config
-from core.text.vocab import Vocabulary
-from core.train.loss import dynamic_margin, triplet_loss
+from core.ingest.embed.mapper import TileEmbedder
+from core.learn.train.loss import dynamic_margin, triplet_loss
+from core.model.factory import create_model, get_model_config
+from core.model.vocab import Vocabulary
 
 CAPTIONS = [
     "many planes are parked next to a long building in an airport .",

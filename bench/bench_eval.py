@@ -13,8 +13,8 @@ import os
 
 import torch
 
-from core.eval.evaluate import evaluate_checkpoint
-from core.registry import resolve_checkpoint
+from core.learn.eval.evaluate import evaluate_checkpoint
+from core.model.shipped import resolve_checkpoint
 
 
 def main() -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from core.eval.finetune_check import run_check
-from core.eval.mosaic import make_ucm_mosaic
-from core.finetune import FinetuneCfg, guard_violations
-from core.workspace import Workspace
+from bench.finetune_check import run_check
+from bench.mosaic import make_ucm_mosaic
+from core.learn.finetune.config import FinetuneCfg
+from core.learn.finetune.guard import guard_violations
+from core.store.workspace import Workspace
 
 
 def main() -> None:

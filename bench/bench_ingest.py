@@ -2,7 +2,7 @@
 
 Both are measured side by side in one run, on the same tiles and batches, alternating
 rounds so machine noise hits both alike. End-to-end = reading tiles from the GeoTIFF in
-DataLoader workers + embedding + writing parts (``core.embed.runner.embed_tiles``);
+DataLoader workers + embedding + writing parts (``core.ingest.embed.runner.embed_tiles``);
 forward-only = the same batches already in memory through the same embedder. Also reports
 peak RSS. The scene is a generated tiled GeoTIFF of real UCM images (see
 ``tests/tiles/large_scene.py``). Prints a markdown table.
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoint import load_checkpoint
+from bench.large_scene import make_large_scene
 from core.device import resolve_device
-from core.embed.mapper import TileEmbedder
-from core.embed.runner import LocalParts, PartComputer, embed_tiles
-from core.embed.shared import SharedParts
-from core.registry import resolve_checkpoint
-from tests.tiles.large_scene import make_large_scene
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.embed.runner import LocalParts, PartComputer, embed_tiles
+from core.ingest.embed.shared import SharedParts
+from core.model.checkpoint import load_checkpoint
+from core.model.shipped import resolve_checkpoint
 from tiles import TileReader, TilingConfig, build_catalog
 
 

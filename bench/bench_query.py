@@ -29,10 +29,16 @@ import torch
 from shapely.geometry import box
 
 from bench.synthetic import mixed_vectors, real_vectors
-from core.checkpoint import load_checkpoint
-from core.data.captions import load_dataset
 from core.device import limit_blas_threads
-from core.index import (
+from core.learn.data.captions import load_dataset
+from core.model.amfmn import caption_energy
+from core.model.checkpoint import load_checkpoint
+from core.model.shipped import resolve_checkpoint
+from core.model.versions import model_tag
+from core.search.ranking import Filters, rank
+from core.search.scenes import SceneIndex
+from core.search.scoring import EXACT_CHUNK, text_scores, visual_scores
+from core.store.index import (
     INDEX_DIM,
     TEXT_METRIC,
     VISUAL_METRIC,
@@ -40,17 +46,6 @@ from core.index import (
     load_index,
     soft_index_vectors,
 )
-from core.registry import resolve_checkpoint
-from core.search import (
-    EXACT_CHUNK,
-    Filters,
-    SceneIndex,
-    caption_energy,
-    rank,
-    text_scores,
-    visual_scores,
-)
-from core.versions import model_tag
 from tiles import CATALOG_KEY
 
 IMAGE_QUERIES = 50

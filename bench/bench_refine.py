@@ -1,6 +1,6 @@
 """Does "Refine with marks" lift precision@10? Measured on the labelled UCM mosaic.
 
-Ingest the mosaic (``core.eval.mosaic``), run each class query, mark its top-10 hits by
+Ingest the mosaic (``bench.mosaic``), run each class query, mark its top-10 hits by
 ground truth (relevant / not relevant) as an analyst would, re-rank with ``core.search.refine``
 and compare precision@10 over tiles that were not marked, before and after. Prints a table.
 
@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.embed.mapper import TileEmbedder
-from core.engine import load_engine_model
-from core.eval.finetune_check import SCENE, mosaic_labels
-from core.eval.mosaic import make_ucm_mosaic
-from core.ingest import IngestOptions, ingest
-from core.search import Filters, SearchResources, refine, search_text
-from core.workspace import Workspace
+from bench.finetune_check import SCENE, mosaic_labels
+from bench.mosaic import make_ucm_mosaic
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.pipeline import IngestOptions, ingest
+from core.model.loading import load_engine_model
+from core.search.ranking import Filters, search_text
+from core.search.refine import refine
+from core.search.scenes import SearchResources
+from core.store.workspace import Workspace
 from tiles import TilingConfig
 
 

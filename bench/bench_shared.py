@@ -1,4 +1,4 @@
-"""Shared feature maps (``core.embed.shared``) against per-tile embedding: speed and agreement.
+"""Shared feature maps (``core.ingest.embed.shared``) against per-tile embedding: speed and agreement.
 
 Every shared GeoTIFF is cut with the default tiling (256/512/1024 px, half overlap). Its
 tiles are embedded one by one (``TileEmbedder``, batches of 32) and with the first N backbone
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.data.captions import load_dataset
 from core.device import resolve_device
-from core.embed.mapper import TileEmbedder
-from core.embed.shared import SharedFeatureEmbedder, plan_blocks
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.embed.shared import SharedFeatureEmbedder, plan_blocks
+from core.learn.data.captions import load_dataset
 from core.model.attention import soft_scores
-from core.registry import resolve_checkpoint
+from core.model.checkpoint import load_checkpoint
+from core.model.shipped import resolve_checkpoint
 from core.settings import get_settings
 from tiles import TileReader, TilesError, TilingConfig, build_catalog
 

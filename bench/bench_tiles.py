@@ -7,7 +7,7 @@ of each scale (row-major, as the embedding engine does) into 256 x 256 uint8 RGB
 first in this process, then split across ``--workers`` spawned processes. Prints a
 markdown table.
 
-Usage: python bench/bench_tiles.py [--scene PATH] [--size 20000] [--tiles 2000] [--workers 2]
+Usage: python -m bench.bench_tiles [--scene PATH] [--size 20000] [--tiles 2000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ import argparse
 import math
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
+import tiles
+from bench.large_scene import make_large_scene, peak_rss_bytes
 
-import tiles  # noqa: E402
-from tests.tiles.large_scene import make_large_scene, peak_rss_bytes  # noqa: E402
-
-WINDOW = ["col_off", "row_off", "width", "height"]
+WINDOW = list(tiles.WINDOW_FIELDS)
 DEFAULT_SCENE = Path(tempfile.gettempdir()) / "sceneseek_bench" / "large_scene.tif"
 
 _worker_reader: tiles.TileReader | None = None

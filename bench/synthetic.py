@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.data.captions import load_dataset
-from core.eval.evaluate import encode_images
+from core.learn.data.captions import load_dataset
+from core.learn.eval.evaluate import encode_images
 from core.model.amfmn import AMFMN
 
 NOISE = 0.05

@@ -52,3 +52,11 @@ class SceneNotFoundError(WorkspaceError, FileNotFoundError):
 
 class JobError(SceneSeekError, RuntimeError):
     """Raised when a background job cannot be started, found or cancelled."""
+
+
+class FeedbackError(SceneSeekError, ValueError):
+    """Raised when a mark is malformed or an import line cannot be read."""
+
+
+class FinetuneError(SceneSeekError, ValueError):
+    """Raised when there are not enough marks to fine-tune, or promotion is refused."""

@@ -30,7 +30,7 @@ import psutil
 
 from core.errors import JobError, SceneSeekError
 from core.settings import PROJECT_ROOT, get_settings
-from core.workspace import Workspace, read_json, write_json
+from core.store.workspace import Workspace, read_json, write_json
 from tiles import TilesError
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -303,9 +303,9 @@ def run_job(workspace: Workspace, job_id: str) -> int:
 
 def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Ingest ``params["source"]`` as scene ``params["name"]`` with the active model."""
-    from core.embed.mapper import TileEmbedder
-    from core.engine import load_engine_model
-    from core.ingest import IngestOptions, ingest
+    from core.ingest.embed.mapper import TileEmbedder
+    from core.ingest.pipeline import IngestOptions, ingest
+    from core.model.loading import load_engine_model
     from tiles import TilingConfig
 
     tiling = {k: tuple(v) if isinstance(v, list) else v for k, v in params["tiling"].items()}
@@ -372,7 +372,9 @@ def _finetune(workspace: Workspace, params: dict[str, Any], progress: Progress) 
     ``params["cfg"]`` holds ``FinetuneCfg`` fields; the version is not promoted here, so the
     analyst can compare it with its parent first.
     """
-    from core.finetune import FinetuneCfg, finetune, summary
+    from core.learn.finetune.config import FinetuneCfg
+    from core.learn.finetune.guard import summary
+    from core.learn.finetune.loop import finetune
 
     version = finetune(workspace, FinetuneCfg(**params.get("cfg", {})), progress)
     return {"version": version.version, "parent": version.parent, **summary(version)}

@@ -29,13 +29,13 @@ def model_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped default model; before one ships, the untrained architecture (ImageNet
     backbone + MiniLM with fresh heads) saved once per session."""
     from core.errors import CheckpointError
-    from core.registry import resolve_checkpoint
+    from core.model.shipped import resolve_checkpoint
 
     try:
         return resolve_checkpoint("default")
     except CheckpointError:
-        from core.checkpoint import save_checkpoint
-        from core.factory import create_model
+        from core.model.checkpoint import save_checkpoint
+        from core.model.factory import create_model
 
         path = tmp_path_factory.mktemp("model") / "untrained.safetensors"
         return save_checkpoint(create_model("amfmn-lite0-minilm"), path)

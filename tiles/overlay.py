@@ -28,7 +28,8 @@ from tiles.reader import TileReader
 from tiles.scene import PathLike, describe_dataset, open_scene
 
 Bounds = tuple[float, float, float, float]
-MAP_CRSS = ("EPSG:4326", "EPSG:3857")
+MAP_CRS = "EPSG:3857"  # web maps draw overlays in Web Mercator
+MAP_CRSS = ("EPSG:4326", MAP_CRS)
 
 
 def _warp(

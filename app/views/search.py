@@ -15,9 +15,9 @@ from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
 from app.text import md
 from core.errors import SceneSeekError
-from core.feedback import Label
-from core.results import Hit, SearchResult
-from core.search import Filters
+from core.search.ranking import Filters
+from core.search.results import Hit, SearchResult
+from core.store.feedback import Label
 from tiles import TilesError
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]

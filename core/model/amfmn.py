@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from core.config import AMFMNCfg
 from core.model.attention import ATTENTIONS, SoftAttention, VisualGuidedAttention
 from core.model.backbones import N_STAGES, MultiscaleFeatures, StagedBackbone
+from core.model.config import AMFMNCfg
 from core.model.mvsa import MVSA
+from core.model.reference_captions import REFERENCE_CAPTIONS
 from core.model.text import TextTower, TokenBatch
 
 
@@ -103,3 +105,10 @@ class AMFMN(nn.Module):
             name = named[id(module)]
             modules["text" + (f".{name}" if name else "")] = module
         return modules
+
+
+@torch.inference_mode()
+def caption_energy(model: AMFMN) -> np.ndarray:
+    """Mean squared caption vector over typical captions: the text index's weighting."""
+    vectors = model.encode_text(model.tokenize(list(REFERENCE_CAPTIONS))).float()
+    return (vectors * vectors).mean(0).cpu().numpy()

@@ -8,7 +8,7 @@ AMFMN reads four taps from them:
 * global:     the head output average-pooled (projected to ``embed_dim`` by the model).
 
 Splitting the network into stages lets training cache the output of the frozen prefix once
-and run only the trainable suffix per step (see ``core.train.features``).
+and run only the trainable suffix per step (see ``core.learn.train.features``).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from typing_extensions import override
 
-from core.config import TextCfg
 from core.errors import WeightsNotFoundError
-from core.text.vocab import Vocabulary
+from core.model.config import TextCfg
+from core.model.vocab import Vocabulary
 
 
 @dataclass

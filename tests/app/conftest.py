@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench.browser import ROOT
 from core.errors import CheckpointError
-from core.registry import resolve_checkpoint
-from core.workspace import Workspace
-from tests.app.browser import ROOT
+from core.model.shipped import resolve_checkpoint
+from core.store.workspace import Workspace
 from tests.conftest import DATA_ROOT
 
 HOME = str(ROOT / "app" / "Home.py")
@@ -47,8 +47,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         return resolve_checkpoint("default")
     except CheckpointError:
-        from core.checkpoint import save_checkpoint
-        from core.factory import create_model
+        from core.model.checkpoint import save_checkpoint
+        from core.model.factory import create_model
 
         path = tmp_path_factory.mktemp("model") / "untrained.safetensors"
         save_checkpoint(create_model("amfmn-lite0-minilm"), path)
@@ -58,10 +58,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ingested(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
     """A workspace holding the small NAIP crop, ingested once per session."""
-    from core.embed.mapper import TileEmbedder
-    from core.engine import load_engine_model
-    from core.ingest import IngestOptions, ingest
-    from core.versions import ModelRegistry
+    from core.ingest.embed.mapper import TileEmbedder
+    from core.ingest.pipeline import IngestOptions, ingest
+    from core.model.loading import load_engine_model
+    from core.model.versions import ModelRegistry
     from tiles import TilingConfig
 
     ws = Workspace(tmp_path_factory.mktemp("ingested"))

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from core.feedback import SQLiteFeedback
-from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app
+from core.store.feedback import SQLiteFeedback
 from tests.conftest import DATA_ROOT
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from app import resources
-from core.feedback import Mark, SQLiteFeedback
 from core.jobs import cancel, list_jobs
-from core.versions import ModelRegistry
-from core.workspace import Workspace
+from core.model.versions import ModelRegistry
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_NAME, open_page
 
 TIMEOUT = 60

@@ -14,7 +14,7 @@ import pytest
 
 from core.errors import JobError
 from core.jobs import Job, cancel, get_job, ingest_params, list_jobs, log_path, start_job
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING
 from tests.conftest import DATA_ROOT
 
@@ -133,7 +133,7 @@ def test_starting_a_job_forgets_old_finished_ones(env: Workspace) -> None:
     from dataclasses import asdict
 
     from core.jobs import KEEP_FINISHED, job_path
-    from core.workspace import write_json
+    from core.store.workspace import write_json
 
     for i in range(KEEP_FINISHED + 5):
         old = Job(id=f"old{i:03d}", kind="reindex", params={}, status="done", created=1000.0 + i)

@@ -10,7 +10,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import cancel, get_job, ingest_params, list_jobs, start_job
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_SCENE, open_page
 
 TIMEOUT = 60

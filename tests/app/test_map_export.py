@@ -12,7 +12,7 @@ from streamlit_folium import _get_feature_group_string
 
 from app import export
 from app import map as mapping
-from core.results import Hit, SearchResult
+from core.search.results import Hit, SearchResult
 
 
 def hits(n: int = 3) -> list[Hit]:

@@ -7,8 +7,8 @@ import time
 
 from app import querying, resources
 from core.jobs import get_job, ingest_params, start_job
-from core.search import Filters
-from core.workspace import Workspace
+from core.search.ranking import Filters
+from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_SCENE, SMALL_TILING
 
 

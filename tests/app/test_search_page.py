@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core.feedback import SQLiteFeedback, image_sha256
-from core.workspace import Workspace
+from core.store.feedback import SQLiteFeedback, image_sha256
+from core.store.workspace import Workspace
 from tests.app.conftest import open_page
 
 TIMEOUT = 120

@@ -9,7 +9,7 @@ import pytest
 
 from app.errors import AppError
 from app.uploads import import_candidates, resolve_import, save_upload, uploads_dir
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_SCENE
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data.captions import (
+from core.errors import DatasetFormatError, DatasetNotFoundError
+from core.learn.data.captions import (
     CaptionSet,
     concat,
     holdout_split,
@@ -15,7 +16,6 @@ from core.data.captions import (
     load_karpathy,
     load_precomp,
 )
-from core.errors import DatasetFormatError, DatasetNotFoundError
 
 
 @pytest.fixture(scope="module")

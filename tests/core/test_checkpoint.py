@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.checkpoint import load_checkpoint, read_info, save_checkpoint
 from core.errors import CheckpointError
-from core.factory import create_model, get_model_config
+from core.model.checkpoint import load_checkpoint, read_info, save_checkpoint
+from core.model.factory import create_model, get_model_config
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from core.feedback import MIGRATIONS, FeedbackError, Mark, SQLiteFeedback
+from core.errors import FeedbackError
+from core.store.feedback import MIGRATIONS, Mark, SQLiteFeedback
 
 
 def mark(tile=1, label="relevant", query="a port", **kw):

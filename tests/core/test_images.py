@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from core.config import PreprocessCfg
-from core.data.captions import load_dataset
-from core.data.images import ImageTransform, load_image, to_tensor_batch
-from core.data.loader import CaptionImageDataset, ImageDataset
 from core.errors import ConfigError, ImageReadError
+from core.learn.data.captions import load_dataset
+from core.learn.data.loader import CaptionImageDataset, ImageDataset
+from core.model.config import PreprocessCfg
+from core.model.transforms import ImageTransform, load_image, to_tensor_batch
 
 SMALL = PreprocessCfg(image_size=32, train_resize=32)
 

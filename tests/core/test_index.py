@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import IndexMismatchError
-from core.index import (
+from core.store.index import (
     TEXT_METRIC,
     VISUAL_METRIC,
     build_index,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.train.loss import dynamic_margin, triplet_loss
+from core.learn.train.loss import dynamic_margin, triplet_loss
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from core.eval.metrics import RetrievalMetrics, retrieval_metrics
+from core.learn.eval.metrics import RetrievalMetrics, retrieval_metrics
 
 
 def official_recalls(scores: np.ndarray) -> tuple[list[float], list[float]]:

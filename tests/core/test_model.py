@@ -5,11 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from core.config import AMFMNCfg, TextCfg, VisionCfg
-from core.factory import create_model, get_model_config, list_models
 from core.model.attention import ATTENTIONS, SoftAttention, pairwise_cosine, soft_scores
 from core.model.backbones import ResNet18, build_backbone
-from core.text.vocab import Vocabulary
+from core.model.config import AMFMNCfg, TextCfg, VisionCfg
+from core.model.factory import create_model, get_model_config, list_models
+from core.model.vocab import Vocabulary
 
 CAPTIONS = ["many planes are parked next to a long building in an airport .", "a baseball field ."]
 VOCAB = Vocabulary.build(CAPTIONS)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from nltk.translate.bleu_score import sentence_bleu
 
-from core.data.captions import CaptionSet, concat, load_dataset
-from core.text.prior import STOP_WORDS, PriorSimilarity, calc_sim, preprocess
+from core.learn.data.captions import CaptionSet, concat, load_dataset
+from core.learn.train.prior import STOP_WORDS, PriorSimilarity, calc_sim, preprocess
 
 
 def official_calc_sim(references: list[str], caption: str) -> float:

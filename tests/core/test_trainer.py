@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.data.captions import load_dataset
-from core.factory import create_model
-from core.train.features import image_cache, text_cache
-from core.train.loss import triplet_loss
+from core.learn.data.captions import load_dataset
+from core.learn.train.features import image_cache, text_cache
+from core.learn.train.loss import triplet_loss
+from core.model.factory import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

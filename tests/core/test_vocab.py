@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.data.captions import load_dataset
 from core.errors import CheckpointError, QueryError
-from core.text.vocab import PAD_ID, UNK_ID, Vocabulary, tokenize
+from core.learn.data.captions import load_dataset
+from core.model.vocab import PAD_ID, UNK_ID, Vocabulary, tokenize
 
 
 def test_tokenize_lowercases_and_splits_punctuation() -> None:

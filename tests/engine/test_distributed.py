@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.distributed import DaskParts, connect
-from core.embed.mapper import TileEmbedder
-from core.engine import load_engine_model
 from core.errors import ConfigError
-from core.ingest import IngestOptions, ingest
-from core.workspace import Workspace
+from core.ingest.distributed import DaskParts, connect
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.pipeline import IngestOptions, ingest
+from core.model.loading import load_engine_model
+from core.store.workspace import Workspace
 from tiles import read_catalog
 
 SCENE = "berkeley_z17_webmercator_naip.tif"
@@ -41,7 +41,7 @@ def test_local_cluster_ingest_equals_single_process(model_checkpoint, scenes_dir
             scenes_dir / SCENE, dask_ws, embedder, loaded.tag, "s", options, parts_factory=factory
         )
         workers = client.run(
-            lambda: __import__("core.distributed", fromlist=["_MODELS"])._MODELS.keys()
+            lambda: __import__("core.ingest.distributed", fromlist=["_MODELS"])._MODELS.keys()
         )
     finally:
         client.close()

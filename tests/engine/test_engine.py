@@ -13,13 +13,14 @@ import torch
 from PIL import Image
 from shapely.geometry import box
 
-from core.embed.mapper import TileEmbedder
-from core.engine import load_engine_model
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
-from core.ingest import IngestOptions, ingest
-from core.localize import heat_map, write_heat_png, write_heat_tif
-from core.search import Filters, SearchResources, load_scene, search_image, search_text, search_tile
-from core.workspace import Workspace
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.pipeline import IngestOptions, ingest
+from core.model.loading import load_engine_model
+from core.search.localize import heat_map, write_heat_png, write_heat_tif
+from core.search.ranking import Filters, search_image, search_text, search_tile
+from core.search.scenes import SearchResources, load_scene
+from core.store.workspace import Workspace
 from tiles import SceneOpenError, TileReader, read_catalog
 
 pytestmark = pytest.mark.slow
@@ -249,10 +250,10 @@ import os, signal, sys
 import torch
 torch.set_num_threads(int(sys.argv[4]))  # same float reduction order as the resuming process
 from pathlib import Path
-from core.embed.mapper import TileEmbedder
-from core.engine import load_engine_model
-from core.ingest import IngestOptions, ingest
-from core.workspace import Workspace
+from core.ingest.embed.mapper import TileEmbedder
+from core.model.loading import load_engine_model
+from core.ingest.pipeline import IngestOptions, ingest
+from core.store.workspace import Workspace
 ws = Workspace(sys.argv[1]); model = load_engine_model(ws, sys.argv[3], "cpu")
 def progress(stage, done, total, rate):
     if stage == "embedding" and done >= 20:

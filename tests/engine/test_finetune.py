@@ -2,20 +2,17 @@
 
 import pytest
 
-from core.checkpoint import file_sha256
-from core.eval.finetune_check import run_check
-from core.eval.mosaic import make_ucm_mosaic, ucm_class
-from core.feedback import Mark, SQLiteFeedback
-from core.finetune import (
-    FinetuneCfg,
-    FinetuneError,
-    finetune,
-    guard_violations,
-    promote,
-    split_feedback,
-)
-from core.versions import ModelRegistry
-from core.workspace import Workspace
+from bench.finetune_check import run_check
+from bench.mosaic import make_ucm_mosaic, ucm_class
+from core.errors import FinetuneError
+from core.learn.finetune.config import FinetuneCfg
+from core.learn.finetune.guard import guard_violations, promote
+from core.learn.finetune.loop import finetune
+from core.learn.finetune.marks import split_feedback
+from core.model.checkpoint import file_sha256
+from core.model.versions import ModelRegistry
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.workspace import Workspace
 
 
 def test_ucm_class_from_file_number():

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.embed.mapper import TileEmbedder
-from core.embed.shared import MAX_STRIDE, SharedFeatureEmbedder, SharedParts, plan_blocks
 from core.errors import ConfigError
-from core.ingest import IngestOptions, ingest
-from core.search import Filters, SearchResources, search_text
-from core.versions import model_tag
-from core.workspace import Workspace
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.embed.shared import MAX_STRIDE, SharedFeatureEmbedder, SharedParts, plan_blocks
+from core.ingest.pipeline import IngestOptions, ingest
+from core.model.checkpoint import load_checkpoint
+from core.model.versions import model_tag
+from core.search.ranking import Filters, search_text
+from core.search.scenes import SearchResources
+from core.store.workspace import Workspace
 from tiles import TileReader, TilingConfig, build_catalog
 from tiles.grid import tile_windows
 
@@ -95,7 +96,7 @@ def test_shared_stages_must_be_valid(embedder, berkeley):
 def test_ingest_with_shared_stages_is_searchable_and_kept_apart(
     embedder, model_checkpoint, scenes_dir, tmp_path
 ):
-    from core.checkpoint import file_sha256
+    from core.model.checkpoint import file_sha256
 
     ws = Workspace(tmp_path / "ws")
     tag = model_tag(file_sha256(model_checkpoint))

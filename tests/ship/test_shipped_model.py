@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.registry import MODELS_DIR, PRETRAINED, resolve_checkpoint
+from core.model.shipped import MODELS_DIR, PRETRAINED, resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORES = MODELS_DIR / "scores.json"
@@ -24,8 +24,8 @@ def test_default_is_registered_small_and_checksummed():
 
 def test_loads_offline_without_shared_data(tmp_path):
     code = (
-        "import torch; from core.registry import resolve_checkpoint; "
-        "from core.checkpoint import load_checkpoint; "
+        "import torch; from core.model.shipped import resolve_checkpoint; "
+        "from core.model.checkpoint import load_checkpoint; "
         "m, _ = load_checkpoint(resolve_checkpoint('default')); "
         "v = m.encode_image(torch.zeros(1, 3, 256, 256)); t = m.encode_text(m.tokenize(['a port'])); "
         "print(tuple(m.scores(v, t).shape))"

@@ -9,8 +9,8 @@ import geopandas as gpd
 import pytest
 
 import tiles
+from bench.large_scene import make_large_scene
 from tests.conftest import DATA_ROOT
-from tests.tiles.large_scene import make_large_scene
 
 SCENES = sorted((DATA_ROOT / "scenes").glob("*.tif"))
 LARGE_SIZE = 20_000

@@ -11,8 +11,8 @@ from PIL import Image
 from rasterio.windows import Window
 
 import tiles
+from bench.large_scene import CELL, image_at, ucm_images
 from tests.tiles.conftest import LARGE_SIZE
-from tests.tiles.large_scene import CELL, image_at, ucm_images
 from tiles.grid import tile_windows
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ MEMORY_SCRIPT = """
 import sys
 import numpy as np
 import tiles
-from tests.tiles.large_scene import peak_rss_bytes
+from bench.large_scene import peak_rss_bytes
 
 catalog = tiles.build_catalog(sys.argv[1])
 tiles.write_catalog(catalog, sys.argv[2])

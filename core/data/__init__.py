@@ -1,5 +1,0 @@
-"""Caption datasets, image decoding and torch datasets for AMFMN training and evaluation.
-
-Kept import-free so ``core.data.captions`` stays usable without torch; import the
-submodules directly.
-"""

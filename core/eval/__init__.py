@@ -1,4 +1,0 @@
-"""Retrieval evaluation: recall metrics over image-caption score matrices.
-
-Kept import-free; import ``core.eval.metrics`` directly.
-"""

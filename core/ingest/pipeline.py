@@ -1,0 +1,197 @@
+"""Ingest a GeoTIFF: tile it, embed every tile, build the indexes, then mark it ready.
+
+Each stage's output is written atomically and the manifest is written last, so a kill at
+any point leaves either the previous scene or a resumable partial one, never a half file a
+search would read. Rerunning the same command resumes; with unchanged inputs it is a no-op.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
+from core.ingest.embed.shared import SharedParts
+from core.model.amfmn import caption_energy
+from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
+from core.store.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
+from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
+from tiles.overlay import MAP_CRS, write_quicklook_png
+
+Stage = Callable[[str, int, int, float], None]
+# Leaflet stretches overlays linearly in Web Mercator, so overlays are warped to it.
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """User-facing ingest settings (tiling plus throughput)."""
+
+    tiling: TilingConfig = TilingConfig()
+    batch_size: int = 32
+    workers: int = 2
+    part_size: int = PART_SIZE
+    shared_stages: int = 0  # > 0: share that many backbone stages between overlapping tiles
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest produced."""
+
+    scene: str
+    n_tiles: int
+    skipped: bool
+    seconds: float
+    tiles_per_second: float
+
+
+def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[str, Any]:
+    stat = source.stat()
+    fingerprint = {
+        "source": str(source),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "tiling": asdict(options.tiling),
+        "model": model_tag,
+    }
+    if options.shared_stages:  # changes the vectors; absent when off, as in older manifests
+        fingerprint["shared_stages"] = options.shared_stages
+    return fingerprint
+
+
+def _normalise(value: Any) -> Any:
+    """Round-trip through JSON types so tuples and lists compare equal."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _scene_summary(source: Path) -> dict[str, Any]:
+    info = describe(source)
+    return {
+        "crs": info.crs.to_string() if info.crs else None,
+        "width": info.width,
+        "height": info.height,
+        "bands": info.count,
+        "dtype": str(info.dtypes[0]),
+        "resolution_m": round(float(min(info.ground_pixel_size_m)), 3),
+        "bounds": list(info.bounds_4326),
+    }
+
+
+def ingest(
+    source: str | Path,
+    workspace: Workspace,
+    embedder: TileEmbedder,
+    model_tag: str,
+    name: str | None = None,
+    options: IngestOptions | None = None,
+    progress: Stage | None = None,
+    parts_factory: Callable[[TileReader, np.ndarray], PartComputer] | None = None,
+) -> IngestResult:
+    """Run (or resume) the whole pipeline for one scene.
+
+    ``embedder`` computes embeddings in this process unless ``parts_factory`` chooses
+    another place (see ``core.ingest.distributed`` for a Dask cluster); the workspace files are the
+    same either way.
+
+    Raises:
+        tiles.TilesError: for unreadable, non-georeferenced or empty scenes (nothing is
+            written for them).
+        WorkspaceError: for an invalid scene name.
+    """
+    options = options or IngestOptions()
+    source = Path(source).expanduser().resolve()
+    scene = workspace.scene(name or scene_name_from(source))
+    started = time.time()
+    summary = _scene_summary(source)
+    fingerprint = _normalise(_fingerprint(source, options, model_tag))
+    manifest = scene.read_manifest()
+    if manifest.get("fingerprint") != fingerprint:
+        _reset(scene)
+        manifest = {}
+    elif manifest.get("status") == READY:
+        return IngestResult(scene.name, manifest["n_tiles"], True, 0.0, 0.0)
+    manifest = {
+        "name": scene.name,
+        "fingerprint": fingerprint,
+        "scene": summary,
+        "status": "tiling",
+    }
+    write_json(scene.manifest, manifest)
+    try:
+        catalog = _catalog(scene, source, options, progress)
+        bounds = write_quicklook_png(
+            source, scene.quicklook, bands=options.tiling.bands, dst_crs=MAP_CRS
+        )
+    except Exception:
+        workspace.delete_scene(scene.name)
+        raise
+    manifest.update(status="embedding", n_tiles=len(catalog), quicklook_bounds=list(bounds))
+    write_json(scene.manifest, manifest)
+    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+    reader = TileReader.from_catalog(catalog)
+    if parts_factory is not None:
+        parts = parts_factory(reader, windows)
+    elif options.shared_stages:
+        parts = SharedParts(reader, windows, embedder, options.shared_stages, options.workers)
+    else:
+        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
+    result = embed_tiles(
+        parts,
+        len(windows),
+        scene.embeddings,
+        (lambda d, t, r: progress("embedding", d, t, r)) if progress else None,
+        options.part_size,
+    )
+    if progress:
+        progress("indexing", 0, 2, 0.0)
+    vectors = np.load(result.files["visual"])
+    build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC, index_dim=INDEX_DIM)
+    if "gate" in result.files:
+        energy = caption_energy(embedder.model)
+        text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
+        build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
+    elapsed = time.time() - started
+    manifest.update(
+        status=READY,
+        model=model_tag,
+        ingest_seconds=round(elapsed, 1),
+        embed_tiles_per_second=round(result.computed / result.seconds, 2)
+        if result.seconds
+        else None,
+        finished=time.time(),
+    )
+    write_json(scene.manifest, manifest)
+    if progress:
+        progress("done", len(catalog), len(catalog), 0.0)
+    rate = result.computed / elapsed if elapsed else 0.0
+    return IngestResult(scene.name, len(catalog), False, elapsed, rate)
+
+
+def _reset(scene: SceneDir) -> None:
+    """Forget outputs of other settings; the manifest goes first so no search reads them."""
+    scene.manifest.unlink(missing_ok=True)
+    shutil.rmtree(scene.embeddings, ignore_errors=True)
+    for path in (scene.catalog, scene.quicklook, scene.visual_index, scene.text_index):
+        path.unlink(missing_ok=True)
+    scene.root.mkdir(parents=True, exist_ok=True)
+
+
+def _catalog(
+    scene: SceneDir, source: Path, options: IngestOptions, progress: Stage | None
+) -> gpd.GeoDataFrame:
+    if scene.catalog.exists():
+        return read_catalog(scene.catalog)
+    if progress:
+        progress("tiling", 0, 1, 0.0)
+    catalog = build_catalog(source, options.tiling)
+    write_catalog(catalog, scene.catalog)
+    return catalog

@@ -1,0 +1,1 @@
+"""Learning: datasets, training (with the prior similarity), evaluation and fine-tuning."""

@@ -1,0 +1,1 @@
+"""Fine-tuning on the analysts' marks: config, marks, features, replay, loop and guard."""

@@ -1,0 +1,158 @@
+"""Versioned checkpoints: config + trained weights + vocabulary + training record + metrics.
+
+A checkpoint is a safetensors file: tensors for the modules training changed (pretrained
+parts come from pip packages, so a shipped model stays small) and JSON metadata. Nothing is
+unpickled on load, and ``load_checkpoint`` rebuilds model, tokenizer and transforms with no
+extra flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, ConfigError
+from core.model.amfmn import AMFMN
+from core.model.config import AMFMNCfg
+from tiles.atomic import atomic_path
+
+FORMAT = "sceneseek-amfmn"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CheckpointInfo:
+    """Everything a checkpoint says about itself besides its tensors."""
+
+    config: AMFMNCfg
+    vocab: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+
+
+def trained_state(model: AMFMN, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """State of the modules training changed, keyed as in ``model.state_dict()``."""
+    state: dict[str, torch.Tensor] = {}
+    for prefix, module in model.trained_modules().items():
+        for key, value in module.state_dict().items():
+            tensor = value.detach().cpu()
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            state[f"{prefix}.{key}"] = tensor.contiguous()
+    return state
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    model: AMFMN,
+    path: str | Path,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temp file then rename), so readers never see half a file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vocab = getattr(model.text, "vocab", None)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(model.cfg.to_dict()),
+        "vocab": json.dumps(vocab.to_dict() if vocab is not None else None),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    with atomic_path(path) as tmp:
+        save_file(trained_state(model, dtype), tmp, metadata=metadata)
+    return path
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """Read and validate a checkpoint's metadata without building the model.
+
+    Raises:
+        CheckpointError: if the file is missing, not a SceneSeek checkpoint, or of another
+            format version.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises several unrelated types for bad files
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a SceneSeek AMFMN checkpoint (format={meta.get('format')!r})"
+        )
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise CheckpointError(
+            f"{path} has checkpoint format version {meta.get('format_version')}; this SceneSeek "
+            f"reads version {FORMAT_VERSION}. Re-export it with the matching release."
+        )
+    try:
+        config = AMFMNCfg.from_dict(json.loads(meta["config"]))
+    except (KeyError, ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config: {exc}") from exc
+    return CheckpointInfo(
+        config=config,
+        vocab=json.loads(meta.get("vocab", "null")),
+        training=json.loads(meta.get("training", "{}")),
+        metrics=json.loads(meta.get("metrics", "{}")),
+        sha256=file_sha256(path),
+    )
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[AMFMN, CheckpointInfo]:
+    """Rebuild the model a checkpoint describes and load its weights, in eval mode.
+
+    Raises:
+        CheckpointError: for unreadable files, other formats, or tensors that do not match the
+            architecture the config describes.
+    """
+    from safetensors.torch import load_file
+
+    from core.model.factory import create_model
+    from core.model.vocab import Vocabulary
+
+    info = read_info(path)
+    vocab = Vocabulary.from_dict(info.vocab) if info.vocab else None
+    model = create_model(info.config, vocab=vocab)
+    state = load_file(str(path))
+    expected = trained_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match its architecture: "
+            f"missing {missing[:4]}, unexpected {unexpected[:4]}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=False)
+    return model.to(device).eval(), info

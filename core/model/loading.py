@@ -1,0 +1,44 @@
+"""Load the model an engine command should use: a given checkpoint or the workspace's active one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.device import resolve_device
+from core.model.amfmn import AMFMN
+from core.model.checkpoint import file_sha256, load_checkpoint
+from core.model.shipped import resolve_checkpoint
+from core.model.versions import ModelRegistry, model_tag
+from core.store.workspace import Workspace
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode on its device, with the tag its embeddings carry."""
+
+    model: AMFMN
+    tag: str
+    device: torch.device
+    path: Path
+
+
+def load_engine_model(
+    workspace: Workspace, checkpoint: str | None = None, device: str = "auto"
+) -> LoadedModel:
+    """The checkpoint named on the command line, else the workspace's active version.
+
+    Raises:
+        CheckpointError: when the checkpoint is missing or invalid.
+    """
+    dev = resolve_device(device)
+    if checkpoint:
+        path = resolve_checkpoint(checkpoint)
+        tag = model_tag(file_sha256(path))
+    else:
+        version = ModelRegistry(workspace).active()
+        path, tag = version.path, version.tag
+    model, _ = load_checkpoint(path, dev)
+    return LoadedModel(model, tag, dev, Path(path))

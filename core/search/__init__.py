@@ -1,0 +1,1 @@
+"""Search: loaded scenes, exact scoring, ranking, refine with marks, results and heat maps."""

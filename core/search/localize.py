@@ -1,0 +1,118 @@
+"""Semantic localisation (paper section V-H): where in a scene a description fits best.
+
+Every tile's stored vectors are scored against the caption (no pixel is re-read), each
+score is averaged into the pixels its window covers over all scales, and the grid is
+median-filtered. The result is a float32 GeoTIFF on the scene's grid at reduced resolution
+and a coloured RGBA overlay warped to EPSG:4326 for the map.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from PIL import Image
+from rasterio.crs import CRS
+from scipy.ndimage import median_filter
+
+from core.search.scenes import SceneIndex
+from core.search.scoring import text_scores
+from tiles import CATALOG_KEY
+from tiles.atomic import atomic_path
+from tiles.overlay import MAP_CRS, warp_to_map
+
+MAX_SIDE = 1024
+MEDIAN_CELLS = 5
+# Dark blue -> teal -> yellow: readable over imagery and for colour-blind analysts.
+RAMP = np.array(
+    [
+        [13, 8, 135],
+        [84, 2, 163],
+        [139, 10, 165],
+        [185, 50, 137],
+        [219, 92, 104],
+        [244, 136, 73],
+        [254, 188, 43],
+        [240, 249, 33],
+    ],
+    dtype=np.float32,
+)
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """Mean tile score per cell (NaN outside tiles) and where it sits."""
+
+    values: np.ndarray
+    transform: Affine
+    crs: CRS
+
+
+def heat_map(scene: SceneIndex, query: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:
+    """Average every tile's exact score into the cells it covers, then median-filter."""
+    meta = scene.catalog.attrs[CATALOG_KEY]
+    width, height = int(meta["width"]), int(meta["height"])
+    step = max(1, math.ceil(max(width, height) / max_side))
+    rows, cols = math.ceil(height / step), math.ceil(width / step)
+    total = np.zeros((rows, cols), dtype=np.float64)
+    count = np.zeros((rows, cols), dtype=np.float64)
+    scores = text_scores(scene, np.arange(len(scene)), query)
+    for (col, row, w, h), score in zip(scene.windows, scores, strict=True):
+        r0, r1 = max(0, row // step), min(rows, math.ceil((row + h) / step))
+        c0, c1 = max(0, col // step), min(cols, math.ceil((col + w) / step))
+        total[r0:r1, c0:c1] += score
+        count[r0:r1, c0:c1] += 1
+    covered = count > 0
+    mean = np.where(covered, total / np.maximum(count, 1), np.nan)
+    if covered.any():
+        filled = np.where(covered, mean, np.nanmin(mean))
+        mean = np.where(covered, median_filter(filled, size=MEDIAN_CELLS, mode="nearest"), np.nan)
+    transform = Affine(*meta["transform"]) @ Affine.scale(step)
+    return HeatMap(mean.astype(np.float32), transform, CRS.from_wkt(meta["crs_wkt"]))
+
+
+def colourise(values: np.ndarray) -> np.ndarray:
+    """RGBA image of a heat map: low scores dark and faint, high scores bright and opaque."""
+    valid = np.isfinite(values)
+    rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
+    if not valid.any():
+        return rgba
+    lo, hi = np.nanpercentile(values, [2, 99.5])
+    t = np.clip((np.where(valid, values, lo) - lo) / max(hi - lo, 1e-9), 0, 1)
+    position = t * (len(RAMP) - 1)
+    base = np.floor(position).astype(int).clip(0, len(RAMP) - 2)
+    frac = (position - base)[..., None]
+    colour = RAMP[base] * (1 - frac) + RAMP[base + 1] * frac
+    rgba[..., :3] = colour.astype(np.uint8)
+    rgba[..., 3] = np.where(valid, (60 + 160 * t).astype(np.uint8), 0)
+    return rgba
+
+
+def write_heat_tif(heat: HeatMap, path: Path) -> None:
+    """Float32 GeoTIFF on the scene grid (NaN = no tile), written atomically."""
+    profile = {
+        "driver": "GTiff",
+        "width": heat.values.shape[1],
+        "height": heat.values.shape[0],
+        "count": 1,
+        "dtype": "float32",
+        "crs": heat.crs,
+        "transform": heat.transform,
+        "nodata": float("nan"),
+        "compress": "deflate",
+    }
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(heat.values, 1)
+
+
+def write_heat_png(heat: HeatMap, path: Path) -> tuple[float, float, float, float]:
+    """Coloured overlay warped to EPSG:4326; returns its (min_lon, min_lat, max_lon, max_lat)."""
+    rgba, bounds = warp_to_map(colourise(heat.values), heat.transform, heat.crs, MAP_CRS)
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgba).save(tmp, format="PNG")
+    return bounds

@@ -1,0 +1,175 @@
+"""Ranking: ANN candidates, exact re-scoring and overlap suppression, for each kind of query."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import QueryError
+from core.search.query import clean_text_query, load_query_image
+from core.search.results import Hit, SearchResult
+from core.search.scenes import SceneIndex, SearchResources
+from core.search.scoring import text_scores, visual_scores
+from core.store.index import VectorIndex
+from core.store.tileref import TileRef
+
+CANDIDATES_PER_HIT = 20
+
+
+MIN_CANDIDATES = 2000  # with the next line: recall@10 0.997 at 1M tiles (docs/BENCHMARKS.md)
+
+
+SEARCH_K_PER_CANDIDATE = 50
+
+
+OVERLAP_SUPPRESS = 0.2
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which tiles a query may return."""
+
+    scenes: tuple[str, ...] = ()
+    scales: tuple[int, ...] = ()
+    k: int = 10
+    exact: bool = False
+    suppress_overlaps: bool = True
+
+
+def _candidates(
+    scene: SceneIndex, index: VectorIndex | None, vector: np.ndarray, f: Filters
+) -> np.ndarray:
+    if f.exact or index is None:
+        return np.arange(len(scene))
+    n = min(len(scene), max(MIN_CANDIDATES, f.k * CANDIDATES_PER_HIT))
+    return np.sort(index.nearest(vector, n, n * SEARCH_K_PER_CANDIDATE))
+
+
+def _scored(
+    scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters
+) -> tuple[np.ndarray, np.ndarray]:
+    score, index = (
+        (text_scores, scene.text_ann) if kind == "text" else (visual_scores, scene.visual_ann)
+    )
+    ids = _candidates(scene, index, vector, f)
+    if f.scales:
+        ids = ids[np.isin(scene.scales[ids], f.scales)]
+    if len(ids) == 0:
+        return ids, np.empty(0, dtype=np.float32)
+    return ids, score(scene, ids, vector)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return (w * h) / min(a[2] * a[3], b[2] * b[3])
+
+
+def rank(
+    scenes: list[SceneIndex], kind: str, vector: np.ndarray, f: Filters
+) -> list[tuple[SceneIndex, int, float]]:
+    """Merge candidates of all scenes by exact score, suppressing near-duplicate places."""
+    pooled: list[tuple[float, int, int]] = []
+    for s_index, scene in enumerate(scenes):
+        ids, scores = _scored(scene, kind, vector, f)
+        top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
+        pooled.extend((float(scores[i]), s_index, int(ids[i])) for i in top)
+    pooled.sort(key=lambda t: (-t[0], t[1], t[2]))
+    kept: list[tuple[SceneIndex, int, float]] = []
+    for score, s_index, tile in pooled:
+        scene = scenes[s_index]
+        if f.suppress_overlaps and any(
+            other is scene
+            and scene.scales[t] == scene.scales[tile]
+            and _overlap(scene.windows[t], scene.windows[tile]) >= OVERLAP_SUPPRESS
+            for other, t, _ in kept
+        ):
+            continue
+        kept.append((scene, tile, score))
+        if len(kept) == f.k:
+            break
+    return kept
+
+
+def _hits(ranked: list[tuple[SceneIndex, int, float]]) -> list[Hit]:
+    hits = []
+    for i, (scene, tile, score) in enumerate(ranked, start=1):
+        row = scene.catalog.iloc[tile]
+        hits.append(
+            Hit(
+                rank=i,
+                score=score,
+                scene=scene.name,
+                tile_id=int(row["tile_id"]),
+                scale=int(row["scale"]),
+                window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
+                geometry=row.geometry,
+            )
+        )
+    return hits
+
+
+def rank_vector(
+    res: SearchResources, kind: str, vector: np.ndarray, query: dict, f: Filters, t0: float
+) -> SearchResult:
+    """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
+    t1 = time.perf_counter()
+    ranked = rank(res.select(list(f.scenes)), kind, vector, f)
+    t2 = time.perf_counter()
+    timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
+    return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector)
+
+
+def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> SearchResult:
+    """Rank tiles against a description.
+
+    Raises:
+        QueryError: for an empty, wordless or overlong query.
+        SceneNotFoundError: when no scene (or a named one) is ready.
+    """
+    t0 = time.perf_counter()
+    text = clean_text_query(text)
+    if not res.model.has_gates:
+        raise QueryError(
+            "this model's attention has no index; only soft-attention models are searchable"
+        )
+    return rank_vector(res, "text", res.encode_text(text), {"text": text}, f, t0)
+
+
+def search_image(
+    res: SearchResources,
+    image: str | Path | bytes,
+    f: Filters = Filters(),
+    label: str | None = None,
+) -> SearchResult:
+    """Rank tiles by visual similarity to an example image.
+
+    Raises:
+        QueryError: when the image cannot be read.
+    """
+    t0 = time.perf_counter()
+    pixels = load_query_image(image, res.model.cfg.preprocess.image_size)
+    name = label or ("upload" if isinstance(image, bytes) else str(image))
+    return rank_vector(res, "image", res.encode_pixels(pixels), {"image": name}, f, t0)
+
+
+def search_tile(
+    res: SearchResources, scene: str, tile_id: int, f: Filters = Filters()
+) -> SearchResult:
+    """Rank tiles by visual similarity to an indexed tile ("find similar").
+
+    Raises:
+        SceneNotFoundError: for an unknown scene.
+        QueryError: for a tile id outside the scene.
+    """
+    t0 = time.perf_counter()
+    source = res.select([scene])[0]
+    if not 0 <= tile_id < len(source):
+        raise QueryError(f"scene {scene!r} has tiles 0..{len(source) - 1}; no tile {tile_id}")
+    vector = np.asarray(source.visual[tile_id], dtype=np.float32)
+    return rank_vector(res, "image", vector, {"tile": str(TileRef(scene, tile_id))}, f, t0)

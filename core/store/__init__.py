@@ -1,0 +1,1 @@
+"""The workspace on disk: layout, scene manifests, annoy index files, feedback and tile names."""

@@ -1,0 +1,217 @@
+"""Analysts' marks (relevant / not relevant) and captions, kept in the workspace.
+
+``FeedbackStore`` is the provider interface; ``SQLiteFeedback`` keeps records in SQLite in
+WAL mode, so several browser sessions and a fine-tuning job can read and write at once.
+The schema carries a version and migrations, and a repeated mark (same query, scene and
+tile) updates the earlier one instead of adding a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from typing_extensions import override
+
+from core.errors import FeedbackError
+
+Label = Literal["relevant", "irrelevant", "caption"]
+LABELS = ("relevant", "irrelevant", "caption")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One analyst judgement about one tile for one query."""
+
+    query_kind: str  # "text", "image" or "tile"
+    query: str  # the text, the image's SHA-256, or SCENE:TILE
+    scene: str
+    tile_id: int
+    label: Label
+    caption: str = ""
+    model: str = ""
+    created: float = 0.0
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-lines form (export)."""
+        return asdict(self)
+
+
+class FeedbackStore(Protocol):
+    """What the app, the CLI and fine-tuning need from a feedback backend."""
+
+    def mark(self, mark: Mark) -> Mark:
+        """Insert or update the mark for (query, scene, tile, kind of label)."""
+
+    def delete(self, mark_id: int) -> None:
+        """Remove one mark."""
+
+    def marks(self, query: str | None = None, scene: str | None = None) -> list[Mark]:
+        """Marks, newest first, optionally filtered."""
+
+    def import_jsonl(self, lines: Iterable[str]) -> int:
+        """Merge exported marks; returns how many were read."""
+
+
+MIGRATIONS = [
+    """
+    CREATE TABLE marks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        query_kind TEXT NOT NULL,
+        query TEXT NOT NULL,
+        scene TEXT NOT NULL,
+        tile_id INTEGER NOT NULL,
+        label TEXT NOT NULL CHECK (label IN ('relevant', 'irrelevant', 'caption')),
+        caption TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX marks_unique ON marks (query_kind, query, scene, tile_id,
+        CASE WHEN label = 'caption' THEN 'caption' ELSE 'judgement' END);
+    CREATE INDEX marks_scene ON marks (scene);
+    """,
+    """
+    CREATE TABLE query_images (
+        sha256 TEXT PRIMARY KEY,
+        data BLOB NOT NULL,
+        created REAL NOT NULL
+    );
+    """,
+]
+
+
+def image_sha256(data: bytes) -> str:
+    """Identity of an image query (its bytes are stored once under it)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class SQLiteFeedback(FeedbackStore):
+    """SQLite implementation of ``FeedbackStore``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 30000")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @property
+    def schema_version(self) -> int:
+        """Number of migrations applied."""
+        with self._connect() as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    @override
+    def mark(self, mark: Mark) -> Mark:
+        if mark.label not in LABELS:
+            raise FeedbackError(f"label must be one of {LABELS}, got {mark.label!r}")
+        if mark.label == "caption" and not mark.caption.strip():
+            raise FeedbackError("a caption mark needs a non-empty caption")
+        created = mark.created or time.time()
+        kind = "caption" if mark.label == "caption" else "judgement"
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "DELETE FROM marks WHERE query_kind=? AND query=? AND scene=? AND tile_id=? AND "
+                "(CASE WHEN label='caption' THEN 'caption' ELSE 'judgement' END)=?",
+                (mark.query_kind, mark.query, mark.scene, mark.tile_id, kind),
+            )
+            cursor = db.execute(
+                "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    mark.query_kind,
+                    mark.query,
+                    mark.scene,
+                    int(mark.tile_id),
+                    mark.label,
+                    mark.caption.strip(),
+                    mark.model,
+                    created,
+                ),
+            )
+            db.execute("COMMIT")
+        return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})
+
+    @override
+    def delete(self, mark_id: int) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM marks WHERE id=?", (mark_id,))
+
+    @override
+    def marks(self, query: str | None = None, scene: str | None = None) -> list[Mark]:
+        sql, args = "SELECT * FROM marks WHERE 1=1", []
+        if query is not None:
+            sql, args = sql + " AND query=?", [*args, query]
+        if scene is not None:
+            sql, args = sql + " AND scene=?", [*args, scene]
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
+        return [Mark(**dict(row)) for row in rows]
+
+    def counts(self) -> list[dict[str, object]]:
+        """Marks per (query, scene) and label, for the fine-tuning page."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT query_kind, query, scene, "
+                "SUM(label='relevant'), SUM(label='irrelevant'), SUM(label='caption') "
+                "FROM marks GROUP BY query_kind, query, scene ORDER BY query, scene"
+            ).fetchall()
+        keys = ("query_kind", "query", "scene", "relevant", "irrelevant", "captions")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def store_image(self, data: bytes) -> str:
+        """Keep a copy of an image query; returns its SHA-256 (the mark's ``query``)."""
+        digest = image_sha256(data)
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO query_images (sha256, data, created) VALUES (?, ?, ?)",
+                (digest, data, time.time()),
+            )
+        return digest
+
+    def image(self, digest: str) -> bytes | None:
+        """The stored bytes of an image query."""
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM query_images WHERE sha256=?", (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def export_jsonl(self) -> Iterator[str]:
+        """One JSON object per mark, oldest first."""
+        for mark in reversed(self.marks()):
+            yield json.dumps({k: v for k, v in mark.to_dict().items() if k != "id"})
+
+    @override
+    def import_jsonl(self, lines: Iterable[str]) -> int:
+        count = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                data.pop("id", None)
+                self.mark(Mark(**data))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise FeedbackError(f"line {number}: not a mark ({exc})") from exc
+            count += 1
+        return count
