@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from core.search.results import SearchResult
+from core import SearchResult
 
 
 def file_stem(result: SearchResult) -> str:

@@ -13,13 +13,8 @@ import streamlit as st
 
 from app import images, querying
 from app.errors import AppError
-from core.jobs import Job, start_job
-from core.learn.finetune.config import FinetuneCfg
-from core.learn.finetune.marks import split_feedback
-from core.store.feedback import Mark, SQLiteFeedback
-from core.store.workspace import Workspace
-from tiles import read_catalog
-from tiles.grid import WINDOW_FIELDS
+from core import FinetuneCfg, Job, Mark, SQLiteFeedback, Workspace, split_feedback, start_job
+from tiles import WINDOW_FIELDS, read_catalog
 
 CAPTION_THUMB_SIDE = 256
 
@@ -95,7 +90,7 @@ def tile_thumbnail(ws: Workspace, scene: str, tile_id: int) -> bytes | None:
     """
     window = tuple(int(v) for v in _scene_windows(ws, scene)[tile_id])
     manifest = ws.scene(scene).read_manifest()
-    return images.thumbnail(manifest, window, CAPTION_THUMB_SIDE)  # type: ignore[arg-type]
+    return images.thumbnail(manifest, window, CAPTION_THUMB_SIDE)
 
 
 def _caption_query(scene: str, tile_id: int) -> tuple[str, str]:

@@ -8,8 +8,7 @@ import streamlit as st
 
 from app.resources import active_version, workspace
 from app.text import md
-from core.errors import SceneSeekError
-from core.settings import get_settings
+from core import SceneSeekError, get_settings
 
 CSS = """
 <style>

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -14,8 +13,7 @@ from PIL import Image
 from app.images import OVERLAY_SIDE, webp_data_url
 from app.map import Overlay
 from app.resources import Engine
-from core.search.localize import heat_map, write_heat_png
-from core.search.results import SearchResult
+from core import SceneManifest, SearchResult, heat_map, write_heat_png
 
 HEAT_OPACITY = 0.75
 
@@ -34,7 +32,7 @@ def _heat(
 
 
 def heat_overlays(
-    engine: Engine, result: SearchResult, manifests: dict[str, dict[str, Any]]
+    engine: Engine, result: SearchResult, manifests: dict[str, SceneManifest]
 ) -> list[Overlay]:
     """One heat map per scene with hits, for a text (or text-refined) result."""
     if result.kind != "text" or result.vector is None:
@@ -44,6 +42,6 @@ def heat_overlays(
     overlays = []
     for scene in sorted({hit.scene for hit in result.hits} & set(manifests)):
         manifest = manifests[scene]
-        url, bounds = _heat(engine, scene, manifest.get("finished", 0.0), digest, vector)
+        url, bounds = _heat(engine, scene, manifest.finished or 0.0, digest, vector)
         overlays.append(Overlay(url, bounds, f"heat: {scene}", HEAT_OPACITY))
     return overlays

@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 from PIL import Image
 
-from core.search.results import Hit
+from core import Hit, SceneManifest, TileRef
 from tiles import TilesError, tile_thumbnail
 
 OVERLAY_SIDE = 768
@@ -58,12 +57,11 @@ def _thumbnail(
 
 
 def thumbnail(
-    manifest: dict[str, Any], window: tuple[int, int, int, int], size: int = THUMB_SIDE
+    manifest: SceneManifest, window: tuple[int, int, int, int], size: int = THUMB_SIDE
 ) -> bytes | None:
     """JPEG of one tile as the model saw it, or None when the source file is gone."""
-    fingerprint = manifest.get("fingerprint", {})
-    tiling = fingerprint.get("tiling", {})
-    source = Path(fingerprint.get("source", ""))
+    tiling = manifest.fingerprint.get("tiling", {})
+    source = Path(manifest.source or "")
     bands = tuple(tiling["bands"]) if tiling.get("bands") else None
     percentiles = tuple(tiling.get("percentiles", (2.0, 98.0)))
     try:
@@ -78,11 +76,9 @@ def data_url(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
-def hit_thumbnails(
-    manifests: dict[str, dict[str, Any]], hits: list[Hit]
-) -> dict[str, bytes | None]:
+def hit_thumbnails(manifests: dict[str, SceneManifest], hits: list[Hit]) -> dict[str, bytes | None]:
     """Thumbnail of every hit, keyed ``SCENE:TILE``."""
     return {
-        f"{hit.scene}:{hit.tile_id}": thumbnail(manifests.get(hit.scene, {}), hit.window)
+        str(TileRef.of(hit)): thumbnail(manifests.get(hit.scene, SceneManifest()), hit.window)
         for hit in hits
     }

@@ -11,8 +11,7 @@ import time
 import streamlit as st
 
 from app.text import md
-from core.jobs import Job, cancel, log_path
-from core.store.workspace import Workspace
+from core import Job, Workspace, cancel, log_path
 
 RECENT = 5
 LOG_LINES = 30

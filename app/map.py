@@ -23,7 +23,7 @@ import streamlit as st
 from branca.element import MacroElement
 from jinja2 import Template
 
-from core.search.results import Hit
+from core import Hit, TileRef
 
 Bounds = tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
 MAP_HEIGHT = 620
@@ -114,7 +114,7 @@ def hits_view(hits: list[Hit], focus: str | None) -> Bounds | None:
 
     Hits of several scenes can be continents apart; fitting all of them shows nothing.
     """
-    focused = [h for h in hits if f"{h.scene}:{h.tile_id}" == focus]
+    focused = [h for h in hits if str(TileRef.of(h)) == focus]
     if focused:
         lon0, lat0, lon1, lat1 = focused[0].bounds
         pad_x, pad_y = (lon1 - lon0) * FOCUS_CONTEXT, (lat1 - lat0) * FOCUS_CONTEXT
@@ -194,7 +194,7 @@ def hits_layer(
     for overlay in overlays:
         _image_overlay(overlay).add_to(group)
     for hit in reversed(hits):  # rank 1 drawn last, on top
-        key = f"{hit.scene}:{hit.tile_id}"
+        key = str(TileRef.of(hit))
         colour = rank_colour(hit.rank, len(hits))
         mark = marks.get(key)
         lon0, _, _, lat1 = hit.bounds

@@ -14,10 +14,7 @@ from typing import Any
 
 from app import scenes
 from app.errors import AppError
-from core.jobs import Job
-from core.learn.finetune.guard import promote, summary
-from core.model.versions import ModelVersion
-from core.store.workspace import Workspace
+from core import Job, ModelVersion, Workspace, promote, summary
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,22 @@ from typing import Any
 import numpy as np
 
 from app.resources import Engine
-from core.search.ranking import Filters, search_image, search_text, search_tile
-from core.search.refine import refine
-from core.search.results import Hit, SearchResult
-from core.store.feedback import Label, Mark, SQLiteFeedback, image_sha256
-from core.store.workspace import Workspace
+from core import (
+    Filters,
+    Hit,
+    Label,
+    Mark,
+    SceneManifest,
+    SearchResult,
+    SQLiteFeedback,
+    TileRef,
+    Workspace,
+    image_sha256,
+    refine,
+    search_image,
+    search_text,
+    search_tile,
+)
 
 Query = dict[str, Any]
 
@@ -43,7 +54,7 @@ def feedback_key(query: Query) -> tuple[str, str]:
         return "text", " ".join(query["text"].split())
     if query["kind"] == "image":
         return "image", image_sha256(query["image"])
-    return "tile", f"{query['scene']}:{query['tile_id']}"
+    return "tile", str(TileRef(query["scene"], query["tile_id"]))
 
 
 def describe(query: Query) -> str:
@@ -96,7 +107,7 @@ class Catalogue:
     scenes: list[str]
     scales: list[int]
     stale: dict[str, str]
-    manifests: dict[str, dict[str, Any]]
+    manifests: dict[str, SceneManifest]
 
 
 def catalogue(engine: Engine) -> Catalogue:
@@ -115,12 +126,12 @@ def catalogue(engine: Engine) -> Catalogue:
 
 def hit_key(hit: Hit) -> str:
     """``SCENE:TILE`` key of a hit in the marks dict."""
-    return f"{hit.scene}:{hit.tile_id}"
+    return str(TileRef.of(hit))
 
 
 def _tile_ref(key: str) -> tuple[str, int]:
-    scene, _, tile = key.rpartition(":")
-    return scene, int(tile)
+    ref = TileRef.parse(key)
+    return ref.scene, ref.tile_id
 
 
 def load_marks(ws: Workspace, query: Query) -> dict[str, str]:
@@ -128,7 +139,7 @@ def load_marks(ws: Workspace, query: Query) -> dict[str, str]:
     kind, text = feedback_key(query)
     store = SQLiteFeedback(ws.feedback_db)
     return {
-        f"{m.scene}:{m.tile_id}": m.label
+        str(TileRef.of(m)): m.label
         for m in reversed(store.marks(query=text))
         if m.query_kind == kind and m.label != "caption"
     }

@@ -1,41 +1,15 @@
-"""Objects shared by every browser session: the model and the search indexes.
+"""Objects shared by every browser session: the engine (model and search indexes).
 
-``st.cache_resource`` hands the same ``Engine`` to all sessions and threads, so everything
-that mutates it (``SearchResources.refresh``) or reads it while it may change (a search)
-runs under the engine's lock. The model is loaded once per (workspace, model version):
-promoting another version loads that one; nothing is reloaded per query.
+``st.cache_resource`` hands the same ``core.Engine`` to all sessions and threads; the engine
+guards itself with its lock. It is loaded once per (workspace, model version): promoting
+another version loads that one; nothing is reloaded per query.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-
 import streamlit as st
 
-from core.model.loading import load_engine_model
-from core.model.versions import ModelRegistry, ModelVersion
-from core.search.scenes import SearchResources
-from core.settings import get_settings
-from core.store.workspace import Workspace
-
-
-@dataclass
-class Engine:
-    """The loaded model and indexes of one workspace, with the lock that guards them."""
-
-    resources: SearchResources
-    version: ModelVersion
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @contextmanager
-    def searching(self) -> Iterator[SearchResources]:
-        """Hold the lock, pick up scenes ingested since the last query, and yield them."""
-        with self.lock:
-            self.resources.refresh()
-            yield self.resources
+from core import Engine, ModelRegistry, ModelVersion, Workspace, get_settings
 
 
 def workspace() -> Workspace:
@@ -54,12 +28,7 @@ def active_version(ws: Workspace) -> ModelVersion:
 
 @st.cache_resource(show_spinner="Loading the model and indexes…", max_entries=4)
 def _load_engine(root: str, version: int, tag: str) -> Engine:
-    ws = Workspace(root)
-    registry = ModelRegistry(ws)
-    chosen = registry.get(version)
-    loaded = load_engine_model(ws, chosen.path, get_settings().device)
-    resources = SearchResources.load(ws, loaded.model, chosen.tag, loaded.device)
-    return Engine(resources, chosen)
+    return Engine.load(Workspace(root), version, get_settings().device)
 
 
 def engine() -> Engine:

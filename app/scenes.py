@@ -8,9 +8,16 @@ from typing import Any
 
 from app.errors import AppError
 from app.uploads import uploads_dir
-from core.jobs import Job, ingest_params, start_job
-from core.model.versions import ModelVersion
-from core.store.workspace import NAME_PATTERN, READY, Workspace, scene_name_from
+from core import (
+    NAME_PATTERN,
+    Job,
+    ModelVersion,
+    SceneManifest,
+    Workspace,
+    ingest_params,
+    scene_name_from,
+    start_job,
+)
 from tiles import TilingConfig
 
 
@@ -28,12 +35,12 @@ class SceneRow:
     job: Job | None
 
 
-def _status(manifest: dict[str, Any], job: Job | None, active: ModelVersion) -> str:
+def _status(manifest: SceneManifest, job: Job | None, active: ModelVersion) -> str:
     if job is not None:
         return "indexing" if job.status == "running" else "queued"
-    if manifest.get("status") != READY:
+    if not manifest.ready:
         return "incomplete"
-    return "ready" if manifest.get("model") == active.tag else "needs re-index"
+    return "ready" if manifest.model == active.tag else "needs re-index"
 
 
 def _active_jobs(jobs: list[Job]) -> dict[str, Job]:
@@ -49,15 +56,14 @@ def scene_rows(
     rows = []
     for name in sorted(set(ws.scene_names(ready_only=False)) | set(busy)):
         manifest = ws.scene(name).read_manifest()
-        scene = manifest.get("scene", {})
-        tag = manifest.get("model", "")
+        scene, tag = manifest.scene, manifest.model
         rows.append(
             SceneRow(
                 name=name,
                 crs=scene.get("crs") or "",
                 size=f"{scene['width']:,} × {scene['height']:,} px" if scene else "",
                 resolution_m=scene.get("resolution_m"),
-                tiles=manifest.get("n_tiles"),
+                tiles=manifest.n_tiles,
                 model=labels.get(tag, tag),
                 status=_status(manifest, busy.get(name), active),
                 job=busy.get(name),
@@ -117,7 +123,7 @@ def delete_scene(ws: Workspace, name: str, jobs: list[Job]) -> None:
         AppError: while a job works on the scene.
     """
     _refuse_busy(name, jobs, "delete")
-    source = ws.scene(name).read_manifest().get("fingerprint", {}).get("source")
+    source = ws.scene(name).read_manifest().source
     ws.delete_scene(name)
     if source and Path(source).resolve().is_relative_to(uploads_dir(ws).resolve()):
         Path(source).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
 FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlapping tiles
 NOTICE = "library_notice"  # (level, message) shown once after an action
-# Fine-tune page (widget-owned: their defaults come from core.learn.finetune.loop.FinetuneCfg)
+# Fine-tune page (widget-owned: their defaults come from core.FinetuneCfg)
 STEPS = "finetune_steps"  # training steps
 GUARD = "promote_guard"  # the promotion guard, in mR points
 REVIEW_QUERY = "review_query"  # which query's marks are reviewed

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.errors import AppError
-from core.store.workspace import Workspace
+from core import Workspace
 from tiles import TilesError, describe
 
 SUFFIXES = (".tif", ".tiff")

@@ -32,8 +32,8 @@ from bench.synthetic import mixed_vectors, real_vectors
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import Part
 from core.ingest.pipeline import ingest
-from core.learn.data.captions import load_dataset
-from core.model.loading import load_engine_model
+from core.learn.data.sources import load_dataset
+from core.model.loading import load_model
 from core.search.ranking import Filters, search_text
 from core.search.scenes import SearchResources
 from core.store.workspace import Workspace
@@ -73,7 +73,7 @@ def scene_side(n_tiles: int, tiling: TilingConfig) -> int:
 def build_workspace(folder: Path, n_tiles: int, n_images: int) -> Workspace:
     """The benchmark workspace, built once (and resumed if a build was interrupted)."""
     workspace = Workspace(folder / "workspace")
-    loaded = load_engine_model(workspace, device="cpu")
+    loaded = load_model(workspace, device="cpu")
     scene_path = folder / "scene.tif"
     if not scene_path.exists():
         side = scene_side(n_tiles, TilingConfig())
@@ -99,7 +99,7 @@ def build_workspace(folder: Path, n_tiles: int, n_images: int) -> Workspace:
 def engine_times(workspace: Workspace, queries: list[str], k: int) -> tuple[float, np.ndarray]:
     """Seconds to load the resources, then milliseconds per query through ``search_text``."""
     t0 = time.perf_counter()
-    loaded = load_engine_model(workspace, device="cpu")
+    loaded = load_model(workspace, device="cpu")
     resources = SearchResources.load(workspace, loaded.model, loaded.tag, loaded.device)
     load_s = time.perf_counter() - t0
     times = []
@@ -164,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     workspace = build_workspace(args.folder, args.tiles, args.images)
-    n_tiles = workspace.scene(SCENE_NAME).read_manifest()["n_tiles"]
+    n_tiles = workspace.scene(SCENE_NAME).read_manifest().n_tiles
     queries = list(dict.fromkeys(load_dataset("rsicd", "test").captions))[::7][: args.queries + 1]
     load_s, engine_ms = engine_times(workspace, queries, args.k)
     env = {"SCENESEEK_WORKSPACE": str(workspace.root.resolve())}

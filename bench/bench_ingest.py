@@ -29,7 +29,7 @@ from core.ingest.embed.runner import LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
 from core.model.checkpoint import load_checkpoint
 from core.model.shipped import resolve_checkpoint
-from tiles import TileReader, TilingConfig, build_catalog
+from tiles import WINDOW_FIELDS, TileReader, TilingConfig, build_catalog
 
 
 def forward_only(embedder: TileEmbedder, batches: list[torch.Tensor]) -> float:
@@ -81,7 +81,7 @@ def main() -> None:
         pick = np.arange(len(catalog))
     else:
         pick = np.sort(rng.choice(len(catalog), size=args.tiles, replace=False))
-    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)[pick]
+    windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)[pick]
     reader = TileReader.from_catalog(catalog)
     pixels = torch.from_numpy(reader.read_batch([tuple(w) for w in windows]))
     batches = list(pixels.split(args.batch_size))

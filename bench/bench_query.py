@@ -30,7 +30,7 @@ from shapely.geometry import box
 
 from bench.synthetic import mixed_vectors, real_vectors
 from core.device import limit_blas_threads
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.model.amfmn import caption_energy
 from core.model.checkpoint import load_checkpoint
 from core.model.shipped import resolve_checkpoint

@@ -18,7 +18,7 @@ from bench.finetune_check import SCENE, mosaic_labels
 from bench.mosaic import make_ucm_mosaic
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.pipeline import IngestOptions, ingest
-from core.model.loading import load_engine_model
+from core.model.loading import load_model
 from core.search.ranking import Filters, search_text
 from core.search.refine import refine
 from core.search.scenes import SearchResources
@@ -35,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws")
         mosaic = make_ucm_mosaic(Path(tmp) / "mosaic.tif")
-        loaded = load_engine_model(ws, device="cpu")
+        loaded = load_model(ws, device="cpu")
         options = IngestOptions(tiling=TilingConfig(sizes=(256,), overlap=0.0), workers=0)
         ingest(
             mosaic.path, ws, TileEmbedder(loaded.model, loaded.device), loaded.tag, SCENE, options

@@ -23,12 +23,12 @@ import torch
 from core.device import resolve_device
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.shared import SharedFeatureEmbedder, plan_blocks
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.model.attention import soft_scores
 from core.model.checkpoint import load_checkpoint
 from core.model.shipped import resolve_checkpoint
 from core.settings import get_settings
-from tiles import TileReader, TilesError, TilingConfig, build_catalog
+from tiles import WINDOW_FIELDS, TileReader, TilesError, TilingConfig, build_catalog
 
 BATCH = 32
 
@@ -79,7 +79,7 @@ def main() -> None:
         except TilesError as exc:
             print(f"skipped {path.name}: {exc}")
             continue
-        windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+        windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
         reader = TileReader.from_catalog(catalog)
         tiles = torch.from_numpy(reader.read_batch([tuple(w) for w in windows]))
         batches = list(tiles.split(BATCH))

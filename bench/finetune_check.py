@@ -25,11 +25,11 @@ from core.learn.finetune.guard import precision_at_k
 from core.learn.finetune.loop import finetune
 from core.model.amfmn import AMFMN
 from core.model.checkpoint import load_checkpoint
-from core.model.loading import load_engine_model
+from core.model.loading import load_model
 from core.model.versions import ModelVersion
 from core.store.feedback import Mark, SQLiteFeedback
 from core.store.workspace import Workspace
-from tiles import TilingConfig, read_catalog
+from tiles import WINDOW_FIELDS, TilingConfig, read_catalog
 
 SCENE = "ucm-mosaic"
 
@@ -54,7 +54,7 @@ def query_for(cls: str) -> str:
 def mosaic_labels(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
     """Class of every ingested mosaic tile that covers exactly one image."""
     catalog = read_catalog(workspace.scene(SCENE).catalog)
-    windows = catalog[["col_off", "row_off", "width", "height"]].itertuples(index=False)
+    windows = catalog[list(WINDOW_FIELDS)].itertuples(index=False)
     out = {}
     for tile_id, window in zip(catalog["tile_id"], windows, strict=True):
         cell = cell_of(mosaic, tuple(window))
@@ -97,7 +97,7 @@ def run_check(
     workspace: Workspace, mosaic: Mosaic, cfg: FinetuneCfg, n_marks: int = 20, n_relevant: int = 8
 ) -> CheckResult:
     """Run steps 1-4 and return the numbers (the new version is registered, not promoted)."""
-    loaded = load_engine_model(workspace, device="cpu")
+    loaded = load_model(workspace, device="cpu")
     options = IngestOptions(
         tiling=TilingConfig(sizes=(256,), overlap=0.0, min_valid=0.5), workers=0
     )

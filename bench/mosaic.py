@@ -17,7 +17,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 
 CELL = 256
 PIXEL_M = 0.3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.learn.eval.evaluate import encode_images
 from core.model.amfmn import AMFMN
 

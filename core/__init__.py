@@ -1,6 +1,66 @@
 """SceneSeek's engine: AMFMN retrieval, training, evaluation, embedding, index and search.
 
-Importing ``core`` is cheap: torch-heavy modules are imported by the modules that need them.
+The names below are the API that the app and other callers use; each is imported from its
+package on first use (PEP 562), so ``import core`` stays cheap and torch loads only when a
+model is needed. Where things live:
+
+- ``core.model``: the network, its configs, checkpoints, shipped weights, versions, loading.
+- ``core.store``: the workspace on disk: layout, manifests, indexes, feedback, tile names.
+- ``core.ingest``: GeoTIFF to vectors and indexes (tiling, embedding, Dask).
+- ``core.search``: loaded scenes, scoring, ranking, refine, results, heat maps.
+- ``core.learn``: datasets, training, evaluation, fine-tuning.
+- ``core.jobs``, ``core.cli``: background jobs and ``python -m core``.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Engine": "core.search.engine",
+    "FeedbackError": "core.errors",
+    "Filters": "core.search.ranking",
+    "FinetuneCfg": "core.learn.finetune.config",
+    "Hit": "core.search.results",
+    "Job": "core.jobs",
+    "Label": "core.store.feedback",
+    "Mark": "core.store.feedback",
+    "ModelRegistry": "core.model.versions",
+    "ModelVersion": "core.model.versions",
+    "NAME_PATTERN": "core.store.workspace",
+    "SQLiteFeedback": "core.store.feedback",
+    "SceneManifest": "core.store.manifest",
+    "SceneSeekError": "core.errors",
+    "SearchResult": "core.search.results",
+    "TileRef": "core.store.tileref",
+    "Workspace": "core.store.workspace",
+    "cancel": "core.jobs",
+    "get_settings": "core.settings",
+    "heat_map": "core.search.localize",
+    "image_sha256": "core.store.feedback",
+    "ingest_params": "core.jobs",
+    "list_jobs": "core.jobs",
+    "load_model": "core.model.loading",
+    "log_path": "core.jobs",
+    "promote": "core.learn.finetune.guard",
+    "refine": "core.search.refine",
+    "scene_name_from": "core.store.workspace",
+    "search_image": "core.search.ranking",
+    "search_text": "core.search.ranking",
+    "search_tile": "core.search.ranking",
+    "split_feedback": "core.learn.finetune.marks",
+    "start_job": "core.jobs",
+    "summary": "core.learn.finetune.guard",
+    "write_heat_png": "core.search.localize",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    """Import the public names on first use, so ``import core`` stays cheap (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

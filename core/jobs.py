@@ -303,9 +303,8 @@ def run_job(workspace: Workspace, job_id: str) -> int:
 
 def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Ingest ``params["source"]`` as scene ``params["name"]`` with the active model."""
-    from core.ingest.embed.mapper import TileEmbedder
-    from core.ingest.pipeline import IngestOptions, ingest
-    from core.model.loading import load_engine_model
+    from core.ingest.launch import ingest_scene
+    from core.ingest.pipeline import IngestOptions
     from tiles import TilingConfig
 
     tiling = {k: tuple(v) if isinstance(v, list) else v for k, v in params["tiling"].items()}
@@ -315,15 +314,12 @@ def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) ->
         workers=int(params.get("workers", 2)),
         shared_stages=int(params.get("shared_stages", 0)),
     )
-    progress("loading model", 0, 0, 0.0)
-    loaded = load_engine_model(workspace, device=params.get("device") or get_settings().device)
-    result = ingest(
+    result = ingest_scene(
         params["source"],
         workspace,
-        embedder=TileEmbedder(loaded.model, loaded.device),
-        model_tag=loaded.tag,
-        name=params["name"],
-        options=options,
+        params["name"],
+        options,
+        device=params.get("device") or get_settings().device,
         progress=progress,
     )
     return {
@@ -331,7 +327,7 @@ def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) ->
         "n_tiles": result.n_tiles,
         "skipped": result.skipped,
         "seconds": round(result.seconds, 1),
-        "model": loaded.tag,
+        "model": result.model_tag,
     }
 
 
@@ -349,8 +345,7 @@ def ingest_params(
 
 def _reindex(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Ingest a scene again from its recorded source and tiling, with the active model."""
-    manifest = workspace.scene(params["name"]).read_manifest()
-    fingerprint = manifest.get("fingerprint")
+    fingerprint = workspace.scene(params["name"]).read_manifest().fingerprint
     if not fingerprint:
         raise JobError(
             f"scene {params['name']!r} has no recorded source; delete it and add it again"

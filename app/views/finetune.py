@@ -10,11 +10,16 @@ from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
 from app.text import md
-from core.errors import FeedbackError, SceneSeekError
-from core.jobs import Job, list_jobs
-from core.learn.finetune.config import FinetuneCfg
-from core.model.versions import ModelRegistry, ModelVersion
-from core.search.results import Hit
+from core import (
+    FeedbackError,
+    FinetuneCfg,
+    Hit,
+    Job,
+    ModelRegistry,
+    ModelVersion,
+    SceneSeekError,
+    list_jobs,
+)
 
 POLL_S = 2.0
 JOB_KINDS = ("finetune", "reindex")  # the jobs this page starts

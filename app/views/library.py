@@ -10,11 +10,7 @@ from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
 from app.text import md
-from core.errors import SceneSeekError
-from core.jobs import list_jobs
-from core.model.versions import ModelRegistry
-from core.settings import get_settings
-from core.store.workspace import scene_name_from
+from core import ModelRegistry, SceneSeekError, get_settings, list_jobs, scene_name_from
 
 POLL_S = 2.0
 SIZE_CHOICES = [64, 128, 256, 512, 1024, 2048]

@@ -14,10 +14,7 @@ from app.heat import heat_overlays
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
 from app.text import md
-from core.errors import SceneSeekError
-from core.search.ranking import Filters
-from core.search.results import Hit, SearchResult
-from core.store.feedback import Label
+from core import Filters, Hit, Label, SceneSeekError, SearchResult
 from tiles import TilesError
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
@@ -147,11 +144,11 @@ def _map(
     scenes = [
         mapping.Overlay(
             images.overlay_url(ws.scene(name).quicklook),
-            tuple(manifest["quicklook_bounds"]),  # type: ignore[arg-type]
+            manifest.quicklook_bounds,
             name,
         )
         for name, manifest in catalogue.manifests.items()
-        if ws.scene(name).quicklook.is_file() and manifest.get("quicklook_bounds")
+        if ws.scene(name).quicklook.is_file() and manifest.quicklook_bounds
     ]
     hits = result.hits if result else []
     heat = (

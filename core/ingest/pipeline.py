@@ -22,8 +22,17 @@ from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_
 from core.ingest.embed.shared import SharedParts
 from core.model.amfmn import caption_energy
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
-from core.store.workspace import READY, SceneDir, Workspace, scene_name_from, write_json
-from tiles import TileReader, TilingConfig, build_catalog, describe, read_catalog, write_catalog
+from core.store.manifest import READY, SceneManifest
+from core.store.workspace import SceneDir, Workspace, scene_name_from
+from tiles import (
+    WINDOW_FIELDS,
+    TileReader,
+    TilingConfig,
+    build_catalog,
+    describe,
+    read_catalog,
+    write_catalog,
+)
 from tiles.overlay import MAP_CRS, write_quicklook_png
 
 Stage = Callable[[str, int, int, float], None]
@@ -50,6 +59,7 @@ class IngestResult:
     skipped: bool
     seconds: float
     tiles_per_second: float
+    model_tag: str = ""
 
 
 def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[str, Any]:
@@ -114,18 +124,12 @@ def ingest(
     summary = _scene_summary(source)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     manifest = scene.read_manifest()
-    if manifest.get("fingerprint") != fingerprint:
+    if manifest.fingerprint != fingerprint:
         _reset(scene)
-        manifest = {}
-    elif manifest.get("status") == READY:
-        return IngestResult(scene.name, manifest["n_tiles"], True, 0.0, 0.0)
-    manifest = {
-        "name": scene.name,
-        "fingerprint": fingerprint,
-        "scene": summary,
-        "status": "tiling",
-    }
-    write_json(scene.manifest, manifest)
+    elif manifest.ready:
+        return IngestResult(scene.name, manifest.n_tiles or 0, True, 0.0, 0.0, model_tag)
+    manifest = SceneManifest(scene.name, fingerprint, summary, status="tiling")
+    manifest.save(scene.manifest)
     try:
         catalog = _catalog(scene, source, options, progress)
         bounds = write_quicklook_png(
@@ -134,9 +138,9 @@ def ingest(
     except Exception:
         workspace.delete_scene(scene.name)
         raise
-    manifest.update(status="embedding", n_tiles=len(catalog), quicklook_bounds=list(bounds))
-    write_json(scene.manifest, manifest)
-    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+    manifest.status, manifest.n_tiles, manifest.quicklook_bounds = "embedding", len(catalog), bounds
+    manifest.save(scene.manifest)
+    windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
     reader = TileReader.from_catalog(catalog)
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
@@ -160,20 +164,15 @@ def ingest(
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
         build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
     elapsed = time.time() - started
-    manifest.update(
-        status=READY,
-        model=model_tag,
-        ingest_seconds=round(elapsed, 1),
-        embed_tiles_per_second=round(result.computed / result.seconds, 2)
-        if result.seconds
-        else None,
-        finished=time.time(),
-    )
-    write_json(scene.manifest, manifest)
+    manifest.status, manifest.model, manifest.finished = READY, model_tag, time.time()
+    manifest.ingest_seconds = round(elapsed, 1)
+    if result.seconds:
+        manifest.embed_tiles_per_second = round(result.computed / result.seconds, 2)
+    manifest.save(scene.manifest)
     if progress:
         progress("done", len(catalog), len(catalog), 0.0)
     rate = result.computed / elapsed if elapsed else 0.0
-    return IngestResult(scene.name, len(catalog), False, elapsed, rate)
+    return IngestResult(scene.name, len(catalog), False, elapsed, rate, model_tag)
 
 
 def _reset(scene: SceneDir) -> None:

@@ -25,7 +25,7 @@ class LoadedModel:
     path: Path
 
 
-def load_engine_model(
+def load_model(
     workspace: Workspace, checkpoint: str | None = None, device: str = "auto"
 ) -> LoadedModel:
     """The checkpoint named on the command line, else the workspace's active version.

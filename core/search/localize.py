@@ -3,7 +3,7 @@
 Every tile's stored vectors are scored against the caption (no pixel is re-read), each
 score is averaged into the pixels its window covers over all scales, and the grid is
 median-filtered. The result is a float32 GeoTIFF on the scene's grid at reduced resolution
-and a coloured RGBA overlay warped to EPSG:4326 for the map.
+and a coloured RGBA overlay warped to Web Mercator (EPSG:3857), as the map draws it.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def write_heat_tif(heat: HeatMap, path: Path) -> None:
 
 
 def write_heat_png(heat: HeatMap, path: Path) -> tuple[float, float, float, float]:
-    """Coloured overlay warped to EPSG:4326; returns its (min_lon, min_lat, max_lon, max_lat)."""
+    """Coloured overlay warped to Web Mercator; returns its bounds in lon/lat for the map."""
     rgba, bounds = warp_to_map(colourise(heat.values), heat.transform, heat.crs, MAP_CRS)
     with atomic_path(path) as tmp:
         Image.fromarray(rgba).save(tmp, format="PNG")

@@ -12,8 +12,9 @@ from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, SceneNotFoundError
 from core.model.amfmn import AMFMN
 from core.store.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
+from core.store.manifest import SceneManifest
 from core.store.workspace import Workspace
-from tiles import read_catalog
+from tiles import WINDOW_FIELDS, read_catalog
 
 EXACT_CHUNK = 65536  # rows scored at once, so a 1M-tile scene never needs a full float32 copy
 
@@ -28,13 +29,13 @@ class SceneIndex:
     gate: np.ndarray | None
     visual_ann: VectorIndex
     text_ann: VectorIndex | None
-    manifest: dict
+    manifest: SceneManifest
     windows: np.ndarray = field(init=False)
     scales: np.ndarray = field(init=False)
     norms: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.windows = self.catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+        self.windows = self.catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
         self.scales = self.catalog["scale"].to_numpy(np.int64)
         self.norms = np.concatenate(
             [
@@ -59,10 +60,10 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
     """
     scene = workspace.existing_scene(name)
     manifest = scene.read_manifest()
-    if manifest.get("model") != model_tag:
-        source = manifest.get("fingerprint", {}).get("source", "SCENE.tif")
+    if manifest.model != model_tag:
+        source = manifest.source or "SCENE.tif"
         raise IndexMismatchError(
-            f"scene {name!r} was embedded by model {manifest.get('model')}, the active model is "
+            f"scene {name!r} was embedded by model {manifest.model}, the active model is "
             f"{model_tag}; re-embed it: python -m core ingest {source} --name {name} "
             f"--workspace {workspace.root}"
         )
@@ -111,9 +112,9 @@ class SearchResources:
             del self.scenes[gone]
         self.stale = {}
         for name in sorted(names):
-            finished = self.workspace.scene(name).read_manifest().get("finished")
+            finished = self.workspace.scene(name).read_manifest().finished
             known = self.scenes.get(name)
-            if known is not None and known.manifest.get("finished") == finished:
+            if known is not None and known.manifest.finished == finished:
                 continue
             try:
                 self.scenes[name] = load_scene(

@@ -6,7 +6,7 @@ Layout (documented in the README)::
       scenes/<name>/manifest.json      scene, settings, model version, status, counts
       scenes/<name>/catalog.parquet    tile footprints (GeoParquet, EPSG:4326)
       scenes/<name>/quicklook.png      map overlay, bounds in manifest.json
-      scenes/<name>/embeddings/        part-*.npz while ingesting; vectors.npy when done
+      scenes/<name>/embeddings/        part-*.npz while ingesting; visual.npy, gate.npy when done
       scenes/<name>/visual.ann         annoy index over visual vectors (image queries)
       scenes/<name>/text.ann           annoy index over gated vectors (text queries)
       models/versions.json             model registry (version 0 = shipped default)
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import SceneNotFoundError, WorkspaceError
+from core.store.manifest import SceneManifest
 from tiles.atomic import atomic_path
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-READY = "ready"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -92,13 +92,13 @@ class SceneDir:
         """Annoy index over gated visual vectors, for text queries."""
         return self.root / "text.ann"
 
-    def read_manifest(self) -> dict[str, Any]:
-        """The manifest, or ``{}`` when ingestion never finished a first stage."""
-        return read_json(self.manifest) if self.manifest.exists() else {}
+    def read_manifest(self) -> SceneManifest:
+        """The manifest; an empty one (status ``""``) before ingestion wrote any."""
+        return SceneManifest.load(self.manifest)
 
     def is_ready(self) -> bool:
         """True when the last ingestion completed."""
-        return self.read_manifest().get("status") == READY
+        return self.read_manifest().ready
 
 
 class Workspace:

@@ -60,13 +60,13 @@ def ingested(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path
     """A workspace holding the small NAIP crop, ingested once per session."""
     from core.ingest.embed.mapper import TileEmbedder
     from core.ingest.pipeline import IngestOptions, ingest
-    from core.model.loading import load_engine_model
+    from core.model.loading import load_model
     from core.model.versions import ModelRegistry
     from tiles import TilingConfig
 
     ws = Workspace(tmp_path_factory.mktemp("ingested"))
     ModelRegistry(ws, checkpoint).active()
-    loaded = load_engine_model(ws)
+    loaded = load_model(ws)
     options = IngestOptions(tiling=TilingConfig(**SMALL_TILING), workers=0)
     embedder = TileEmbedder(loaded.model, loaded.device)
     ingest(

@@ -65,7 +65,7 @@ def test_reindex_keeps_a_scene_s_shared_stages(env: Workspace) -> None:
     params = ingest_params(SMALL_SCENE, "fast", SMALL_TILING, shared_stages=1, workers=0)
     first = wait_for(env, start_job(env, "ingest", params).id, lambda j: not j.active)
     assert first.status == "done", first.error
-    assert env.scene("fast").read_manifest()["fingerprint"]["shared_stages"] == 1
+    assert env.scene("fast").read_manifest().fingerprint["shared_stages"] == 1
     again = start_job(env, "reindex", {"name": "fast", "workers": 0})
     done = wait_for(env, again.id, lambda j: not j.active)
     assert done.status == "done" and done.result["skipped"] is True  # same vectors: nothing to do

@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 
 from core.errors import DatasetFormatError, DatasetNotFoundError
-from core.learn.data.captions import (
-    CaptionSet,
-    concat,
-    holdout_split,
-    list_datasets,
-    load_dataset,
-    load_karpathy,
-    load_precomp,
-)
+from core.learn.data.captions import CaptionSet, concat, holdout_split
+from core.learn.data.sources import list_datasets, load_dataset, load_karpathy, load_precomp
 
 
 @pytest.fixture(scope="module")

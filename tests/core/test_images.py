@@ -9,8 +9,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from core.errors import ConfigError, ImageReadError
-from core.learn.data.captions import load_dataset
 from core.learn.data.loader import CaptionImageDataset, ImageDataset
+from core.learn.data.sources import load_dataset
 from core.model.config import PreprocessCfg
 from core.model.transforms import ImageTransform, load_image, to_tensor_batch
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from nltk.translate.bleu_score import sentence_bleu
 
-from core.learn.data.captions import CaptionSet, concat, load_dataset
+from core.learn.data.captions import CaptionSet, concat
+from core.learn.data.sources import load_dataset
 from core.learn.train.prior import STOP_WORDS, PriorSimilarity, calc_sim, preprocess
 
 

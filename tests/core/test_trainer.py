@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.learn.train.features import image_cache, text_cache
 from core.learn.train.loss import triplet_loss
 from core.model.factory import create_model

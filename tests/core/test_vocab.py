@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.errors import CheckpointError, QueryError
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.model.vocab import PAD_ID, UNK_ID, Vocabulary, tokenize
 
 

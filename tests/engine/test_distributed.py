@@ -8,7 +8,7 @@ from core.errors import ConfigError
 from core.ingest.distributed import DaskParts, connect
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.pipeline import IngestOptions, ingest
-from core.model.loading import load_engine_model
+from core.model.loading import load_model
 from core.store.workspace import Workspace
 from tiles import read_catalog
 
@@ -25,7 +25,7 @@ def test_bad_dask_addresses_are_refused():
 def test_local_cluster_ingest_equals_single_process(model_checkpoint, scenes_dir, tmp_path):
     options = IngestOptions(batch_size=8, workers=0, part_size=16)
     single = Workspace(tmp_path / "single")
-    loaded = load_engine_model(single, str(model_checkpoint), "cpu")
+    loaded = load_model(single, str(model_checkpoint), "cpu")
     embedder = TileEmbedder(loaded.model, loaded.device)
     ingest(scenes_dir / SCENE, single, embedder, loaded.tag, "s", options)
 
@@ -54,4 +54,4 @@ def test_local_cluster_ingest_equals_single_process(model_checkpoint, scenes_dir
         )
     for index in ("visual.ann", "text.ann"):
         assert (a.root / index).read_bytes() == (b.root / index).read_bytes()
-    assert b.read_manifest()["status"] == "ready"
+    assert b.read_manifest().ready

@@ -16,12 +16,12 @@ from shapely.geometry import box
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.pipeline import IngestOptions, ingest
-from core.model.loading import load_engine_model
+from core.model.loading import load_model
 from core.search.localize import heat_map, write_heat_png, write_heat_tif
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.scenes import SearchResources, load_scene
 from core.store.workspace import Workspace
-from tiles import SceneOpenError, TileReader, read_catalog
+from tiles import WINDOW_FIELDS, SceneOpenError, TileReader, read_catalog
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ NAIP = "naip_m_3211605_ne_11_060_20200415_crop.tif"
 @pytest.fixture(scope="module")
 def loaded(model_checkpoint, tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("ws"))
-    return load_engine_model(ws, str(model_checkpoint), "cpu"), ws
+    return load_model(ws, str(model_checkpoint), "cpu"), ws
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_hit_bounds_contain_catalog_footprint(resources, loaded):
         footprint = catalog.set_index("tile_id").geometry[hit.tile_id]
         assert box(*hit.bounds).buffer(1e-9).contains(footprint)
         assert hit.window == tuple(
-            catalog.set_index("tile_id").loc[hit.tile_id, ["col_off", "row_off", "width", "height"]]
+            catalog.set_index("tile_id").loc[hit.tile_id, list(WINDOW_FIELDS)]
         )
 
 
@@ -251,10 +251,10 @@ import torch
 torch.set_num_threads(int(sys.argv[4]))  # same float reduction order as the resuming process
 from pathlib import Path
 from core.ingest.embed.mapper import TileEmbedder
-from core.model.loading import load_engine_model
+from core.model.loading import load_model
 from core.ingest.pipeline import IngestOptions, ingest
 from core.store.workspace import Workspace
-ws = Workspace(sys.argv[1]); model = load_engine_model(ws, sys.argv[3], "cpu")
+ws = Workspace(sys.argv[1]); model = load_model(ws, sys.argv[3], "cpu")
 def progress(stage, done, total, rate):
     if stage == "embedding" and done >= 20:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -13,7 +13,7 @@ from core.model.versions import model_tag
 from core.search.ranking import Filters, search_text
 from core.search.scenes import SearchResources
 from core.store.workspace import Workspace
-from tiles import TileReader, TilingConfig, build_catalog
+from tiles import WINDOW_FIELDS, TileReader, TilingConfig, build_catalog
 from tiles.grid import tile_windows
 
 BERKELEY = "berkeley_z17_webmercator_naip.tif"
@@ -54,7 +54,7 @@ def embedder(model_checkpoint):
 @pytest.fixture(scope="module")
 def berkeley(scenes_dir):
     catalog = build_catalog(scenes_dir / BERKELEY, TilingConfig())
-    windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+    windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
     return TileReader.from_catalog(catalog), windows
 
 
@@ -105,11 +105,11 @@ def test_ingest_with_shared_stages_is_searchable_and_kept_apart(
     first = ingest(scene, ws, embedder, tag, "b", shared)
     assert not first.skipped and ingest(scene, ws, embedder, tag, "b", shared).skipped
     manifest = ws.scene("b").read_manifest()
-    assert manifest["fingerprint"]["shared_stages"] == 1
+    assert manifest.fingerprint["shared_stages"] == 1
     shared_vectors = np.load(ws.scene("b").embeddings / "visual.npy")
     per_tile = ingest(scene, ws, embedder, tag, "b", IngestOptions(workers=0))
     assert not per_tile.skipped  # other vectors: re-embedded, not reused
-    assert "shared_stages" not in ws.scene("b").read_manifest()["fingerprint"]
+    assert "shared_stages" not in ws.scene("b").read_manifest().fingerprint
     assert not np.array_equal(shared_vectors, np.load(ws.scene("b").embeddings / "visual.npy"))
     ingest(scene, ws, embedder, tag, "b", shared)
     resources = SearchResources.load(ws, embedder.model, tag, torch.device("cpu"))

@@ -16,8 +16,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.device import autocast, resolve_device
-from core.learn.data.captions import CaptionSet, load_dataset
+from core.learn.data.captions import CaptionSet
 from core.learn.data.loader import ImageDataset
+from core.learn.data.sources import load_dataset
 from core.learn.eval.metrics import RetrievalMetrics, retrieval_metrics
 from core.model.amfmn import AMFMN
 from core.model.transforms import ImageTransform

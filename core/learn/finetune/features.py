@@ -8,7 +8,7 @@ import torch
 from core.model.amfmn import AMFMN
 from core.model.transforms import to_tensor_batch
 from core.store.workspace import Workspace
-from tiles import TileReader, read_catalog
+from tiles import WINDOW_FIELDS, TileReader, read_catalog
 
 
 class TileFeatures:
@@ -26,7 +26,7 @@ class TileFeatures:
     def _reader(self, scene: str) -> tuple[TileReader, np.ndarray]:
         if scene not in self._readers:
             catalog = read_catalog(self.workspace.existing_scene(scene).catalog)
-            windows = catalog[["col_off", "row_off", "width", "height"]].to_numpy(np.int64)
+            windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
             self._readers[scene] = (TileReader.from_catalog(catalog), windows)
         return self._readers[scene]
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from core.errors import FinetuneError
-from core.learn.data.captions import load_dataset
+from core.learn.data.sources import load_dataset
 from core.learn.eval.evaluate import evaluate
 from core.learn.finetune.config import FinetuneCfg
 from core.learn.finetune.features import TileFeatures, encode_taps, encode_texts

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.learn.data.captions import CaptionSet, concat, load_dataset
+from core.learn.data.captions import CaptionSet, concat
+from core.learn.data.sources import load_dataset
 from core.learn.train.prior import PriorSimilarity
 from core.model.amfmn import AMFMN
 from core.model.transforms import ImageTransform

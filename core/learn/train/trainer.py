@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from core.device import autocast, resolve_device
 from core.errors import ConfigError
-from core.learn.data.captions import CaptionSet, concat, holdout_split, load_dataset
+from core.learn.data.captions import CaptionSet, concat, holdout_split
+from core.learn.data.sources import load_dataset
 from core.learn.eval.metrics import RetrievalMetrics, retrieval_metrics
 from core.learn.train.config import TrainCfg
 from core.learn.train.features import ImageFeatureCache, TextFeatureCache, image_cache, text_cache

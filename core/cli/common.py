@@ -1,0 +1,54 @@
+"""Arguments and helpers every subcommand shares."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from core.store.workspace import Workspace
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def default_device() -> str:
+    """The device setting (``SCENESEEK_DEVICE``), read when the parser is built."""
+    from core.settings import get_settings
+
+    return get_settings().device
+
+
+def csv_of(kind: Callable[[str], object]) -> Callable[[str], tuple]:
+    """An argparse type for comma-separated values of ``kind``."""
+
+    def parse(text: str) -> tuple:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+
+    return parse
+
+
+def workspace_of(args: argparse.Namespace) -> Workspace:
+    """The workspace named by ``--workspace``, else the configured one."""
+    return Workspace(args.workspace) if args.workspace else Workspace.default()
+
+
+def add_workspace(p: argparse.ArgumentParser) -> None:
+    """``--workspace``, ``--checkpoint`` and ``--device``: for commands that run the model."""
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        help="workspace folder (default SCENESEEK_WORKSPACE or ./workspace)",
+    )
+    p.add_argument(
+        "--checkpoint", help="use this checkpoint instead of the workspace's active model"
+    )
+    p.add_argument("--device", default=default_device(), help="auto, cpu or cuda")
+
+
+def add_workspace_only(p: argparse.ArgumentParser) -> None:
+    """``--workspace`` alone: for commands that only read or write the workspace."""
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        help="workspace folder (default SCENESEEK_WORKSPACE or ./workspace)",
+    )

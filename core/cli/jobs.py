@@ -1,0 +1,38 @@
+"""``python -m core jobs``: list or cancel background jobs."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.common import (
+    add_workspace_only,
+    workspace_of,
+)
+
+HELP = "list or cancel background jobs"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare this subcommand's arguments."""
+    actions = p.add_subparsers(dest="action", required=True)
+    add_workspace_only(actions.add_parser("list", help="every job, newest first"))
+    stop = actions.add_parser("cancel", help="stop a queued or running job")
+    stop.add_argument("job_id")
+    add_workspace_only(stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the return value is the exit status."""
+    from core.jobs import cancel, list_jobs
+
+    ws = workspace_of(args)
+    if args.action == "cancel":
+        job = cancel(ws, args.job_id)
+        print(f"{job.id}: {job.status}")
+        return 0
+    for job in list_jobs(ws):
+        target = job.params.get("name", "")
+        progress = f"{job.done}/{job.total}" if job.total else ""
+        line = f"{job.id}  {job.kind:<8} {job.status:<9} {target:<24} {job.stage:<10} {progress}"
+        print(line.rstrip() + (f"  {job.error}" if job.error else ""))
+    return 0

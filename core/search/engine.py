@@ -1,0 +1,46 @@
+"""``Engine``: one workspace's loaded model and indexes, shared by every search of a server.
+
+A server (the app) keeps one ``Engine`` per (workspace, model version) and hands it to every
+session and thread, so everything that mutates it (``SearchResources.refresh``) or reads it
+while it may change (a search) runs under its lock. Nothing is reloaded per query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from core.model.loading import load_model
+from core.model.versions import ModelRegistry, ModelVersion
+from core.search.scenes import SearchResources
+from core.store.workspace import Workspace
+
+
+@dataclass
+class Engine:
+    """The loaded model and indexes of one workspace, with the lock that guards them."""
+
+    resources: SearchResources
+    version: ModelVersion
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, workspace: Workspace, version: int, device: str = "auto") -> Engine:
+        """Load model version ``version`` and every ready scene of ``workspace``.
+
+        Raises:
+            CheckpointError: when the version's checkpoint is missing or invalid.
+        """
+        chosen = ModelRegistry(workspace).get(version)
+        loaded = load_model(workspace, str(chosen.path), device)
+        resources = SearchResources.load(workspace, loaded.model, chosen.tag, loaded.device)
+        return cls(resources, chosen)
+
+    @contextmanager
+    def searching(self) -> Iterator[SearchResources]:
+        """Hold the lock, pick up scenes ingested since the last query, and yield them."""
+        with self.lock:
+            self.resources.refresh()
+            yield self.resources
