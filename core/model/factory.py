@@ -1,21 +1,21 @@
-"""Names turn into models: config registry, model construction, tokenizer, transforms.
+"""Names turn into models: the config registry and model construction.
 
-Mirrors open_clip's factory: every JSON in ``core/configs`` is a named architecture;
+Mirrors open_clip's factory: every JSON in ``core/model/configs`` is a named architecture;
 ``create_model`` resolves a name or config and builds the model with pretrained weights from
-installed packages; ``create_model_and_transforms`` adds the preprocessing attached to it.
+installed packages. The tokenizer is the text tower's own (``AMFMN.tokenize``) and the image
+transforms derive from ``model.cfg.preprocess`` (``core.model.transforms``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import ConfigError
 from core.model.amfmn import AMFMN
 from core.model.backbones import build_backbone
 from core.model.config import AMFMNCfg
-from core.model.text import BiGRUText, MiniLMText, TextTower, TokenBatch
+from core.model.text import BiGRUText, MiniLMText, TextTower
 from core.model.vocab import Vocabulary
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -74,24 +74,6 @@ def create_model(
     else:
         raise ConfigError(f"unknown text encoder {cfg.text.encoder!r}")
     return AMFMN(cfg, backbone, text)
-
-
-def get_tokenizer(model: AMFMN) -> Callable[[list[str]], TokenBatch]:
-    """The tokenizer that matches ``model``'s text tower."""
-    return model.text.tokenize
-
-
-def create_model_and_transforms(
-    cfg: AMFMNCfg | str,
-    vocab: Vocabulary | None = None,
-    allow_random_init: bool = False,
-) -> tuple[AMFMN, Callable, Callable]:
-    """Model plus its train and test image transforms, derived from its preprocess config."""
-    from core.model.transforms import ImageTransform
-
-    model = create_model(cfg, vocab=vocab, allow_random_init=allow_random_init)
-    pre = model.cfg.preprocess
-    return model, ImageTransform(pre, train=True), ImageTransform(pre, train=False)
 
 
 _load_registry()
