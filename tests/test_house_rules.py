@@ -119,3 +119,20 @@ def test_importing_core_is_cheap() -> None:
 def test_core_root_keeps_only_its_entry_modules() -> None:
     root = {p.stem for p in (ROOT / "core").glob("*.py")}
     assert root == {"__init__", "__main__", "errors", "settings", "device", "jobs"}
+
+
+def test_every_project_import_resolves() -> None:
+    """Lazy imports inside functions are checked too, so a move cannot leave one dangling."""
+    import importlib
+
+    missing = []
+    for folder in ("core", "app", "bench", "tiles", "tests"):
+        for path in _sources(folder):
+            for imported, names in _imports(path):
+                if imported.split(".")[0] not in ("core", "tiles", "bench", "app"):
+                    continue
+                if imported.startswith("app"):
+                    continue  # Streamlit pages run only under Streamlit
+                module = importlib.import_module(imported)
+                missing += [f"{path}: {imported}.{n}" for n in names if not hasattr(module, n)]
+    assert not missing
