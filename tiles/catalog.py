@@ -21,7 +21,14 @@ from rasterio.crs import CRS
 from tiles.atomic import atomic_path
 from tiles.errors import CatalogError, TilingError
 from tiles.footprint import window_footprints
-from tiles.grid import size_from_metres, stride_for, tile_windows, window_valid_fractions
+from tiles.grid import (
+    grid_sizes,
+    size_from_metres,
+    stride_for,
+    summed_area_table,
+    table_valid_fractions,
+    tile_windows,
+)
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
 from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
 
@@ -135,31 +142,38 @@ def _kept_windows(
     config: TilingConfig,
     scales: tuple[int, ...],
     grid: NDArray[np.float32],
-    cell: int,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    windows, fractions = [], []
-    for size in scales:
+    cell: tuple[float, float],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    table = summed_area_table(grid)
+    windows, sizes, fractions = [], [], []
+    for size in grid_sizes(info.width, info.height, scales):
         scale_windows = tile_windows(
             info.width, info.height, size, stride_for(size, config.overlap)
         )
-        scale_fractions = window_valid_fractions(grid, cell, scale_windows)
+        scale_fractions = table_valid_fractions(table, cell, scale_windows)
         keep = scale_fractions >= config.min_valid
         if size == scales[0] and not keep.any() and scale_fractions.max() > 0:
             keep[np.argmax(scale_fractions)] = True
         windows.append(scale_windows[keep])
+        sizes.append(np.full(np.count_nonzero(keep), size, dtype=np.int64))
         fractions.append(scale_fractions[keep])
-    return np.concatenate(windows), np.concatenate(fractions)
+    return np.concatenate(windows), np.concatenate(sizes), np.concatenate(fractions)
 
 
 def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.GeoDataFrame:
     """Cut a scene into multiscale tiles and compute their footprints.
 
-    Tiles of each scale start every ``stride`` pixels from the top-left corner; edge tiles
-    run past the scene and are padded (their window says so). Valid fractions come from the
-    scene mask (alpha, mask band or nodata) read at reduced resolution. Tiles below
-    ``min_valid`` are skipped, except that when no tile of the smallest scale qualifies,
-    the best one is kept, so a scene smaller than one tile still yields one padded tile.
-    Footprints follow each window's edges densified to 8 points per edge, reprojected.
+    Tiles of each scale start every ``stride`` pixels from the top-left corner, and the
+    last row and column are shifted inward to end at the scene's edge, so every window and
+    footprint lies inside the scene and no tile is padded (see :func:`tiles.grid.tiles_along`).
+    On a scene side shorter than a scale's tile size, that scale's windows are clipped to
+    the side (``width`` or ``height`` below ``scale``) and readers stretch them to the
+    model's square input; larger scales whose clipped windows would keep less than half
+    their size are not used (see :func:`tiles.grid.grid_sizes`). So a 175 x 143 px scene
+    gets one 175 x 143 window. Valid fractions come from the scene mask (alpha, mask band
+    or nodata) read at reduced resolution. Tiles below ``min_valid`` are skipped, except
+    that when no tile of the smallest scale qualifies the best one is kept. Footprints
+    follow each window's edges densified to 8 points per edge, reprojected.
 
     Args:
         path: The scene file.
@@ -167,8 +181,9 @@ def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.Geo
 
     Returns:
         GeoDataFrame (EPSG:4326) with columns ``COLUMNS``, ordered by scale, row, column;
-        ``tile_id`` is dense from 0. ``attrs[CATALOG_KEY]`` holds the scene CRS (WKT),
-        transform, bands, stretch and settings.
+        ``tile_id`` is dense from 0; ``scale`` is the tile size, ``width`` and ``height``
+        the window, smaller than ``scale`` where the scene is. ``attrs[CATALOG_KEY]``
+        holds the scene CRS (WKT), transform, bands, stretch and settings.
 
     Raises:
         SceneOpenError: The file is missing, not a raster, or damaged.
@@ -183,7 +198,7 @@ def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.Geo
         plan = plan_reads(ds, info, config.bands, config.percentiles)
         grid, cell = valid_grid(ds, plan)
     scales = pixel_sizes(info, config)
-    windows, fractions = _kept_windows(info, config, scales, grid, cell)
+    windows, sizes, fractions = _kept_windows(info, config, scales, grid, cell)
     if len(windows) == 0:
         raise TilingError(
             f"{info.path} has no valid pixel (mask source: {info.mask_source}); check its "
@@ -192,7 +207,7 @@ def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.Geo
     catalog = gpd.GeoDataFrame(
         {
             "tile_id": np.arange(len(windows), dtype=np.int64),
-            "scale": windows[:, 2],
+            "scale": sizes,
             "col_off": windows[:, 0],
             "row_off": windows[:, 1],
             "width": windows[:, 2],
