@@ -3,7 +3,9 @@
 A catalog is a GeoDataFrame with one row per tile (its pixel window, scale, valid fraction
 and EPSG:4326 footprint) plus everything needed to read the tiles again and rebuild their
 scene-CRS footprints exactly, kept in ``attrs[CATALOG_KEY]`` and saved in the GeoParquet
-file's metadata.
+file's metadata. That metadata records the :data:`TILING_VERSION` the windows were cut
+with, so an application can tell catalogs (and the vectors embedded from them) made under
+older grid rules and ask for a re-ingest.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
 
 CATALOG_KEY = "sceneseek_tiles"
 FORMAT_VERSION = 1
+# Rules that cut windows: 1 padded edge tiles past the raster (catalogs without the key);
+# 2 shifts the last row and column inward, clips to short sides, and never pads.
+TILING_VERSION = 2
 COLUMNS = (
     "tile_id",
     "scale",
@@ -117,6 +122,7 @@ def _metadata(
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
+        "tiling_version": TILING_VERSION,
         "source": os.path.abspath(info.path),
         "crs_wkt": info.crs.to_wkt(),
         "transform": [float(v) for v in tuple(info.transform)[:6]],
@@ -254,6 +260,10 @@ def write_catalog(catalog: gpd.GeoDataFrame, path: PathLike) -> None:
 def read_catalog(path: PathLike) -> gpd.GeoDataFrame:
     """Load a catalog saved with :func:`write_catalog`, metadata included.
 
+    Catalogs of every tiling version load; one saved before versions were recorded gets
+    ``tiling_version`` 1 in its metadata, so callers compare it with :data:`TILING_VERSION`
+    (see :func:`catalog_tiling_version`) instead of guessing from missing keys.
+
     Args:
         path: The ``.parquet`` file.
 
@@ -270,8 +280,29 @@ def read_catalog(path: PathLike) -> gpd.GeoDataFrame:
         if isinstance(exc, FileNotFoundError):
             raise
         raise CatalogError(f"{os.fspath(path)} is not a GeoParquet tile catalog ({exc})") from exc
-    _metadata_of(catalog)
+    meta = _metadata_of(catalog)
+    meta.setdefault("tiling_version", 1)
+    catalog.attrs[CATALOG_KEY] = meta
     return catalog
+
+
+def catalog_tiling_version(catalog: gpd.GeoDataFrame) -> int:
+    """The tiling version a catalog's windows were cut with.
+
+    Version 1 catalogs have padded edge windows that run past the raster; vectors embedded
+    from them differ from what this version would make, so an application should mark
+    their scenes as needing a re-ingest when this is below :data:`TILING_VERSION`.
+
+    Args:
+        catalog: A catalog from :func:`build_catalog` or :func:`read_catalog`.
+
+    Returns:
+        The version; 1 for catalogs saved before versions were recorded.
+
+    Raises:
+        CatalogError: ``catalog`` is not a tile catalog.
+    """
+    return int(_metadata_of(catalog).get("tiling_version", 1))
 
 
 def scene_footprints(catalog: gpd.GeoDataFrame) -> gpd.GeoSeries:

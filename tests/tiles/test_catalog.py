@@ -217,6 +217,35 @@ def test_write_failure_leaves_previous_file_intact(tmp_path, catalog_of, monkeyp
     assert out.read_bytes() == before
 
 
+def test_tiling_version_is_recorded(tmp_path, catalog_of):
+    catalog = catalog_of(scene("berkeley"))
+    assert tiles.TILING_VERSION == 2
+    assert catalog.attrs[tiles.CATALOG_KEY]["tiling_version"] == tiles.TILING_VERSION
+    assert tiles.catalog_tiling_version(catalog) == tiles.TILING_VERSION
+    tiles.write_catalog(catalog, tmp_path / "v2.parquet")
+    stored = json.loads(pq.read_schema(tmp_path / "v2.parquet").metadata[b"PANDAS_ATTRS"])
+    assert stored[tiles.CATALOG_KEY]["tiling_version"] == tiles.TILING_VERSION
+    assert tiles.catalog_tiling_version(tiles.read_catalog(tmp_path / "v2.parquet")) == 2
+
+
+def test_version_1_catalog_still_reads(tmp_path, catalog_of):
+    """A catalog saved before tiling versions: no version key and padded edge windows."""
+    old = catalog_of(scene("berkeley")).iloc[:3].copy()
+    old.loc[old.index[-1], ["col_off", "row_off", "width", "height"]] = [1152, 256, 256, 256]
+    meta = dict(old.attrs[tiles.CATALOG_KEY])
+    del meta["tiling_version"]
+    old.attrs = {tiles.CATALOG_KEY: meta}
+    assert tiles.catalog_tiling_version(old) == 1
+    old.to_parquet(tmp_path / "v1.parquet", index=False)
+    back = tiles.read_catalog(tmp_path / "v1.parquet")
+    assert back.attrs[tiles.CATALOG_KEY]["tiling_version"] == 1
+    assert tiles.catalog_tiling_version(back) == 1 < tiles.TILING_VERSION
+    # its padded window still reads: the part inside the scene, stretched, never padded
+    rgb, valid = tiles.TileReader.from_catalog(back).read_with_mask(back.iloc[-1])
+    assert rgb.shape == (256, 256, 3) and valid.all()
+    assert len(tiles.scene_footprints(back)) == 3
+
+
 def test_not_a_catalog(tmp_path):
     plain = gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(0, 0)], crs=4326)
     with pytest.raises(tiles.CatalogError):
