@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from tiles.atomic import atomic_path
-from tiles.errors import CatalogError, TilingError
+from tiles.errors import CatalogError, SceneTooLargeError, TilingError
 from tiles.footprint import window_footprints
 from tiles.grid import (
     grid_sizes,
@@ -29,6 +29,7 @@ from tiles.grid import (
     stride_for,
     summed_area_table,
     table_valid_fractions,
+    tile_count,
     tile_windows,
 )
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
@@ -39,6 +40,8 @@ FORMAT_VERSION = 1
 # Rules that cut windows: 1 padded edge tiles past the raster (catalogs without the key);
 # 2 shifts the last row and column inward, clips to short sides, and never pads.
 TILING_VERSION = 2
+MAX_PIXELS = 4_000_000_000  # default of the SCENESEEK_MAX_PIXELS setting
+MAX_TILES = 5_000_000  # default of the SCENESEEK_MAX_TILES setting
 COLUMNS = (
     "tile_id",
     "scale",
@@ -117,6 +120,80 @@ def pixel_sizes(info: SceneInfo, config: TilingConfig) -> tuple[int, ...]:
     return tuple(sorted({size_from_metres(size, metres_per_pixel) for size in config.sizes}))
 
 
+def count_tiles(info: SceneInfo, config: TilingConfig | None = None) -> int:
+    """Number of windows in the grids of every scale used, by arithmetic alone.
+
+    No window is built, so this is instant for any declared size; it is the catalog's
+    size before tiles below ``min_valid`` are skipped.
+
+    Args:
+        info: The scene description.
+        config: Tiling settings; defaults to ``TilingConfig()``.
+
+    Returns:
+        The tile count.
+
+    Raises:
+        TilingError: A size converts to less than one pixel.
+    """
+    config = TilingConfig() if config is None else config
+    sizes = grid_sizes(info.width, info.height, pixel_sizes(info, config))
+    return sum(
+        tile_count(info.width, info.height, size, stride_for(size, config.overlap))
+        for size in sizes
+    )
+
+
+def check_scene_size(
+    info: SceneInfo,
+    config: TilingConfig | None = None,
+    *,
+    max_pixels: float = MAX_PIXELS,
+    max_tiles: float = MAX_TILES,
+) -> int:
+    """Refuse a scene whose header declares more pixels or tiles than the limits allow.
+
+    A GeoTIFF header can declare any size at almost no cost (a sparse file of a few
+    kilobytes can claim a million pixels a side), and the work of tiling grows with the
+    declared size, not the file size. This check needs only the header (the tile count is
+    arithmetic, no window is built); :func:`build_catalog` calls it before reading any
+    pixel for tiling, and an application can call it as soon as a file arrives.
+
+    Args:
+        info: The scene description (from the header, see :func:`tiles.scene.describe`).
+        config: Tiling settings; defaults to ``TilingConfig()``.
+        max_pixels: Largest ``width * height`` accepted (setting ``SCENESEEK_MAX_PIXELS``).
+        max_tiles: Largest :func:`count_tiles` accepted (setting ``SCENESEEK_MAX_TILES``).
+
+    Returns:
+        The scene's tile count, as :func:`count_tiles`.
+
+    Raises:
+        SceneTooLargeError: The scene exceeds a limit; the message names the declared
+            size, the limit and the setting that raises it.
+        TilingError: A size converts to less than one pixel.
+    """
+    config = TilingConfig() if config is None else config
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise SceneTooLargeError(
+            f"{info.path} declares {info.width:,} x {info.height:,} px ({pixels:,} pixels), "
+            f"more than the limit of {max_pixels:,.0f} pixels (setting SCENESEEK_MAX_PIXELS); "
+            "tiling was not started. If the scene is genuine, raise SCENESEEK_MAX_PIXELS; "
+            "otherwise its header is damaged or was crafted"
+        )
+    count = count_tiles(info, config)
+    if count > max_tiles:
+        raise SceneTooLargeError(
+            f"{info.path} ({info.width:,} x {info.height:,} px) would be cut into {count:,} "
+            f"tiles of {', '.join(map(str, pixel_sizes(info, config)))} px with overlap "
+            f"{config.overlap}, more than the limit of {max_tiles:,.0f} tiles (setting "
+            "SCENESEEK_MAX_TILES); tiling was not started. Use larger tiles or less overlap, "
+            "or raise SCENESEEK_MAX_TILES"
+        )
+    return count
+
+
 def _metadata(
     info: SceneInfo, config: TilingConfig, scales: tuple[int, ...], plan: ReadPlan
 ) -> dict[str, Any]:
@@ -166,7 +243,13 @@ def _kept_windows(
     return np.concatenate(windows), np.concatenate(sizes), np.concatenate(fractions)
 
 
-def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.GeoDataFrame:
+def build_catalog(
+    path: PathLike,
+    config: TilingConfig | None = None,
+    *,
+    max_pixels: float = MAX_PIXELS,
+    max_tiles: float = MAX_TILES,
+) -> gpd.GeoDataFrame:
     """Cut a scene into multiscale tiles and compute their footprints.
 
     Tiles of each scale start every ``stride`` pixels from the top-left corner, and the
@@ -181,9 +264,15 @@ def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.Geo
     that when no tile of the smallest scale qualifies the best one is kept. Footprints
     follow each window's edges densified to 8 points per edge, reprojected.
 
+    The scene's declared size is checked against the limits (:func:`check_scene_size`)
+    from its header, before any pixel is read for tiling (opening the scene reads only its
+    last block, to detect truncation).
+
     Args:
         path: The scene file.
         config: Tiling settings; defaults to ``TilingConfig()``.
+        max_pixels: Largest ``width * height`` accepted (setting ``SCENESEEK_MAX_PIXELS``).
+        max_tiles: Largest tile count accepted (setting ``SCENESEEK_MAX_TILES``).
 
     Returns:
         GeoDataFrame (EPSG:4326) with columns ``COLUMNS``, ordered by scale, row, column;
@@ -195,12 +284,14 @@ def build_catalog(path: PathLike, config: TilingConfig | None = None) -> gpd.Geo
         SceneOpenError: The file is missing, not a raster, or damaged.
         NotGeoreferencedError: The scene has no CRS or geotransform.
         BandSelectionError: The band override is invalid.
+        SceneTooLargeError: The scene declares more pixels or tiles than the limits.
         SceneReadError: Pixels cannot be read.
         TilingError: The settings are invalid or the scene has no valid pixel.
     """
     config = TilingConfig() if config is None else config
     with bounded_cache(), open_scene(path) as ds:
         info = describe_dataset(ds)
+        check_scene_size(info, config, max_pixels=max_pixels, max_tiles=max_tiles)
         plan = plan_reads(ds, info, config.bands, config.percentiles)
         grid, cell = valid_grid(ds, plan)
     scales = pixel_sizes(info, config)

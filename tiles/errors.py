@@ -30,6 +30,10 @@ class TilingError(TilesError, ValueError):
     """Raised when tiling settings are invalid or a scene yields no usable tile."""
 
 
+class SceneTooLargeError(TilingError):
+    """Raised when a scene's header declares more pixels or tiles than the configured limits."""
+
+
 class CatalogError(TilesError, ValueError):
     """Raised when a file is not a tile catalog written by this package."""
 
