@@ -11,8 +11,9 @@ older grid rules and ask for a re-ingest.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -31,6 +32,7 @@ from tiles.grid import (
     table_valid_fractions,
     tile_count,
     tile_windows,
+    tiles_along,
 )
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
 from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
@@ -42,6 +44,7 @@ FORMAT_VERSION = 1
 TILING_VERSION = 2
 MAX_PIXELS = 4_000_000_000  # default of the SCENESEEK_MAX_PIXELS setting
 MAX_TILES = 5_000_000  # default of the SCENESEEK_MAX_TILES setting
+ROW_BLOCK_TILES = 65_536  # windows valued at once: bounds memory for any declared size
 COLUMNS = (
     "tile_id",
     "scale",
@@ -220,27 +223,53 @@ def _metadata(
     }
 
 
-def _kept_windows(
+class _Tiles(NamedTuple):
+    """Kept tiles of one block of tile rows of one scale."""
+
+    windows: NDArray[np.int64]
+    sizes: NDArray[np.int64]
+    fractions: NDArray[np.float64]
+    footprints: NDArray[np.object_]
+
+
+def _row_blocks(info: SceneInfo, size: int, stride: int) -> Iterator[NDArray[np.int64]]:
+    """The windows of one scale, a block of whole tile rows at a time."""
+    per_row = tiles_along(info.width, size, stride)
+    step = max(1, ROW_BLOCK_TILES // per_row)
+    for start in range(0, tiles_along(info.height, size, stride), step):
+        yield tile_windows(info.width, info.height, size, stride, slice(start, start + step))
+
+
+def _kept(
+    info: SceneInfo, size: int, windows: NDArray[np.int64], fractions: NDArray[np.float64]
+) -> _Tiles:
+    sizes = np.full(len(windows), size, dtype=np.int64)
+    return _Tiles(windows, sizes, fractions, window_footprints(info.transform, info.crs, windows))
+
+
+def _kept_tiles(
     info: SceneInfo,
     config: TilingConfig,
     scales: tuple[int, ...],
     grid: NDArray[np.float32],
     cell: tuple[float, float],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+) -> list[_Tiles]:
+    """Tiles at or above ``min_valid``, block by block, so memory follows the kept tiles."""
     table = summed_area_table(grid)
-    windows, sizes, fractions = [], [], []
+    kept: list[_Tiles] = []
     for size in grid_sizes(info.width, info.height, scales):
-        scale_windows = tile_windows(
-            info.width, info.height, size, stride_for(size, config.overlap)
-        )
-        scale_fractions = table_valid_fractions(table, cell, scale_windows)
-        keep = scale_fractions >= config.min_valid
-        if size == scales[0] and not keep.any() and scale_fractions.max() > 0:
-            keep[np.argmax(scale_fractions)] = True
-        windows.append(scale_windows[keep])
-        sizes.append(np.full(np.count_nonzero(keep), size, dtype=np.int64))
-        fractions.append(scale_fractions[keep])
-    return np.concatenate(windows), np.concatenate(sizes), np.concatenate(fractions)
+        blocks_before, best, best_fraction = len(kept), None, 0.0
+        for windows in _row_blocks(info, size, stride_for(size, config.overlap)):
+            fractions = table_valid_fractions(table, cell, windows)
+            keep = fractions >= config.min_valid
+            if keep.any():
+                kept.append(_kept(info, size, windows[keep], fractions[keep]))
+            top = int(np.argmax(fractions))
+            if fractions[top] > best_fraction:
+                best, best_fraction = windows[top : top + 1], float(fractions[top])
+        if size == scales[0] and len(kept) == blocks_before and best is not None:
+            kept.append(_kept(info, size, best, np.array([best_fraction])))
+    return kept
 
 
 def build_catalog(
@@ -266,7 +295,9 @@ def build_catalog(
 
     The scene's declared size is checked against the limits (:func:`check_scene_size`)
     from its header, before any pixel is read for tiling (opening the scene reads only its
-    last block, to detect truncation).
+    last block, to detect truncation). Windows, valid fractions and footprints are then
+    computed ``ROW_BLOCK_TILES`` windows (whole tile rows) at a time, and the coverage read
+    has a fixed size, so memory follows the tiles kept, not the size the header declares.
 
     Args:
         path: The scene file.
@@ -295,23 +326,24 @@ def build_catalog(
         plan = plan_reads(ds, info, config.bands, config.percentiles)
         grid, cell = valid_grid(ds, plan)
     scales = pixel_sizes(info, config)
-    windows, sizes, fractions = _kept_windows(info, config, scales, grid, cell)
-    if len(windows) == 0:
+    kept = _kept_tiles(info, config, scales, grid, cell)
+    if not kept:
         raise TilingError(
             f"{info.path} has no valid pixel (mask source: {info.mask_source}); check its "
             "nodata value or alpha band"
         )
+    windows = np.concatenate([part.windows for part in kept])
     catalog = gpd.GeoDataFrame(
         {
             "tile_id": np.arange(len(windows), dtype=np.int64),
-            "scale": sizes,
+            "scale": np.concatenate([part.sizes for part in kept]),
             "col_off": windows[:, 0],
             "row_off": windows[:, 1],
             "width": windows[:, 2],
             "height": windows[:, 3],
-            "valid_fraction": fractions,
+            "valid_fraction": np.concatenate([part.fractions for part in kept]),
         },
-        geometry=window_footprints(info.transform, info.crs, windows),
+        geometry=np.concatenate([part.footprints for part in kept]),
         crs="EPSG:4326",
     )
     catalog.attrs[CATALOG_KEY] = _metadata(info, config, scales, plan)

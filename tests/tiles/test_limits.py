@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from rasterio.windows import Window
 
@@ -113,3 +114,34 @@ def test_million_pixel_sided_bigtiff_is_refused_from_its_header(tmp_path):
     assert "SCENESEEK_MAX_PIXELS" in result["refused"]
     assert peak < MEMORY_LIMIT_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"
     assert seconds < TIME_LIMIT_S and result["seconds"] < 5
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("berkeley", tiles.TilingConfig()),
+        ("rasterio_RGB", tiles.TilingConfig(sizes=(100, 256), overlap=0.25)),
+        ("pix4d", tiles.TilingConfig(sizes=(600, 700), min_valid=1.0)),  # keeps the best one
+    ],
+)
+def test_row_blocks_give_the_same_catalog(monkeypatch, name, config):
+    whole = tiles.build_catalog(scene(name), config)
+    monkeypatch.setattr("tiles.catalog.ROW_BLOCK_TILES", 5)  # one tile row per block, or two
+    blocked = tiles.build_catalog(scene(name), config)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(whole.drop(columns="geometry")), pd.DataFrame(blocked.drop(columns="geometry"))
+    )
+    assert whole.geometry.geom_equals_exact(blocked.geometry, 0).all()
+    if config.min_valid == 1.0:
+        assert len(blocked) == 1 and blocked["valid_fraction"].iloc[0] < 1.0
+
+
+def test_hundred_thousand_pixel_sided_sparse_scene_builds_in_bounded_memory(tmp_path):
+    """With the pixel limit raised, a declared 100,000 x 100,000 px scene holding one small
+    valid window is tiled block by block: the catalog is its few tiles, memory stays flat."""
+    valid = Window(30_000, 40_000, 600, 600)
+    path = make_sparse_scene(tmp_path / "sparse.tif", 100_000, valid=valid)
+    result, peak, seconds = measured_build(path, max_pixels=1e10)
+    assert 0 < result["tiles"] < 40 and result["scales"] == [256, 512]
+    assert peak < MEMORY_LIMIT_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert seconds < TIME_LIMIT_S
