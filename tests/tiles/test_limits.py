@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rasterio.windows import Window
@@ -15,6 +16,7 @@ import tiles
 from tests.tiles.conftest import scene
 from tests.tiles.sparse_scene import make_sparse_scene
 from tests.tiles.test_tiling import build_everything
+from tiles.io import plan_reads, valid_grid
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT_BYTES = 1024**3
@@ -145,3 +147,16 @@ def test_hundred_thousand_pixel_sided_sparse_scene_builds_in_bounded_memory(tmp_
     assert 0 < result["tiles"] < 40 and result["scales"] == [256, 512]
     assert peak < MEMORY_LIMIT_BYTES, f"peak RSS {peak / 2**20:.0f} MiB"
     assert seconds < TIME_LIMIT_S
+
+
+@pytest.mark.parametrize("name", ["rasterio_RGB", "pix4d", "spacenet"])
+def test_coverage_read_in_strips_gives_the_same_grid(monkeypatch, name):
+    """Strips (float windows, cells not whole pixels) sample exactly where one read does."""
+    monkeypatch.setattr("tiles.io.VALID_GRID_MAX_SIDE", 100)
+    with tiles.open_scene(scene(name)) as ds:
+        plan = plan_reads(ds, tiles.describe(scene(name)))
+        whole, cell = valid_grid(ds, plan)
+        monkeypatch.setattr("tiles.io.VALID_GRID_STRIP_PX", 50)  # 5 to 7 cells a strip
+        strips, strip_cell = valid_grid(ds, plan)
+    assert cell == strip_cell and cell[0] > 7
+    np.testing.assert_array_equal(strips, whole)
