@@ -14,6 +14,10 @@ class SceneOpenError(TilesError, OSError):
     """Raised when a scene file is missing, is not a raster, or is corrupt or truncated."""
 
 
+class NotGeoTiffError(TilesError, ValueError):
+    """Raised when a file that must be a GeoTIFF is another format, whatever its name says."""
+
+
 class SceneReadError(TilesError, OSError):
     """Raised when pixels cannot be read from a scene that did open."""
 
@@ -28,6 +32,10 @@ class BandSelectionError(TilesError, ValueError):
 
 class TilingError(TilesError, ValueError):
     """Raised when tiling settings are invalid or a scene yields no usable tile."""
+
+
+class SceneTooLargeError(TilingError):
+    """Raised when a scene's header declares more pixels or tiles than the configured limits."""
 
 
 class CatalogError(TilesError, ValueError):

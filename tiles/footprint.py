@@ -74,8 +74,8 @@ def window_footprints(
     Args:
         transform: The scene's affine transform (pixel corner to CRS coordinates).
         crs: The scene's CRS.
-        windows: (n, 4) array of (col_off, row_off, width, height); windows may extend past
-            the scene edge.
+        windows: (n, 4) array of (col_off, row_off, width, height); catalog windows lie
+            inside the scene, so their footprints never extend past it.
         points_per_edge: Points per window edge before reprojection.
         dst_crs: CRS of the returned polygons.
 

@@ -1,12 +1,14 @@
 """Pure window-grid arithmetic: tile offsets, counts, sizes and window conversions.
 
-Nothing here touches a file, so the functions are cheap to test exhaustively.
+Nothing here touches a file, so the functions are cheap to test exhaustively. Every window
+the grid makes lies inside the raster: the last row and column are shifted inward to end at
+the edge, and a raster side shorter than the tile size clips the tiles on that side.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from rasterio.windows import Window
 from tiles.errors import TilingError
 
 WINDOW_FIELDS = ("col_off", "row_off", "width", "height")
+Cell = float | tuple[float, float]  # a coverage cell's side, or its (width, height)
 
 
 def tiles_along(length: int, size: int, stride: int) -> int:
@@ -26,8 +29,12 @@ def tiles_along(length: int, size: int, stride: int) -> int:
         n = 1                                   if length <= size
         n = ceil((length - size) / stride) + 1  otherwise
 
-    so tiles start at ``0, stride, 2 * stride, ...`` and the last one may run past the edge
-    (it is then padded), but no pixel is left uncovered and nothing wraps around.
+    Tiles start at ``0, stride, 2 * stride, ..., (n - 2) * stride`` and the last one starts
+    at ``length - size``: it is shifted inward to end exactly at the edge, as torchgeo's
+    ``GridGeoSampler`` does, so no tile runs past the raster and none needs padding. The
+    shift never makes two tiles coincide, because ``(n - 2) * stride < length - size``.
+    When ``length <= size`` the one tile is clipped to ``length``. Every pixel is covered
+    as long as ``stride <= size``.
 
     Args:
         length: Scene width or height in pixels.
@@ -49,6 +56,24 @@ def tiles_along(length: int, size: int, stride: int) -> int:
     return math.ceil((length - size) / stride) + 1
 
 
+def tile_offsets(length: int, size: int, stride: int) -> NDArray[np.int64]:
+    """Start of every tile along one axis, increasing and without repeats.
+
+    Args:
+        length: Scene width or height in pixels.
+        size: Tile size in pixels.
+        stride: Distance between tile starts in pixels.
+
+    Returns:
+        (n,) int64 offsets, n = :func:`tiles_along`; the last is ``max(length - size, 0)``.
+
+    Raises:
+        TilingError: An argument is not positive.
+    """
+    starts = np.arange(tiles_along(length, size, stride), dtype=np.int64) * stride
+    return np.minimum(starts, max(length - size, 0))
+
+
 def tile_count(width: int, height: int, size: int, stride: int) -> int:
     """Number of tiles in the grid of one scale: ``tiles_along(width) * tiles_along(height)``.
 
@@ -67,26 +92,74 @@ def tile_count(width: int, height: int, size: int, stride: int) -> int:
     return tiles_along(width, size, stride) * tiles_along(height, size, stride)
 
 
-def tile_windows(width: int, height: int, size: int, stride: int) -> NDArray[np.int64]:
-    """All square tile windows of one scale, in row-major order.
+def tile_windows(
+    width: int, height: int, size: int, stride: int, rows: slice | None = None
+) -> NDArray[np.int64]:
+    """Tile windows of one scale, in row-major order, all inside the raster.
+
+    Windows are ``size`` x ``size`` except on a raster side shorter than ``size``, where
+    they are clipped to that side (e.g. 256 wide and 232 tall on a raster 232 px tall).
 
     Args:
         width: Scene width in pixels.
         height: Scene height in pixels.
         size: Tile size in pixels.
         stride: Distance between tile starts in pixels.
+        rows: Which rows of tiles to return (a slice of the grid's rows), so a huge grid
+            can be walked block by block; all rows by default.
 
     Returns:
-        (n, 4) int64 array of (col_off, row_off, width, height), n = :func:`tile_count`.
+        (n, 4) int64 array of (col_off, row_off, width, height); n = :func:`tile_count`
+        for all rows.
 
     Raises:
         TilingError: An argument is not positive.
     """
-    cols = np.arange(tiles_along(width, size, stride), dtype=np.int64) * stride
-    rows = np.arange(tiles_along(height, size, stride), dtype=np.int64) * stride
-    row_grid, col_grid = np.meshgrid(rows, cols, indexing="ij")
-    sizes = np.full(row_grid.size, size, dtype=np.int64)
-    return np.stack([col_grid.ravel(), row_grid.ravel(), sizes, sizes], axis=1)
+    cols = tile_offsets(width, size, stride)
+    row_offsets = tile_offsets(height, size, stride)[slice(None) if rows is None else rows]
+    row_grid, col_grid = np.meshgrid(row_offsets, cols, indexing="ij")
+    n = row_grid.size
+    return np.stack(
+        [
+            col_grid.ravel(),
+            row_grid.ravel(),
+            np.full(n, min(size, width), dtype=np.int64),
+            np.full(n, min(size, height), dtype=np.int64),
+        ],
+        axis=1,
+    )
+
+
+def grid_sizes(width: int, height: int, sizes: Sequence[int]) -> tuple[int, ...]:
+    """The tile sizes whose grids are used on a ``width`` x ``height`` raster, ascending.
+
+    The smallest size is always used, so every raster gets tiles. A larger size is used
+    only if its windows, clipped to the raster, keep at least half the size on both sides:
+    a tile stretched from less would distort too much and adds nothing a smaller scale
+    lacks. Once a size covers the whole raster with one window, larger sizes would repeat
+    that same window and are left out.
+
+    Args:
+        width: Scene width in pixels.
+        height: Scene height in pixels.
+        sizes: Tile sizes in pixels, in any order.
+
+    Returns:
+        The sizes used.
+
+    Raises:
+        TilingError: ``sizes`` is empty or a size is not positive.
+    """
+    ordered = sorted(set(sizes))
+    if not ordered or ordered[0] < 1:
+        raise TilingError(f"sizes must be a non-empty list of positive sizes: {tuple(sizes)}")
+    used = [ordered[0]]
+    for size in ordered[1:]:
+        if max(width, height) <= used[-1]:
+            break
+        if 2 * width >= size and 2 * height >= size:
+            used.append(size)
+    return tuple(used)
 
 
 def stride_for(size: int, overlap: float) -> int:
@@ -128,35 +201,65 @@ def size_from_metres(metres: float, ground_pixel_size_m: float) -> int:
     return max(1, round(metres / ground_pixel_size_m))
 
 
-def window_valid_fractions(
-    grid: NDArray[np.floating], cell: int, windows: NDArray[np.integer]
-) -> NDArray[np.float64]:
-    """Valid-pixel fraction of each window, from a coarse coverage grid.
-
-    Each window is snapped to the nearest cell boundaries and its cells are summed with a
-    summed-area table (constant time per window); cells outside the grid are padding and
-    count as invalid.
+def summed_area_table(grid: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Summed-area table of a coverage grid, built once and shared by many window lookups.
 
     Args:
-        grid: (rows, cols) valid fraction of each ``cell`` x ``cell`` pixel block.
-        cell: Cell side in pixels.
+        grid: (rows, cols) valid fraction of each cell.
+
+    Returns:
+        (rows + 1, cols + 1) float64 table; ``table[r, c]`` is the sum of ``grid[:r, :c]``.
+    """
+    table = np.zeros((grid.shape[0] + 1, grid.shape[1] + 1), dtype=np.float64)
+    table[1:, 1:] = grid.astype(np.float64).cumsum(axis=0).cumsum(axis=1)
+    return table
+
+
+def table_valid_fractions(
+    table: NDArray[np.float64], cell: Cell, windows: NDArray[np.integer]
+) -> NDArray[np.float64]:
+    """Valid-pixel fraction of each window, from a :func:`summed_area_table`.
+
+    Each window is snapped to the nearest cell boundaries and its cells are summed in
+    constant time per window; cells outside the grid count as invalid.
+
+    Args:
+        table: Summed-area table of the coverage grid.
+        cell: Cell size in pixels: one side, or (width, height) for cells that are not
+            square or not a whole number of pixels.
         windows: (n, 4) array of (col_off, row_off, width, height).
 
     Returns:
         (n,) fractions in [0, 1].
     """
-    table = np.zeros((grid.shape[0] + 1, grid.shape[1] + 1), dtype=np.float64)
-    table[1:, 1:] = grid.astype(np.float64).cumsum(axis=0).cumsum(axis=1)
+    cell_w, cell_h = cell if isinstance(cell, tuple) else (cell, cell)
+    rows, cols = table.shape[0] - 1, table.shape[1] - 1
     windows = np.asarray(windows, dtype=np.float64)
-    c0 = np.rint(windows[:, 0] / cell).astype(np.int64)
-    r0 = np.rint(windows[:, 1] / cell).astype(np.int64)
-    c1 = np.maximum(np.rint((windows[:, 0] + windows[:, 2]) / cell).astype(np.int64), c0 + 1)
-    r1 = np.maximum(np.rint((windows[:, 1] + windows[:, 3]) / cell).astype(np.int64), r0 + 1)
+    c0 = np.rint(windows[:, 0] / cell_w).astype(np.int64)
+    r0 = np.rint(windows[:, 1] / cell_h).astype(np.int64)
+    c1 = np.maximum(np.rint((windows[:, 0] + windows[:, 2]) / cell_w).astype(np.int64), c0 + 1)
+    r1 = np.maximum(np.rint((windows[:, 1] + windows[:, 3]) / cell_h).astype(np.int64), r0 + 1)
     area = (c1 - c0) * (r1 - r0)
-    c0, c1 = np.clip(c0, 0, grid.shape[1]), np.clip(c1, 0, grid.shape[1])
-    r0, r1 = np.clip(r0, 0, grid.shape[0]), np.clip(r1, 0, grid.shape[0])
+    c0, c1 = np.clip(c0, 0, cols), np.clip(c1, 0, cols)
+    r0, r1 = np.clip(r0, 0, rows), np.clip(r1, 0, rows)
     inside = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
     return np.clip(inside / area, 0.0, 1.0)
+
+
+def window_valid_fractions(
+    grid: NDArray[np.floating], cell: Cell, windows: NDArray[np.integer]
+) -> NDArray[np.float64]:
+    """Valid-pixel fraction of each window, from a coarse coverage grid.
+
+    Args:
+        grid: (rows, cols) valid fraction of each cell.
+        cell: Cell size in pixels, as for :func:`table_valid_fractions`.
+        windows: (n, 4) array of (col_off, row_off, width, height).
+
+    Returns:
+        (n,) fractions in [0, 1]; see :func:`table_valid_fractions`.
+    """
+    return table_valid_fractions(summed_area_table(grid), cell, windows)
 
 
 def decimated_shape(width: int, height: int, max_side: int) -> tuple[int, int]:

@@ -160,16 +160,17 @@ def tile_thumbnail(
 
     Args:
         path: The scene file.
-        tile: A catalog row, ``Window`` or (col_off, row_off, width, height).
+        tile: A catalog row, ``Window`` or (col_off, row_off, width, height); a window
+            that is not square is stretched to the square thumbnail.
         size: Thumbnail side in pixels.
         bands: Optional 1-based RGB band override.
         percentiles: Stretch percentiles for non-8-bit data.
 
     Returns:
-        (size, size, 3) uint8 RGB; padding and masked pixels are 0.
+        (size, size, 3) uint8 RGB; masked (nodata) pixels are 0.
 
     Raises:
-        TilingError: ``size`` is below 1.
+        TilingError: ``size`` is below 1, or the window lies wholly outside the scene.
         SceneOpenError: The file is missing, not a raster, or damaged.
         NotGeoreferencedError: The scene has no CRS or geotransform.
         BandSelectionError: The band override is invalid.

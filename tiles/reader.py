@@ -16,13 +16,12 @@ import geopandas as gpd
 import numpy as np
 from numpy.typing import NDArray
 from rasterio.io import DatasetReader
-from rasterio.windows import Window
 
 from tiles.bands import Stretch
 from tiles.catalog import CATALOG_KEY
 from tiles.errors import CatalogError, TilingError
 from tiles.grid import as_window
-from tiles.io import ReadPlan, bounded_cache, plan_reads, read_rgb
+from tiles.io import ReadPlan, bounded_cache, clip_to_scene, plan_reads, read_rgb
 from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
 
 
@@ -39,8 +38,9 @@ class TileReader:
 
     Picklable: the open dataset is dropped when pickled and reopened lazily in the
     receiving process (also after a fork). Reads use windowed ``read(out_shape=...)`` so
-    coarse tiles come from overviews, pad edge tiles with zeros, and run with a bounded GDAL
-    block cache so memory stays flat over long runs.
+    coarse tiles come from overviews, stretch windows that are not square (clipped at a
+    short scene side) to the square output instead of padding them, and run with a bounded
+    GDAL block cache so memory stays flat over long runs.
 
     Args:
         path: The scene file.
@@ -134,7 +134,8 @@ class TileReader:
         """Read one tile with its valid mask.
 
         Args:
-            tile: A ``Window``, catalog row or (col_off, row_off, width, height).
+            tile: A ``Window``, catalog row or (col_off, row_off, width, height); it is
+                clipped to the scene and stretched to the square output.
 
         Returns:
             (out_size, out_size, 3) uint8 RGB with invalid pixels 0, and the
@@ -142,6 +143,7 @@ class TileReader:
 
         Raises:
             SceneOpenError: The scene cannot be opened.
+            TilingError: The window lies wholly outside the scene.
             SceneReadError: Its pixels cannot be read.
         """
         opened = self._open()
@@ -152,13 +154,15 @@ class TileReader:
         """Read one tile as model input.
 
         Args:
-            tile: A ``Window``, catalog row or (col_off, row_off, width, height).
+            tile: A ``Window``, catalog row or (col_off, row_off, width, height); it is
+                clipped to the scene and stretched to the square output.
 
         Returns:
-            (out_size, out_size, 3) uint8 RGB; padding and masked pixels are 0.
+            (out_size, out_size, 3) uint8 RGB; masked (nodata) pixels are 0.
 
         Raises:
             SceneOpenError: The scene cannot be opened.
+            TilingError: The window lies wholly outside the scene.
             SceneReadError: Its pixels cannot be read.
         """
         return self.read_with_mask(tile)[0]
@@ -170,10 +174,11 @@ class TileReader:
             tiles: Windows, catalog rows (e.g. ``catalog.itertuples()``) or 4-tuples.
 
         Returns:
-            The stacked tiles.
+            The stacked tiles, each stretched to the square as in :meth:`read`.
 
         Raises:
             SceneOpenError: The scene cannot be opened.
+            TilingError: A window lies wholly outside the scene.
             SceneReadError: Its pixels cannot be read.
         """
         tiles = list(tiles)
@@ -188,19 +193,22 @@ class TileReader:
         """Read a large window once, e.g. to cut many overlapping tiles from it in memory.
 
         Args:
-            window: A ``Window``, catalog row or (col_off, row_off, width, height).
-            out_shape: (rows, cols) of the result; the window's own size by default.
+            window: A ``Window``, catalog row or (col_off, row_off, width, height); it is
+                clipped to the scene and what remains fills ``out_shape``.
+            out_shape: (rows, cols) of the result; the clipped window's own size by
+                default.
 
         Returns:
             (rows, cols, 3) uint8 RGB and the (rows, cols) bool valid mask.
 
         Raises:
             SceneOpenError: The scene cannot be opened.
+            TilingError: The window lies wholly outside the scene.
             SceneReadError: Its pixels cannot be read.
         """
-        win: Window = as_window(window)
-        shape = (int(win.height), int(win.width)) if out_shape is None else out_shape
         opened = self._open()
+        win = clip_to_scene(opened.ds, as_window(window))
+        shape = (int(win.height), int(win.width)) if out_shape is None else out_shape
         with bounded_cache():
             return read_rgb(opened.ds, opened.plan, win, shape)
 

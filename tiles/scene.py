@@ -3,6 +3,8 @@
 :func:`open_scene` turns every way a file can be unusable (missing, not a raster, truncated,
 not georeferenced) into one precise error before any pixel work starts, so callers never
 write partial outputs. :func:`describe` summarises the scene as a frozen :class:`SceneInfo`.
+:func:`check_gtiff` is the stricter gate for files from outside (an import folder): it lets
+through real GeoTIFFs only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rasterio.io import DatasetReader
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from tiles.errors import NotGeoreferencedError, SceneOpenError
+from tiles.errors import NotGeoreferencedError, NotGeoTiffError, SceneOpenError
 from tiles.footprint import pixel_to_crs, window_footprints
 from tiles.grid import decimated_shape
 
@@ -34,6 +36,7 @@ MaskSource = Literal["alpha", "mask", "nodata", "none"]
 
 PathLike = str | os.PathLike[str]
 
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF, BigTIFF; LE, BE
 _ALPHA_SAMPLE_SIDE = 256
 _ALPHA_BINARY_SHARE = 0.9
 _WGS84 = Geod(ellps="WGS84")
@@ -167,6 +170,50 @@ def open_scene(path: PathLike) -> Iterator[DatasetReader]:
         _check_georeferenced(ds, path_str)
         _probe_last_block(ds, path_str)
         yield ds
+
+
+def check_gtiff(path: PathLike) -> None:
+    """Accept only a real GeoTIFF: TIFF or BigTIFF bytes that GDAL reads as ``GTiff``.
+
+    GDAL recognises formats by content, not by name, and some formats make it read other
+    files: a VRT (XML, even when named ``.tif``) can point at any file the process may
+    read. The first bytes are checked before GDAL sees the file, so such a file is
+    refused without being parsed; the driver check then refuses anything else GDAL would
+    read in place of a TIFF.
+
+    Args:
+        path: Local path of the file.
+
+    Raises:
+        SceneOpenError: The file does not exist, or has TIFF bytes GDAL cannot open.
+        NotGeoTiffError: The file is another format (VRT, PNG, JPEG2000, text...).
+    """
+    path_str = os.fspath(path)
+    if not os.path.isfile(path_str):
+        raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
+    with open(path_str, "rb") as file:
+        signature = file.read(4)
+    if signature not in TIFF_SIGNATURES:
+        raise NotGeoTiffError(
+            f"{path_str} is not a GeoTIFF: it starts with {signature!r}, not a TIFF or "
+            "BigTIFF signature (a VRT, image or text file named .tif is refused). Export "
+            f"the scene as GeoTIFF, e.g. `gdal_translate -of GTiff <source> {path_str}`"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path_str) as ds:
+                driver = ds.driver
+    except RasterioError as exc:
+        raise SceneOpenError(
+            f"{path_str} starts like a TIFF but cannot be opened ({exc}); it is damaged: "
+            "copy or download it again"
+        ) from exc
+    if driver != "GTiff":
+        raise NotGeoTiffError(
+            f"{path_str} is read by GDAL's {driver} driver, not GTiff; only GeoTIFF files "
+            "are accepted"
+        )
 
 
 def _alpha_is_mask(ds: DatasetReader, band: int) -> bool:

@@ -13,7 +13,7 @@ from affine import Affine
 import tiles
 from tests.tiles.conftest import scene
 from tiles.catalog import COLUMNS
-from tiles.grid import stride_for, tile_count, tile_windows
+from tiles.grid import grid_sizes, stride_for, tile_count, tile_windows
 
 
 def exact_valid_fractions(path, catalog):
@@ -26,9 +26,9 @@ def exact_valid_fractions(path, catalog):
             mask = ds.dataset_mask() > 0
     fractions = []
     for row in catalog.itertuples():
-        c0, r0 = max(row.col_off, 0), max(row.row_off, 0)
-        inside = mask[r0 : row.row_off + row.height, c0 : row.col_off + row.width]
-        fractions.append(inside.sum() / (row.width * row.height))
+        inside = mask[row.row_off : row.row_off + row.height, row.col_off : row.col_off + row.width]
+        assert inside.shape == (row.height, row.width)  # the window lies inside the scene
+        fractions.append(inside.mean())
     return np.array(fractions)
 
 
@@ -40,10 +40,14 @@ def test_catalog_every_scene(scene_path, catalog_of):
     assert catalog["tile_id"].tolist() == list(range(len(catalog)))
     for column in COLUMNS[:6]:
         assert pd.api.types.is_integer_dtype(catalog[column]), column
-    assert (catalog["scale"] == catalog["width"]).all() and (
-        catalog["width"] == catalog["height"]
-    ).all()
-    assert set(catalog["scale"]) <= {256, 512, 1024}
+    # windows are the scale's square, clipped only where the scene is smaller
+    assert (catalog["width"] == np.minimum(catalog["scale"], info.width)).all()
+    assert (catalog["height"] == np.minimum(catalog["scale"], info.height)).all()
+    assert set(catalog["scale"]) <= set(grid_sizes(info.width, info.height, (256, 512, 1024)))
+    # every window lies inside the scene: nothing is padded
+    assert (catalog[["col_off", "row_off"]] >= 0).all().all()
+    assert (catalog["col_off"] + catalog["width"] <= info.width).all()
+    assert (catalog["row_off"] + catalog["height"] <= info.height).all()
     # windows come from the grid of their scale, in scale / row / column order
     for scale, group in catalog.groupby("scale"):
         grid = {
@@ -59,13 +63,8 @@ def test_catalog_every_scene(scene_path, catalog_of):
     )
     if len(catalog) > 1:
         assert (catalog["valid_fraction"] >= 0.5).all()
-    # every footprint lies within the scene's lon/lat bounds (padding aside, edges touch)
-    scene_box = shapely.box(*info.bounds_4326)
-    inside = catalog[
-        (catalog["col_off"] + catalog["width"] <= info.width)
-        & (catalog["row_off"] + catalog["height"] <= info.height)
-    ]
-    assert inside.geometry.within(scene_box.buffer(1e-9)).all()
+    # every footprint lies within the scene's lon/lat bounds (edge tiles touch them)
+    assert catalog.geometry.within(shapely.box(*info.bounds_4326).buffer(1e-9)).all()
     meta = catalog.attrs[tiles.CATALOG_KEY]
     assert meta["crs_wkt"] == info.crs.to_wkt()
     assert Affine(*meta["transform"]) == info.transform
@@ -82,7 +81,8 @@ def test_catalog_is_stable(catalog_of):
     assert first.attrs == second.attrs
 
 
-def test_tiny_naip_yields_one_padded_tile(catalog_of):
+def test_tiny_naip_yields_one_window_covering_it(catalog_of):
+    """175 x 143 px, smaller than one tile: one clipped window, no padding, fully valid."""
     catalog = catalog_of(scene("naip_m_4208701"))
     assert len(catalog) == 1
     tile = catalog.iloc[0]
@@ -90,10 +90,17 @@ def test_tiny_naip_yields_one_padded_tile(catalog_of):
         256,
         0,
         0,
-        256,
-        256,
+        175,
+        143,
     )
-    assert tile["valid_fraction"] == pytest.approx(175 * 143 / 256**2, abs=0.01)
+    assert tile["valid_fraction"] == 1.0
+
+
+def test_short_scene_gets_clipped_windows_of_the_smallest_scale_only(catalog_of):
+    """383 x 232 px: 256 px-wide windows 232 px tall, and no 512 or 1024 px windows."""
+    catalog = catalog_of(scene("usgs"))
+    windows = catalog[["scale", "col_off", "row_off", "width", "height"]].to_numpy().tolist()
+    assert windows == [[256, 0, 0, 256, 232], [256, 127, 0, 256, 232]]
 
 
 def test_landsat_collar_tiles_are_lower(catalog_of):
@@ -114,7 +121,7 @@ def test_pix4d_alpha_border_tiles_are_lower(catalog_of):
     everything = tiles.build_catalog(scene("pix4d"), tiles.TilingConfig(min_valid=0))
     small = everything[everything["scale"] == 256]
     assert small["valid_fraction"].max() == pytest.approx(1.0)
-    assert small["valid_fraction"].min() < 0.5
+    assert small["valid_fraction"].min() < 0.7  # edge tiles hold the transparent border
     np.testing.assert_allclose(
         small["valid_fraction"], exact_valid_fractions(scene("pix4d"), small), atol=0.01
     )
@@ -131,7 +138,8 @@ def test_sizes_in_metres_overlap_and_threshold():
     assert sorted(set(catalog["scale"])) == [50, 100]
     assert len(catalog) == tile_count(266, 204, 50, 50) + tile_count(266, 204, 100, 100)
     assert catalog.attrs[tiles.CATALOG_KEY]["scales"] == [50, 100]
-    assert (strict["valid_fraction"] == 1.0).all() and len(strict) < tile_count(266, 204, 50, 25)
+    # no nodata and no padding: every tile is wholly valid, even at the edges
+    assert (strict["valid_fraction"] == 1.0).all() and len(strict) == tile_count(266, 204, 50, 25)
 
 
 @pytest.mark.parametrize(
@@ -207,6 +215,35 @@ def test_write_failure_leaves_previous_file_intact(tmp_path, catalog_of, monkeyp
         tiles.write_catalog(catalog, out)
     assert [p.name for p in tmp_path.iterdir()] == ["catalog.parquet"]
     assert out.read_bytes() == before
+
+
+def test_tiling_version_is_recorded(tmp_path, catalog_of):
+    catalog = catalog_of(scene("berkeley"))
+    assert tiles.TILING_VERSION == 2
+    assert catalog.attrs[tiles.CATALOG_KEY]["tiling_version"] == tiles.TILING_VERSION
+    assert tiles.catalog_tiling_version(catalog) == tiles.TILING_VERSION
+    tiles.write_catalog(catalog, tmp_path / "v2.parquet")
+    stored = json.loads(pq.read_schema(tmp_path / "v2.parquet").metadata[b"PANDAS_ATTRS"])
+    assert stored[tiles.CATALOG_KEY]["tiling_version"] == tiles.TILING_VERSION
+    assert tiles.catalog_tiling_version(tiles.read_catalog(tmp_path / "v2.parquet")) == 2
+
+
+def test_version_1_catalog_still_reads(tmp_path, catalog_of):
+    """A catalog saved before tiling versions: no version key and padded edge windows."""
+    old = catalog_of(scene("berkeley")).iloc[:3].copy()
+    old.loc[old.index[-1], ["col_off", "row_off", "width", "height"]] = [1152, 256, 256, 256]
+    meta = dict(old.attrs[tiles.CATALOG_KEY])
+    del meta["tiling_version"]
+    old.attrs = {tiles.CATALOG_KEY: meta}
+    assert tiles.catalog_tiling_version(old) == 1
+    old.to_parquet(tmp_path / "v1.parquet", index=False)
+    back = tiles.read_catalog(tmp_path / "v1.parquet")
+    assert back.attrs[tiles.CATALOG_KEY]["tiling_version"] == 1
+    assert tiles.catalog_tiling_version(back) == 1 < tiles.TILING_VERSION
+    # its padded window still reads: the part inside the scene, stretched, never padded
+    rgb, valid = tiles.TileReader.from_catalog(back).read_with_mask(back.iloc[-1])
+    assert rgb.shape == (256, 256, 3) and valid.all()
+    assert len(tiles.scene_footprints(back)) == 3
 
 
 def test_not_a_catalog(tmp_path):

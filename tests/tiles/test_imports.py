@@ -38,3 +38,12 @@ def test_errors_are_rooted_and_documented():
                 assert issubclass(obj, UserWarning)
             else:
                 assert issubclass(obj, errors.TilesError)
+
+
+def test_every_export_resolves():
+    import tiles
+
+    assert sorted(tiles.__all__) == sorted(tiles._EXPORTS)
+    for name in tiles.__all__:
+        assert getattr(tiles, name) is not None, name
+    assert tiles.WINDOW_FIELDS == ("col_off", "row_off", "width", "height")

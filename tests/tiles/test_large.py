@@ -13,7 +13,8 @@ from rasterio.windows import Window
 import tiles
 from bench.large_scene import CELL, image_at, ucm_images
 from tests.tiles.conftest import LARGE_SIZE
-from tiles.grid import tile_windows
+from tests.tiles.test_tiling import check_inside
+from tiles.grid import tile_count
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +41,14 @@ print(count, peak_rss_bytes())
 """
 
 
-def expected_count(size, scale):
-    """Grid windows whose in-scene area is at least half the tile (the scene is all valid)."""
-    windows = tile_windows(LARGE_SIZE, LARGE_SIZE, scale, scale // 2)
-    inside_w = np.minimum(windows[:, 0] + scale, size) - windows[:, 0]
-    inside_h = np.minimum(windows[:, 1] + scale, size) - windows[:, 1]
-    return int(np.count_nonzero(inside_w * inside_h >= 0.5 * scale * scale))
-
-
 def test_large_scene_catalog_and_tiles(large_scene):
     info = tiles.describe(large_scene)
     assert (info.width, info.height, info.overviews) == (LARGE_SIZE, LARGE_SIZE, (2, 4, 8, 16))
     catalog = tiles.build_catalog(large_scene)
-    for scale in (256, 512, 1024):
-        assert (catalog["scale"] == scale).sum() == expected_count(LARGE_SIZE, scale)
+    check_inside(large_scene, catalog)
+    for scale in (256, 512, 1024):  # the scene is all valid: every grid window is kept
+        expected = tile_count(LARGE_SIZE, LARGE_SIZE, scale, scale // 2)
+        assert (catalog["scale"] == scale).sum() == expected
     reader = tiles.TileReader.from_catalog(catalog)
     rng = np.random.default_rng(0)
 
@@ -62,8 +57,6 @@ def test_large_scene_catalog_and_tiles(large_scene):
         (catalog["scale"] == 256)
         & (catalog["col_off"] % CELL == 0)
         & (catalog["row_off"] % CELL == 0)
-        & (catalog["col_off"] + 256 <= LARGE_SIZE)
-        & (catalog["row_off"] + 256 <= LARGE_SIZE)
     ]
     images = ucm_images()
     for row in aligned.iloc[rng.choice(len(aligned), 12, replace=False)].itertuples():
@@ -74,23 +67,21 @@ def test_large_scene_catalog_and_tiles(large_scene):
     # coarse scales (served from overviews) match an area average of full-resolution pixels
     with rasterio.open(large_scene) as ds:
         for scale in (512, 1024):
-            group = catalog[
-                (catalog["scale"] == scale)
-                & (catalog["col_off"] + scale <= LARGE_SIZE)
-                & (catalog["row_off"] + scale <= LARGE_SIZE)
-            ]
+            group = catalog[catalog["scale"] == scale]
             factor = scale // 256
             for row in group.iloc[rng.choice(len(group), 6, replace=False)].itertuples():
                 full = ds.read(window=Window(row.col_off, row.row_off, scale, scale)).astype(float)
                 averaged = full.reshape(3, 256, factor, 256, factor).mean(axis=(2, 4))
                 assert np.abs(reader.read(row) - np.moveaxis(averaged, 0, -1)).mean() < 6
 
-    # the last tile of a row is padded, not wrapped
+    # the last tile of a row is shifted inward to end at the edge: no padding, no wrapping
     edge = catalog[catalog["scale"] == 256].sort_values("col_off").iloc[-1]
+    assert edge["col_off"] + edge["width"] == LARGE_SIZE
     rgb, valid = reader.read_with_mask(edge)
-    inside = LARGE_SIZE - edge["col_off"]
-    assert valid[:, :inside].all() and not valid[:, inside:].any()
-    assert (rgb[:, inside:] == 0).all()
+    assert valid.all()
+    window = Window(edge["col_off"], edge["row_off"], 256, 256)
+    with rasterio.open(large_scene) as ds:
+        np.testing.assert_array_equal(rgb, np.moveaxis(ds.read(window=window), 0, -1))
 
 
 def test_large_scene_memory_stays_under_1gb(large_scene, tmp_path):

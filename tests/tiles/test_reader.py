@@ -5,20 +5,22 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
+from rasterio.enums import Resampling
 
 import tiles
 from tests.tiles.conftest import scene
 from tiles.bands import to_uint8
 
 
-def inside_tile(catalog, width, height):
-    """First smallest-scale tile lying fully inside the scene, or None."""
-    inside = catalog[
+def full_tile(catalog):
+    """Middle smallest-scale tile that is a whole square (not clipped), or None."""
+    square = catalog[
         (catalog["scale"] == catalog["scale"].min())
-        & (catalog["col_off"] + catalog["width"] <= width)
-        & (catalog["row_off"] + catalog["height"] <= height)
+        & (catalog["width"] == catalog["scale"])
+        & (catalog["height"] == catalog["scale"])
     ]
-    return None if inside.empty else inside.iloc[len(inside) // 2]
+    return None if square.empty else square.iloc[len(square) // 2]
 
 
 def direct_read(path, reader, row):
@@ -28,47 +30,118 @@ def direct_read(path, reader, row):
         window = rasterio.windows.Window(
             row["col_off"], row["row_off"], row["width"], row["height"]
         )
-        inner = window.intersection(rasterio.windows.Window(0, 0, ds.width, ds.height))
-        raw = ds.read(list(plan.bands), window=inner)
+        assert window == window.intersection(rasterio.windows.Window(0, 0, ds.width, ds.height))
+        raw = ds.read(list(plan.bands), window=window)
         if plan.mask_source == "alpha":
-            valid = ds.read(plan.alpha_band, window=inner) > 0
+            valid = ds.read(plan.alpha_band, window=window) > 0
         elif plan.mask_source == "none":
             valid = np.ones(raw.shape[1:], dtype=bool)
         else:
-            valid = ds.dataset_mask(window=inner) > 0
+            valid = ds.dataset_mask(window=window) > 0
     rgb = np.moveaxis(to_uint8(raw, plan.stretch), 0, -1)
     return np.where(valid[..., None], rgb, 0), valid
+
+
+def resized(rgb, size, method):
+    """A reference resize done by PIL, independent of GDAL."""
+    return np.asarray(Image.fromarray(rgb).resize((size, size), method), dtype=float)
 
 
 def test_reads_and_thumbnail_round_trip_every_scene(scene_path, catalog_of):
     catalog = catalog_of(scene_path)
     reader = tiles.TileReader.from_catalog(catalog)
-    info = reader.info
     for _, row in catalog.iloc[[0, -1]].iterrows():
         rgb, valid = reader.read_with_mask(row)
         assert rgb.shape == (256, 256, 3) and rgb.dtype == np.uint8
         assert valid.shape == (256, 256) and valid.dtype == bool
         assert valid.mean() == pytest.approx(row["valid_fraction"], abs=0.03)
         assert (rgb[~valid] == 0).all()
-        # padding beyond the scene edge is invalid
-        scale = 256 / row["width"]
-        assert not valid[:, round((info.width - row["col_off"]) * scale) :].any()
-        assert not valid[round((info.height - row["row_off"]) * scale) :, :].any()
-    row = inside_tile(catalog, info.width, info.height)
-    if row is None:  # the tiny scenes only have a padded tile: compare its inside part
-        row = catalog.iloc[0]
+    row = full_tile(catalog)
+    if row is None:  # the tiny scenes only have clipped tiles: see the stretch tests
+        return
     expected, expected_valid = direct_read(scene_path, reader, row)
-    thumb = tiles.tile_thumbnail(scene_path, row, size=256)
-    h, w = expected.shape[:2]
-    np.testing.assert_array_equal(thumb[:h, :w], expected)
-    assert (thumb[h:] == 0).all() and (thumb[:, w:] == 0).all()
+    np.testing.assert_array_equal(tiles.tile_thumbnail(scene_path, row, size=256), expected)
     # smaller thumbnails are the area average of the full-resolution tile (away from mask edges)
     small = tiles.tile_thumbnail(scene_path, row, size=64).astype(float)
-    full, full_valid = np.zeros((256, 256, 3)), np.zeros((256, 256), dtype=bool)
-    full[:h, :w], full_valid[:h, :w] = expected, expected_valid
-    averaged = full.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
-    all_valid = full_valid.reshape(64, 4, 64, 4).all(axis=(1, 3))
+    averaged = expected.astype(float).reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
+    all_valid = expected_valid.reshape(64, 4, 64, 4).all(axis=(1, 3))
     assert np.abs(small - averaged)[all_valid].mean() < 4  # NAIP 5m overviews are nearest-built
+
+
+def test_no_tile_read_is_padded(scene_path, catalog_of):
+    """Every tile's valid mask matches its in-scene valid fraction, and scenes without
+    nodata read as wholly valid: no pixel of any tile comes from outside the raster."""
+    catalog = catalog_of(scene_path)
+    reader = tiles.TileReader.from_catalog(catalog)
+    for _, row in catalog.iterrows():
+        rgb, valid = reader.read_with_mask(row)
+        assert valid.mean() == pytest.approx(row["valid_fraction"], abs=0.03)
+        if reader.plan.mask_source == "none":
+            assert valid.all()
+    # the edge tile (last row and column) holds the scene's own last pixels, exactly
+    square = catalog[(catalog["scale"] == 256) & (catalog["width"] == 256)]
+    square = square[square["height"] == 256]
+    if not square.empty:
+        edge = square.sort_values(["row_off", "col_off"]).iloc[-1]
+        expected, _ = direct_read(scene_path, reader, edge)
+        np.testing.assert_array_equal(reader.read(edge), expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "window"), [("usgs", (127, 0, 256, 232)), ("naip_m_4208701", (0, 0, 175, 143))]
+)
+def test_clipped_window_is_stretched_to_the_square(catalog_of, name, window):
+    catalog = catalog_of(scene(name))
+    row = catalog.iloc[-1]
+    assert tuple(row[["col_off", "row_off", "width", "height"]]) == window
+    reader = tiles.TileReader.from_catalog(catalog)
+    rgb, valid = reader.read_with_mask(row)
+    assert rgb.shape == (256, 256, 3) and valid.all()
+    expected, _ = direct_read(scene(name), reader, row)
+    assert expected.shape == (window[3], window[2], 3)
+    reference = resized(expected, 256, Image.BILINEAR)
+    assert np.abs(rgb - reference).mean() < 3
+    # the bottom rows hold the scene's last row, not black padding
+    assert np.abs(rgb[-1].astype(float) - resized(expected[-1:], 256, Image.BILINEAR)[0]).mean() < 6
+    assert rgb[-8:].mean() > 20
+    # the same holds for thumbnails, at any size
+    thumb = tiles.tile_thumbnail(scene(name), row, size=64)
+    assert np.abs(thumb - resized(expected, 64, Image.BOX)).mean() < 4
+
+
+def test_clipped_window_read_from_overviews(tmp_path):
+    """A 1024 px scale clipped to 1024 x 827 on a scene with overviews: the shrinking read
+    (served from overviews) is the area average of the stretched full-resolution window."""
+    path = tmp_path / "berkeley_ovr.tif"
+    with rasterio.open(scene("berkeley")) as src:
+        profile = src.profile | {"tiled": True, "blockxsize": 256, "blockysize": 256}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read())
+            dst.build_overviews([2, 4], Resampling.average)
+    catalog = tiles.build_catalog(path)
+    clipped = catalog[catalog["scale"] == 1024]
+    windows = clipped[["col_off", "row_off", "width", "height"]].to_numpy().tolist()
+    assert windows == [[0, 0, 1024, 827], [337, 0, 1024, 827]]
+    reader = tiles.TileReader.from_catalog(catalog)
+    assert reader.info.overviews == (2, 4)
+    for _, row in clipped.iterrows():
+        expected, _ = direct_read(path, reader, row)
+        rgb = reader.read(row)
+        assert rgb.shape == (256, 256, 3)
+        assert np.abs(rgb - resized(expected, 256, Image.BOX)).mean() < 4
+
+
+def test_window_outside_the_scene_is_clipped_never_padded():
+    """Hand-made (or pre-version-2 catalog) windows past the edge read only the inside part."""
+    with tiles.TileReader(scene("webodm")) as reader:  # 212 x 212 px
+        rgb, valid = reader.read_with_mask((0, 0, 256, 256))
+        inside, inside_valid = reader.read_with_mask((0, 0, 212, 212))
+        np.testing.assert_array_equal(rgb, inside)
+        np.testing.assert_array_equal(valid, inside_valid)
+        block, _ = reader.read_block((100, 100, 500, 500))
+        assert block.shape == (112, 112, 3)
+        with pytest.raises(tiles.TilingError, match="outside"):
+            reader.read((212, 0, 10, 10))
 
 
 def test_pan_reader_uses_catalog_stretch(catalog_of):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform_bounds
 
@@ -185,3 +186,88 @@ def test_failing_scene_writes_nothing(tmp_path, make, error, message):
     with pytest.raises(error):
         tiles.TileReader(path).read((0, 0, 256, 256))
     assert set(tmp_path.iterdir()) == before
+
+
+# --- check_gtiff: the gate for files from outside ------------------------------------
+
+
+def test_check_gtiff_accepts_every_shared_scene(scene_path):
+    tiles.check_gtiff(scene_path)
+
+
+def test_check_gtiff_accepts_bigtiff_and_big_endian(tmp_path):
+    profile = dict(driver="GTiff", width=32, height=32, count=1, dtype="uint8", crs="EPSG:32633")
+    profile["transform"] = Affine(1, 0, 500000, 0, -1, 4000000)
+    for name, options in [("big.tif", {"BIGTIFF": "YES"}), ("motorola.tif", {"ENDIANNESS": "BIG"})]:
+        with rasterio.open(tmp_path / name, "w", **profile, **options) as dst:
+            dst.write(np.ones((1, 32, 32), dtype=np.uint8))
+        tiles.check_gtiff(tmp_path / name)
+    assert (tmp_path / "big.tif").read_bytes()[:4] == b"II+\x00"
+    assert (tmp_path / "motorola.tif").read_bytes()[:4] == b"MM\x00*"
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_check_gtiff_refuses_a_vrt_named_tif_that_reads_outside_its_folder(tmp_path):
+    outside = tmp_path / "private"
+    outside.mkdir()
+    secret = outside / "secret.tif"
+    secret.write_bytes(scene("webodm").read_bytes())
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    vrt = uploads / "scene.tif"
+    vrt.write_text(
+        f"""<VRTDataset rasterXSize="212" rasterYSize="212">
+  <VRTRasterBand dataType="Byte" band="1">
+    <SimpleSource>
+      <SourceFilename relativeToVRT="1">../private/{secret.name}</SourceFilename>
+      <SourceBand>1</SourceBand>
+    </SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>
+"""
+    )
+    with rasterio.open(vrt) as ds:  # what GDAL alone would do: read the file outside
+        assert ds.driver == "VRT" and ds.read(1).any()
+    with pytest.raises(tiles.NotGeoTiffError, match="not a TIFF or BigTIFF signature") as excinfo:
+        tiles.check_gtiff(vrt)
+    assert str(vrt) in str(excinfo.value) and "<VRT" in str(excinfo.value)
+    assert isinstance(excinfo.value, tiles.TilesError | ValueError)
+
+
+def png_named_tif(tmp_path):
+    path = tmp_path / "photo.tif"
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(path, format="PNG")
+    return path
+
+
+@pytest.mark.parametrize("make", [png_named_tif, text_file, random_bytes])
+def test_check_gtiff_refuses_other_formats(tmp_path, make):
+    with pytest.raises(tiles.NotGeoTiffError, match="not a GeoTIFF"):
+        tiles.check_gtiff(make(tmp_path))
+
+
+def test_check_gtiff_refuses_another_driver(tmp_path, monkeypatch):
+    path = tmp_path / "other.tif"
+    path.write_bytes(scene("webodm").read_bytes())
+
+    class OtherDriver:
+        driver = "LIBERTIFF"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr("tiles.scene.rasterio.open", lambda _: OtherDriver())
+    with pytest.raises(tiles.NotGeoTiffError, match="LIBERTIFF driver, not GTiff"):
+        tiles.check_gtiff(path)
+
+
+def test_check_gtiff_missing_or_damaged(tmp_path):
+    with pytest.raises(tiles.SceneOpenError, match="does not exist"):
+        tiles.check_gtiff(tmp_path / "missing.tif")
+    damaged = tmp_path / "damaged.tif"
+    damaged.write_bytes(b"II*\x00" + bytes(100))
+    with pytest.raises(tiles.SceneOpenError, match="starts like a TIFF but cannot be opened"):
+        tiles.check_gtiff(damaged)
