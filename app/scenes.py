@@ -40,7 +40,8 @@ def _status(manifest: SceneManifest, job: Job | None, active: ModelVersion) -> s
         return "indexing" if job.status == "running" else "queued"
     if not manifest.ready:
         return "incomplete"
-    return "ready" if manifest.model == active.tag else "needs re-index"
+    current = manifest.model == active.tag and not manifest.outdated_tiling
+    return "ready" if current else "needs re-index"
 
 
 def _active_jobs(jobs: list[Job]) -> dict[str, Job]:

@@ -29,6 +29,8 @@ class Settings:
     max_upload_mb: int
     host: str
     default_model: str
+    max_pixels: float
+    max_tiles: float
 
 
 def get_settings() -> Settings:
@@ -41,4 +43,6 @@ def get_settings() -> Settings:
         max_upload_mb=int(os.environ.get("SCENESEEK_MAX_UPLOAD_MB", "500")),
         host=os.environ.get("SCENESEEK_HOST", "127.0.0.1"),
         default_model=os.environ.get("SCENESEEK_MODEL", "default"),
+        max_pixels=float(os.environ.get("SCENESEEK_MAX_PIXELS", "4e9")),
+        max_tiles=float(os.environ.get("SCENESEEK_MAX_TILES", "5e6")),
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple
+from dataclasses import asdict
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -22,19 +22,19 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from tiles.atomic import atomic_path
-from tiles.errors import CatalogError, SceneTooLargeError, TilingError
+from tiles.config import TilingConfig, pixel_sizes
+from tiles.errors import CatalogError, TilingError
 from tiles.footprint import window_footprints
 from tiles.grid import (
     grid_sizes,
-    size_from_metres,
     stride_for,
     summed_area_table,
     table_valid_fractions,
-    tile_count,
     tile_windows,
     tiles_along,
 )
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
+from tiles.limits import MAX_PIXELS, MAX_TILES, check_scene_size
 from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
 
 CATALOG_KEY = "sceneseek_tiles"
@@ -42,8 +42,6 @@ FORMAT_VERSION = 1
 # Rules that cut windows: 1 padded edge tiles past the raster (catalogs without the key);
 # 2 shifts the last row and column inward, clips to short sides, and never pads.
 TILING_VERSION = 2
-MAX_PIXELS = 4_000_000_000  # default of the SCENESEEK_MAX_PIXELS setting
-MAX_TILES = 5_000_000  # default of the SCENESEEK_MAX_TILES setting
 ROW_BLOCK_TILES = 65_536  # windows valued at once: bounds memory for any declared size
 COLUMNS = (
     "tile_id",
@@ -55,146 +53,6 @@ COLUMNS = (
     "valid_fraction",
     "geometry",
 )
-
-
-@dataclass(frozen=True)
-class TilingConfig:
-    """How a scene is cut into tiles. The defaults suit the 256 px model input.
-
-    Attributes:
-        sizes: Tile sides, in pixels or metres on the ground (see ``size_unit``).
-        size_unit: ``"px"`` or ``"m"``; metres are converted with the scene's ground
-            pixel size.
-        overlap: Shared fraction of a tile side between neighbours; 0.5 shifts tiles by
-            half a tile (stride = size / 2).
-        min_valid: Tiles with a smaller valid-pixel fraction are skipped.
-        out_size: Side in pixels each tile is resampled to for the model.
-        percentiles: Stretch percentiles for non-8-bit data.
-        bands: Optional 1-based RGB band override (1 or 3 indices).
-
-    Raises:
-        TilingError: A setting is out of range.
-    """
-
-    sizes: tuple[float, ...] = (256, 512, 1024)
-    size_unit: Literal["px", "m"] = "px"
-    overlap: float = 0.5
-    min_valid: float = 0.5
-    out_size: int = 256
-    percentiles: tuple[float, float] = (2.0, 98.0)
-    bands: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.sizes or any(size <= 0 for size in self.sizes):
-            raise TilingError(f"sizes must be a non-empty list of positive sizes: {self.sizes}")
-        if self.size_unit not in ("px", "m"):
-            raise TilingError(f"size_unit must be 'px' or 'm', got {self.size_unit!r}")
-        if self.size_unit == "px" and any(size != int(size) for size in self.sizes):
-            raise TilingError(f"pixel tile sizes must be whole numbers: {self.sizes}")
-        if not 0 <= self.overlap < 1:
-            raise TilingError(f"overlap must be in [0, 1), got {self.overlap}")
-        if not 0 <= self.min_valid <= 1:
-            raise TilingError(f"min_valid must be in [0, 1], got {self.min_valid}")
-        if self.out_size < 1:
-            raise TilingError(f"out_size must be at least 1, got {self.out_size}")
-        low, high = self.percentiles
-        if not 0 <= low < high <= 100:
-            raise TilingError(
-                f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}"
-            )
-
-
-def pixel_sizes(info: SceneInfo, config: TilingConfig) -> tuple[int, ...]:
-    """Tile sides in source pixels, ascending and without repeats.
-
-    Args:
-        info: The scene description (its ground pixel size converts metres).
-        config: The tiling settings.
-
-    Returns:
-        The pixel sizes.
-
-    Raises:
-        TilingError: A size converts to less than one pixel.
-    """
-    if config.size_unit == "px":
-        return tuple(sorted({int(size) for size in config.sizes}))
-    metres_per_pixel = float(np.mean(info.ground_pixel_size_m))
-    return tuple(sorted({size_from_metres(size, metres_per_pixel) for size in config.sizes}))
-
-
-def count_tiles(info: SceneInfo, config: TilingConfig | None = None) -> int:
-    """Number of windows in the grids of every scale used, by arithmetic alone.
-
-    No window is built, so this is instant for any declared size; it is the catalog's
-    size before tiles below ``min_valid`` are skipped.
-
-    Args:
-        info: The scene description.
-        config: Tiling settings; defaults to ``TilingConfig()``.
-
-    Returns:
-        The tile count.
-
-    Raises:
-        TilingError: A size converts to less than one pixel.
-    """
-    config = TilingConfig() if config is None else config
-    sizes = grid_sizes(info.width, info.height, pixel_sizes(info, config))
-    return sum(
-        tile_count(info.width, info.height, size, stride_for(size, config.overlap))
-        for size in sizes
-    )
-
-
-def check_scene_size(
-    info: SceneInfo,
-    config: TilingConfig | None = None,
-    *,
-    max_pixels: float = MAX_PIXELS,
-    max_tiles: float = MAX_TILES,
-) -> int:
-    """Refuse a scene whose header declares more pixels or tiles than the limits allow.
-
-    A GeoTIFF header can declare any size at almost no cost (a sparse file of a few
-    kilobytes can claim a million pixels a side), and the work of tiling grows with the
-    declared size, not the file size. This check needs only the header (the tile count is
-    arithmetic, no window is built); :func:`build_catalog` calls it before reading any
-    pixel for tiling, and an application can call it as soon as a file arrives.
-
-    Args:
-        info: The scene description (from the header, see :func:`tiles.scene.describe`).
-        config: Tiling settings; defaults to ``TilingConfig()``.
-        max_pixels: Largest ``width * height`` accepted (setting ``SCENESEEK_MAX_PIXELS``).
-        max_tiles: Largest :func:`count_tiles` accepted (setting ``SCENESEEK_MAX_TILES``).
-
-    Returns:
-        The scene's tile count, as :func:`count_tiles`.
-
-    Raises:
-        SceneTooLargeError: The scene exceeds a limit; the message names the declared
-            size, the limit and the setting that raises it.
-        TilingError: A size converts to less than one pixel.
-    """
-    config = TilingConfig() if config is None else config
-    pixels = info.width * info.height
-    if pixels > max_pixels:
-        raise SceneTooLargeError(
-            f"{info.path} declares {info.width:,} x {info.height:,} px ({pixels:,} pixels), "
-            f"more than the limit of {max_pixels:,.0f} pixels (setting SCENESEEK_MAX_PIXELS); "
-            "tiling was not started. If the scene is genuine, raise SCENESEEK_MAX_PIXELS; "
-            "otherwise its header is damaged or was crafted"
-        )
-    count = count_tiles(info, config)
-    if count > max_tiles:
-        raise SceneTooLargeError(
-            f"{info.path} ({info.width:,} x {info.height:,} px) would be cut into {count:,} "
-            f"tiles of {', '.join(map(str, pixel_sizes(info, config)))} px with overlap "
-            f"{config.overlap}, more than the limit of {max_tiles:,.0f} tiles (setting "
-            "SCENESEEK_MAX_TILES); tiling was not started. Use larger tiles or less overlap, "
-            "or raise SCENESEEK_MAX_TILES"
-        )
-    return count
 
 
 def _metadata(

@@ -21,14 +21,17 @@ from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
 from core.model.amfmn import caption_energy
+from core.settings import get_settings
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
 from core.store.manifest import READY, SceneManifest
 from core.store.workspace import SceneDir, Workspace, scene_name_from
 from tiles import (
+    TILING_VERSION,
     WINDOW_FIELDS,
     TileReader,
     TilingConfig,
     build_catalog,
+    check_scene_size,
     describe,
     read_catalog,
     write_catalog,
@@ -69,6 +72,7 @@ def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[s
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "tiling": asdict(options.tiling),
+        "tiling_version": TILING_VERSION,
         "model": model_tag,
     }
     if options.shared_stages:  # changes the vectors; absent when off, as in older manifests
@@ -83,8 +87,11 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _scene_summary(source: Path) -> dict[str, Any]:
+def _scene_summary(source: Path, tiling: TilingConfig) -> dict[str, Any]:
+    """Facts about the source, after refusing a scene whose header declares too much."""
     info = describe(source)
+    settings = get_settings()
+    check_scene_size(info, tiling, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles)
     return {
         "crs": info.crs.to_string() if info.crs else None,
         "width": info.width,
@@ -121,14 +128,16 @@ def ingest(
     source = Path(source).expanduser().resolve()
     scene = workspace.scene(name or scene_name_from(source))
     started = time.time()
-    summary = _scene_summary(source)
+    summary = _scene_summary(source, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     manifest = scene.read_manifest()
     if manifest.fingerprint != fingerprint:
         _reset(scene)
     elif manifest.ready:
         return IngestResult(scene.name, manifest.n_tiles or 0, True, 0.0, 0.0, model_tag)
-    manifest = SceneManifest(scene.name, fingerprint, summary, status="tiling")
+    manifest = SceneManifest(
+        scene.name, fingerprint, summary, status="tiling", tiling_version=TILING_VERSION
+    )
     manifest.save(scene.manifest)
     try:
         catalog = _catalog(scene, source, options, progress)
@@ -191,6 +200,9 @@ def _catalog(
         return read_catalog(scene.catalog)
     if progress:
         progress("tiling", 0, 1, 0.0)
-    catalog = build_catalog(source, options.tiling)
+    settings = get_settings()
+    catalog = build_catalog(
+        source, options.tiling, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles
+    )
     write_catalog(catalog, scene.catalog)
     return catalog

@@ -60,6 +60,12 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
     """
     scene = workspace.existing_scene(name)
     manifest = scene.read_manifest()
+    if manifest.outdated_tiling:
+        raise IndexMismatchError(
+            f"scene {name!r} was tiled by an older SceneSeek whose edge tiles ran past the "
+            f"raster; re-ingest needed: python -m core ingest {manifest.source or 'SCENE.tif'} "
+            f"--name {name} --workspace {workspace.root}"
+        )
     if manifest.model != model_tag:
         source = manifest.source or "SCENE.tif"
         raise IndexMismatchError(

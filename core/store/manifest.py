@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tiles import TILING_VERSION
 from tiles.atomic import atomic_path
 
 MANIFEST_FORMAT = 1
@@ -34,6 +35,8 @@ class SceneManifest:
         ingest_seconds: Wall time of the ingest that finished it.
         embed_tiles_per_second: Embedding rate of that ingest.
         finished: When it became ready (epoch seconds); changes whenever it is rebuilt.
+        tiling_version: ``tiles.TILING_VERSION`` of its catalog; older manifests lack it
+            (version 1: edge tiles padded past the raster).
         format: Manifest format version.
         extra: Keys this version does not know, kept as they were.
     """
@@ -48,6 +51,7 @@ class SceneManifest:
     ingest_seconds: float | None = None
     embed_tiles_per_second: float | None = None
     finished: float | None = None
+    tiling_version: int | None = None
     format: int = MANIFEST_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -55,6 +59,11 @@ class SceneManifest:
     def ready(self) -> bool:
         """True when the last ingestion completed."""
         return self.status == READY
+
+    @property
+    def outdated_tiling(self) -> bool:
+        """True for a scene tiled the old way: it must be re-ingested, never mixed in."""
+        return (self.tiling_version or 1) < TILING_VERSION
 
     @property
     def source(self) -> str | None:

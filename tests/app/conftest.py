@@ -16,7 +16,7 @@ from tests.conftest import DATA_ROOT
 
 HOME = str(ROOT / "app" / "Home.py")
 SMALL_SCENE = DATA_ROOT / "scenes" / "naip_m_3211605_ne_11_060_20200415_crop.tif"
-SMALL_TILING = {"sizes": (64, 128)}  # 58 tiles: enough hits from a tiny scene
+SMALL_TILING = {"sizes": (64, 128)}  # 60 tiles: enough hits from a tiny scene
 SMALL_NAME = "naip"
 
 

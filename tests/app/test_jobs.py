@@ -47,8 +47,8 @@ def test_ingest_job_runs_to_done(env: Workspace) -> None:
         seen_progress |= current.stage == "embedding" and current.total > 0
         time.sleep(0.1)
     assert current.status == "done", current.error
-    assert current.result["n_tiles"] == 58 and current.result["scene"] == "small"
-    assert current.done == current.total == 58
+    assert current.result["n_tiles"] == 60 and current.result["scene"] == "small"
+    assert current.done == current.total == 60
     assert env.scene("small").is_ready()
     assert seen_progress or current.rate == 0.0  # fast machines may finish between polls
     assert [j.id for j in list_jobs(env)] == [job.id]

@@ -72,7 +72,7 @@ def test_valid_upload_starts_an_ingest_job(env: Workspace) -> None:
 def test_ready_scene_is_listed(ready_env: Workspace) -> None:
     at = library()
     names = [t.value for t in at.text]
-    assert "naip" in names and "EPSG:26911" in names and "58" in names
+    assert "naip" in names and "EPSG:26911" in names and "60" in names
 
 
 def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:

@@ -6,7 +6,13 @@ import torch
 
 from core.errors import ConfigError
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.shared import MAX_STRIDE, SharedFeatureEmbedder, SharedParts, plan_blocks
+from core.ingest.embed.shared import (
+    MAX_STRIDE,
+    SharedFeatureEmbedder,
+    SharedParts,
+    on_grid,
+    plan_blocks,
+)
 from core.ingest.pipeline import IngestOptions, ingest
 from core.model.checkpoint import load_checkpoint
 from core.model.versions import model_tag
@@ -28,7 +34,14 @@ def test_every_tile_lands_in_one_block_on_whole_feature_cells():
     blocks = plan_blocks(windows, 256)
     members = np.concatenate([b.members for b in blocks])
     assert sorted(members.tolist()) == list(range(len(windows)))
+    singles = [b for b in blocks if not on_grid(windows[b.members], 256).all()]
+    assert singles and all(len(b.members) == 1 and b.out_shape == (256, 256) for b in singles)
+    for b in singles:
+        assert b.window == tuple(windows[b.members[0]]) and not b.offsets.any()
+    assert sum(len(b.members) for b in singles) < len(windows) / 4  # most tiles share
     for b in blocks:
+        if b in singles:
+            continue
         col, row, width, height = b.window
         scale = 256 / windows[b.members[0], 2]
         assert set(windows[b.members, 2]) == {windows[b.members[0], 2]}  # one scale per block
@@ -39,10 +52,11 @@ def test_every_tile_lands_in_one_block_on_whole_feature_cells():
         assert np.all(b.offsets + 256 <= b.out_shape)  # every tile inside its block
 
 
-def test_tiles_off_the_feature_grid_are_refused():
+def test_tiles_off_the_feature_grid_get_a_block_of_their_own():
     windows = tile_windows(3000, 3000, 333, 166)
-    with pytest.raises(ValueError, match="32 px grid"):
-        plan_blocks(windows, 256)
+    blocks = plan_blocks(windows, 256)
+    assert len(blocks) == len(windows)
+    assert all(b.out_shape == (256, 256) and not b.offsets.any() for b in blocks)
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +101,6 @@ def test_shared_stages_must_be_valid(embedder, berkeley):
     reader, windows = berkeley
     with pytest.raises(ConfigError, match="1..5"):
         SharedParts(reader, windows, embedder, shared_stages=7)
-    odd = tile_windows(3000, 3000, 333, 166)
-    with pytest.raises(ConfigError, match="cannot share feature maps"):
-        SharedParts(reader, odd, embedder, shared_stages=1)
 
 
 @pytest.mark.slow

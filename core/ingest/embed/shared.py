@@ -5,8 +5,9 @@ the backbone over every pixel about four times. Here the tiles of a part are gro
 into blocks (tiles starting within ``BLOCK_PX`` model pixels of each other); each block is
 read once at model resolution, the first ``shared_stages`` backbone stages run once over it,
 and every tile's stage outputs are cropped from them. Tile starts are multiples of 32 model
-pixels, so they fall on whole feature cells at every stride. The crops then go through the
-remaining stages and the rest of the image tower (MVSA, gates) as usual.
+pixels, so they fall on whole feature cells at every stride; the edge tiles, which end at the
+raster's edge, and clipped tiles run on their own. The crops then go through the remaining
+stages and the rest of the image tower (MVSA, gates) as usual.
 
 The vectors differ from per-tile ones because a tile's border sees its real neighbours
 instead of zero padding, and the deeper the shared stages, the further that reaches into the
@@ -44,37 +45,38 @@ class Block:
     offsets: np.ndarray  # [n, 2] (row, col) of each tile in the block, model pixels
 
 
-def model_starts(windows: np.ndarray, size: int, out_size: int) -> np.ndarray:
-    """``(col, row)`` starts at model resolution of the tiles ``windows`` (all ``size`` px).
+def on_grid(windows: np.ndarray, out_size: int) -> np.ndarray:
+    """Which tiles can share feature maps: square, starting on whole 32 px model cells.
 
-    Raises:
-        ValueError: when a start is not a multiple of 32 model pixels (e.g. tile sizes in
-            metres that give odd pixel sizes).
+    The edge row and column of a grid end at the raster's edge, so they usually start off
+    the grid, and windows clipped to a short raster are not square; those tiles are read and
+    run on their own (a block of one), which gives exactly the per-tile vector.
     """
-    starts = windows[:, :2] * (out_size / size)
-    if np.any(starts % MAX_STRIDE):
-        raise ValueError(
-            f"{size} px tiles do not start on a {MAX_STRIDE} px grid at model resolution"
-        )
-    return starts.astype(np.int64)
+    square = windows[:, 2] == windows[:, 3]
+    starts = windows[:, :2] * (out_size / np.maximum(windows[:, 2:3], 1))
+    return square & np.all(starts % MAX_STRIDE == 0, axis=1)
 
 
-def check_grid(windows: np.ndarray, out_size: int) -> None:
-    """Raise ``ValueError`` unless every tile can share feature maps (see ``model_starts``)."""
-    for size in np.unique(windows[:, 2]):
-        model_starts(windows[windows[:, 2] == size], int(size), out_size)
+def _single(windows: np.ndarray, member: int, out_size: int) -> Block:
+    col, row, width, height = (int(v) for v in windows[member])
+    return Block(
+        (col, row, width, height),
+        (out_size, out_size),
+        np.array([member]),
+        np.zeros((1, 2), np.int64),
+    )
 
 
 def plan_blocks(windows: np.ndarray, out_size: int, block_px: int = BLOCK_PX) -> list[Block]:
     """Group the tiles of each scale into blocks; every tile lands in exactly one.
 
-    Raises:
-        ValueError: as ``model_starts``.
+    Tiles off the feature grid (see ``on_grid``) get a block of their own.
     """
-    blocks = []
-    for size in np.unique(windows[:, 2]):
-        (members,) = np.nonzero(windows[:, 2] == size)
-        starts = model_starts(windows[members], int(size), out_size)
+    shared = on_grid(windows, out_size)
+    blocks = [_single(windows, int(m), out_size) for m in np.nonzero(~shared)[0]]
+    for size in np.unique(windows[shared, 2]):
+        (members,) = np.nonzero(shared & (windows[:, 2] == size))
+        starts = (windows[members, :2] * (out_size / size)).astype(np.int64)
         cells = starts // block_px
         keys = cells[:, 1] * (cells[:, 0].max() + 1) + cells[:, 0]
         order = np.argsort(keys, kind="stable")
@@ -165,16 +167,10 @@ class SharedParts:
         shared_stages: int,
         workers: int = 2,
     ) -> None:
-        """Raises ConfigError when the tiles cannot share feature maps (see ``plan_blocks``)."""
+        """Raises ConfigError for a number of shared stages the backbone does not have."""
         if not 1 <= shared_stages <= N_STAGES:
             raise ConfigError(f"shared stages must be 1..{N_STAGES}, got {shared_stages}")
         self.out_size = embedder.model.cfg.preprocess.image_size
-        try:
-            check_grid(windows, self.out_size)
-        except ValueError as exc:
-            raise ConfigError(
-                f"these tiles cannot share feature maps ({exc}); ingest without shared stages"
-            ) from exc
         self.reader, self.windows, self.workers = reader, windows, workers
         self.shared = SharedFeatureEmbedder(embedder, shared_stages)
         self.names = embedder.names
