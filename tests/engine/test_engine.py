@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -300,3 +301,28 @@ def test_kill_and_resume_gives_identical_index(loaded, model_checkpoint, scenes_
     ):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name
     assert read_catalog(a.catalog).equals(read_catalog(b.catalog))
+
+
+def test_hits_lie_inside_the_raster_and_their_scene(resources):
+    for text in ("a large white roof", "trees and buildings", "a parking lot with many cars"):
+        for hit in search_text(resources, text, Filters(k=20)).hits:
+            scene = resources.scenes[hit.scene]
+            info = scene.manifest.scene
+            col, row, width, height = hit.window
+            assert col >= 0 and row >= 0, hit
+            assert col + width <= info["width"] and row + height <= info["height"], hit
+            west, south, east, north = info["bounds"]
+            minx, miny, maxx, maxy = hit.geometry.bounds
+            tol = 1e-7
+            assert west - tol <= minx and maxx <= east + tol, hit
+            assert south - tol <= miny and maxy <= north + tol, hit
+
+
+def test_a_scene_tiled_the_old_way_needs_reingest(resources, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(resources.workspace.scene("naip").root, ws.scene("naip").root)
+    manifest = ws.scene("naip").read_manifest()
+    manifest.tiling_version = None  # as written before windows were kept inside the raster
+    manifest.save(ws.scene("naip").manifest)
+    with pytest.raises(IndexMismatchError, match="re-ingest needed"):
+        load_scene(ws, "naip", resources.model.cfg.embed_dim, resources.model_tag)
