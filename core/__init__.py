@@ -19,10 +19,12 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ANONYMOUS": "core.store.users",
     "Engine": "core.search.engine",
     "FeedbackError": "core.errors",
     "Filters": "core.search.ranking",
     "FinetuneCfg": "core.learn.finetune.config",
+    "ForbiddenError": "core.errors",
     "Hit": "core.search.results",
     "Job": "core.jobs",
     "Label": "core.store.feedback",
@@ -34,8 +36,12 @@ _EXPORTS = {
     "SceneManifest": "core.store.manifest",
     "SceneSeekError": "core.errors",
     "SearchResult": "core.search.results",
+    "SignInError": "core.errors",
     "TileRef": "core.store.tileref",
+    "User": "core.store.users",
+    "UserStore": "core.store.users",
     "Workspace": "core.store.workspace",
+    "anonymous_refusal": "core.store.users",
     "cancel": "core.jobs",
     "get_settings": "core.settings",
     "heat_map": "core.search.localize",
