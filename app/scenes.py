@@ -91,7 +91,7 @@ def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
     Raises:
         AppError: when the name is taken or being ingested.
     """
-    name = scene_name_from(wanted) if not NAME_PATTERN.match(wanted) else wanted
+    name = scene_name_from(wanted) if not NAME_PATTERN.fullmatch(wanted) else wanted
     if ws.scene(name).root.exists() or name in _active_jobs(jobs):
         raise AppError(
             f"a scene named {name!r} already exists; choose another name, or delete it first"
