@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.errors import AppError
-from core import Workspace
+from core import Workspace, check_free_space
 from tiles import TilesError, describe
 
 SUFFIXES = (".tif", ".tiff")
@@ -62,6 +62,7 @@ def save_upload(upload: Upload, ws: Workspace, name: str, limit_mb: int) -> Path
     Raises:
         AppError: when it is too large, not a TIFF, not readable or not georeferenced
             (the temporary copy is deleted and nothing is written into the workspace).
+        DiskSpaceError: when keeping it would leave less than ``SCENESEEK_MIN_FREE_GB``.
     """
     suffix = _check_suffix(upload.name)
     if upload.size > limit_mb * 1024 * 1024:
@@ -73,6 +74,7 @@ def save_upload(upload: Upload, ws: Workspace, name: str, limit_mb: int) -> Path
     if upload.read(4) not in TIFF_MAGIC:
         raise AppError(f"{upload.name} is not a GeoTIFF: it does not start with a TIFF header")
     upload.seek(0)
+    check_free_space(ws, upload.size, f"uploading {upload.name}")
     handle, temp_name = tempfile.mkstemp(prefix="sceneseek-upload-", suffix=suffix)
     temp = Path(temp_name)
     try:
@@ -118,5 +120,8 @@ def resolve_import(folder: Path, text: str) -> Path:
     if not path.is_file():
         raise AppError(f"{text} is not a file in the import folder {root}")
     _check_suffix(path.name)
+    with open(path, "rb") as handle:  # a VRT (XML naming other files or URLs) is not a TIFF
+        if handle.read(4) not in TIFF_MAGIC:
+            raise AppError(f"{text} is not a GeoTIFF: it does not start with a TIFF header")
     _validate(path, text)
     return path

@@ -50,6 +50,7 @@ _EXPORTS = {
     "ingest_params": "core.jobs",
     "list_jobs": "core.jobs",
     "load_model": "core.model.loading",
+    "load_query_image": "core.search.query",
     "log_path": "core.jobs",
     "promote": "core.learn.finetune.guard",
     "queue_positions": "core.jobs",

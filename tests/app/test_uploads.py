@@ -102,3 +102,15 @@ def test_import_path_is_validated(tmp_path: Path) -> None:
         resolve_import(folder, "missing.tif")
     with pytest.raises(AppError, match="bad.tif cannot be opened"):
         resolve_import(folder, "bad.tif")
+
+
+def test_import_refuses_a_vrt_named_tif(tmp_path: Path) -> None:
+    folder = tmp_path / "import"
+    folder.mkdir()
+    (folder / "remote.tif").write_text(
+        '<VRTDataset rasterXSize="1" rasterYSize="1"><VRTRasterBand band="1">'
+        "<SimpleSource><SourceFilename>/vsicurl/http://10.0.0.1/x.tif</SourceFilename>"
+        "</SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    with pytest.raises(AppError, match="does not start with a TIFF header"):
+        resolve_import(folder, "remote.tif")
