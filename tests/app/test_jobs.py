@@ -204,6 +204,21 @@ def test_jobs_wait_in_line_beyond_the_concurrency_limit(
     assert get_job(env, second.id).pid is None
 
 
+def test_promote_queues_one_reindex_per_scene(env: Workspace, monkeypatch) -> None:
+    from app.model_versions import switch_model
+    from core.model.versions import ModelRegistry
+
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    for name in ("a", "b", "c"):
+        env.scene(name).root.mkdir(parents=True)
+    ModelRegistry(env).versions()
+    _busy_slot(env)
+    switch = switch_model(env, 0, 2.0, [], owner="admin")
+    assert sorted(switch.reindexing) == ["a", "b", "c"]
+    queued = [j for j in list_jobs(env) if j.kind == "reindex" and j.id != "busy"]
+    assert len(queued) == 3 and all(j.waiting for j in queued)  # no process started yet
+
+
 def test_cancel_never_signals_a_process_it_cannot_prove_is_the_job(env: Workspace) -> None:
     from dataclasses import asdict
 
