@@ -132,7 +132,7 @@ def _sign_in_page() -> None:
 
 def _refusal_page() -> None:
     store = _store()
-    refusal = anonymous_refusal(store.workspace, _served_host(), get_settings())
+    refusal = anonymous_refusal(store.workspace, _served_host(), get_settings(), paths=False)
     st.title("SceneSeek")
     st.error(md(f"Not available: {refusal}."))
 

@@ -239,17 +239,27 @@ def cancel(workspace: Workspace, job_id: str) -> Job:
 
 def _stop(process: psutil.Process) -> None:
     """SIGTERM the job's process group (it leads a new session), then SIGKILL after a grace."""
-    if os.getpgid(process.pid) != process.pid:
-        raise JobError(f"process {process.pid} does not lead its own group; not signalled")
-    os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.time() + CANCEL_GRACE_S
-    while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-        if time.time() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        _reap()
-        time.sleep(0.1)
+    try:
+        if os.getpgid(process.pid) != process.pid:
+            raise JobError(f"process {process.pid} does not lead its own group; not signalled")
+        os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.time() + CANCEL_GRACE_S
+        while _running(process):
+            if time.time() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            _reap()
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass  # it ended on its own meanwhile
     _reap()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class _Reporter:

@@ -335,20 +335,26 @@ def _locked(seconds: float) -> str:
     return f"too many failed sign-ins for this name; try again in {math.ceil(seconds)} s"
 
 
-def anonymous_refusal(workspace: Workspace, host: str, settings: Settings) -> str | None:
+def anonymous_refusal(
+    workspace: Workspace, host: str, settings: Settings, paths: bool = True
+) -> str | None:
     """Why the app must not serve anonymously at ``host``, or None when it may.
 
     With no account defined, anyone who reaches the app could change the workspace, so
     that is only allowed on a loopback address (or with ``SCENESEEK_ALLOW_ANONYMOUS=1``).
+    ``paths=False`` leaves the server's folders out, for a message shown to a browser.
     """
     if settings.allow_anonymous or is_loopback(host):
         return None
     if UserStore(workspace, settings).has_users():
         return None
+    folder = str(workspace.root) if paths else "WS"
+    where = f" in {folder}" if paths else ""
+    served = f"the app would serve {host or 'every address'}" if paths else "this is not loopback"
     return (
-        f"no user accounts in {workspace.root}, and the app would serve {host or 'every address'}: "
+        f"no user accounts{where}, and {served}: "
         "anyone who reaches it could upload, delete and retrain. Add an admin first: "
-        f"python -m core users add NAME --role admin --workspace {workspace.root} "
+        f"python -m core users add NAME --role admin --workspace {folder} "
         "(in Docker: docker run --rm -it -v sceneseek-ws:/workspace sceneseek python -m core "
         "users add NAME --role admin), or set SCENESEEK_ALLOW_ANONYMOUS=1 on a trusted network"
     )

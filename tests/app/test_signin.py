@@ -5,6 +5,8 @@ The browser half (the cookie across a reload) is in test_signin_browser.py.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from argon2 import PasswordHasher
 from streamlit import config
@@ -99,4 +101,5 @@ def test_no_account_and_a_public_address_shows_only_how_to_add_one(env: Workspac
     finally:
         config.set_option("server.address", address)
     assert "python \\-m core users add" in at.error[0].value
+    assert str(env.root) not in re.sub(r"\\(.)", r"\1", at.error[0].value)  # no server paths
     assert [t.value for t in at.title] == ["SceneSeek"] and not at.button
