@@ -15,7 +15,7 @@ import pytest
 from core.errors import JobError
 from core.jobs import Job, cancel, get_job, ingest_params, list_jobs, log_path, start_job
 from core.store.workspace import Workspace
-from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING
+from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING, busy_slot
 from tests.conftest import DATA_ROOT
 
 BIG_SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
@@ -161,26 +161,6 @@ def test_starting_a_job_forgets_old_finished_ones(
     assert not log_path(env, "old000").exists() and log_path(env, "old005").exists()
 
 
-def _busy_slot(ws: Workspace) -> Job:
-    """A running job record that holds the only slot (its process: this test)."""
-    from dataclasses import asdict
-
-    from core.jobs import job_path
-    from core.store.workspace import write_json
-
-    busy = Job(
-        id="busy",
-        kind="reindex",
-        params={"name": "elsewhere"},
-        status="running",
-        created=1.0,
-        pid=os.getpid(),
-        pid_started=psutil.Process().create_time(),
-    )
-    write_json(job_path(ws, busy.id), asdict(busy))
-    return busy
-
-
 def test_jobs_wait_in_line_beyond_the_concurrency_limit(
     env: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,7 +170,7 @@ def test_jobs_wait_in_line_beyond_the_concurrency_limit(
     from core.store.workspace import write_json
 
     monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
-    busy = _busy_slot(env)
+    busy = busy_slot(env)
     first = start_job(env, "reindex", {"name": "missing"}, owner="ed")
     second = start_job(env, "reindex", {"name": "missing"}, owner="ed")
     assert first.waiting and second.waiting and first.pid is None and first.owner == "ed"
@@ -212,7 +192,7 @@ def test_promote_queues_one_reindex_per_scene(env: Workspace, monkeypatch) -> No
     for name in ("a", "b", "c"):
         env.scene(name).root.mkdir(parents=True)
     ModelRegistry(env).versions()
-    _busy_slot(env)
+    busy_slot(env)
     switch = switch_model(env, 0, 2.0, [], owner="admin")
     assert sorted(switch.reindexing) == ["a", "b", "c"]
     queued = [j for j in list_jobs(env) if j.kind == "reindex" and j.id != "busy"]

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.jobs import cancel, get_job, ingest_params, list_jobs, start_job
 from core.store.workspace import Workspace
-from tests.app.conftest import SMALL_SCENE, open_page
+from tests.app.conftest import SMALL_SCENE, busy_slot, open_page
 
 TIMEOUT = 60
 
@@ -114,3 +114,15 @@ def test_a_name_being_written_elsewhere_is_refused(env: Workspace) -> None:
         at.button(key="add-upload").click().run()
     assert "scene crop is being written by" in texts(at) and "job 123" in texts(at)
     assert list_jobs(env) == [] and not list((env.root / "uploads").glob("*.tif"))
+
+
+def test_waiting_jobs_show_their_place_in_line(env: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    busy_slot(env)
+    first = start_job(env, "reindex", {"name": "a"})
+    second = start_job(env, "reindex", {"name": "b"})
+    at = library()
+    bars = [p.proto.text for p in at.get("progress")]
+    assert "queued: next in line" in bars and "queued: number 2 in line" in bars
+    for job in (first, second):
+        cancel(env, job.id)
