@@ -1,6 +1,7 @@
 # SceneSeek app image. CPU by default; CUDA with --build-arg TORCH_VARIANT=cu128 (the torch
 # wheel then bundles CUDA; run with --gpus all). Build: docker build -t sceneseek .
 # Run:   docker run -p 8501:8501 -v sceneseek-ws:/workspace [-v /data:/import:ro] sceneseek
+# (after adding a user: see the CMD below and docs/SECURITY.md)
 FROM python:3.11-slim
 
 ARG TORCH_VARIANT=cpu
@@ -39,4 +40,6 @@ VOLUME ["/workspace"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD curl --fail --silent http://127.0.0.1:8501/_stcore/health || exit 1
-CMD ["sh", "-c", "streamlit run app/Home.py --server.address ${SCENESEEK_HOST} --server.port 8501 --server.headless true"]
+# serve-check refuses to start with no user account on a public address; add one first:
+#   docker run --rm -it -v sceneseek-ws:/workspace sceneseek python -m core users add NAME --role admin
+CMD ["sh", "-c", "python -m core serve-check --host ${SCENESEEK_HOST} && exec streamlit run app/Home.py --server.address ${SCENESEEK_HOST} --server.port 8501 --server.headless true"]

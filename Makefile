@@ -15,6 +15,7 @@ $(STAMP): requirements.txt
 setup: $(STAMP)
 
 run: setup
+	$(BIN)/python -m core serve-check --host $${SCENESEEK_HOST:-127.0.0.1}
 	$(BIN)/streamlit run app/Home.py --server.address $${SCENESEEK_HOST:-127.0.0.1} --server.port $${SCENESEEK_PORT:-8501} --server.maxUploadSize $${SCENESEEK_MAX_UPLOAD_MB:-500}
 
 test: setup

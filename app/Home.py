@@ -2,7 +2,8 @@
 
 The entry point is the shared frame: page config, session defaults, the sidebar and the
 navigation. Pages live in ``app/views``; add one by adding an ``st.Page`` to ``PAGES``
-(the Fine-tune page goes in a "Model" section).
+(the Fine-tune page goes in a "Model" section). ``auth.gate`` comes first: while nobody is
+signed in, no page of ``PAGES`` is routable.
 """
 
 import sys
@@ -14,7 +15,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
 
 import streamlit as st  # noqa: E402
 
-from app import frame, state  # noqa: E402
+from app import auth, frame, state  # noqa: E402
 
 st.set_page_config(
     page_title="SceneSeek", page_icon=str(ROOT / "app" / "static" / "favicon.png"), layout="wide"
@@ -31,7 +32,9 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES)
-frame.check_config()
-frame.sidebar()
-page.run()
+user = auth.gate()  # until someone signs in, the sign-in form is the only page
+if user is not None:
+    page = st.navigation(PAGES)
+    frame.check_config()
+    frame.sidebar(user)
+    page.run()

@@ -50,7 +50,7 @@ def training_pairs(ws: Workspace, cfg: FinetuneCfg) -> int:
     return len(split_feedback(feedback(ws).marks(), cfg.holdout_fraction).train_pairs)
 
 
-def start_finetune(ws: Workspace, cfg: FinetuneCfg, jobs: list[Job]) -> Job:
+def start_finetune(ws: Workspace, cfg: FinetuneCfg, jobs: list[Job], owner: str = "") -> Job:
     """Fine-tune the active model in the background; the result is a new, inactive version.
 
     Raises:
@@ -60,7 +60,7 @@ def start_finetune(ws: Workspace, cfg: FinetuneCfg, jobs: list[Job]) -> Job:
     busy = next((j for j in jobs if j.kind == "finetune" and j.active), None)
     if busy is not None:
         raise AppError(f"fine-tuning job {busy.id} is still {busy.status}; wait or cancel it")
-    return start_job(ws, "finetune", {"cfg": asdict(cfg)})
+    return start_job(ws, "finetune", {"cfg": asdict(cfg)}, owner=owner)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -104,7 +104,7 @@ def tile_caption(ws: Workspace, scene: str, tile_id: int) -> str:
     return next((m.caption for m in marks if m.query_kind == kind and m.label == "caption"), "")
 
 
-def save_caption(ws: Workspace, scene: str, tile_id: int, text: str) -> Mark:
+def save_caption(ws: Workspace, scene: str, tile_id: int, text: str, author: str = "") -> Mark:
     """Store (or replace) the caption of a tile: a training pair for fine-tuning.
 
     Raises:
@@ -112,5 +112,13 @@ def save_caption(ws: Workspace, scene: str, tile_id: int, text: str) -> Mark:
     """
     kind, query = _caption_query(scene, tile_id)
     return feedback(ws).mark(
-        Mark(kind, query, scene=scene, tile_id=int(tile_id), label="caption", caption=text)
+        Mark(
+            kind,
+            query,
+            scene=scene,
+            tile_id=int(tile_id),
+            label="caption",
+            caption=text,
+            author=author,
+        )
     )

@@ -6,9 +6,10 @@ import html
 
 import streamlit as st
 
+from app.auth import sign_out
 from app.resources import active_version, workspace
 from app.text import md
-from core import SceneSeekError, get_settings
+from core import SceneSeekError, User, get_settings
 
 CSS = """
 <style>
@@ -52,8 +53,8 @@ def _item(label: str, value: str) -> str:
     return f"<div class='ss-side'><b>{html.escape(label)}</b>{value}</div>"
 
 
-def sidebar() -> None:
-    """Workspace path, import folder and active model version, on every page."""
+def sidebar(user: User) -> None:
+    """Who is signed in, workspace path, import folder and active model, on every page."""
     st.html(CSS)
     settings = get_settings()
     ws = workspace()
@@ -71,3 +72,6 @@ def sidebar() -> None:
             + _item("Active model", model)
             + _item("Import folder", f"<code>{html.escape(str(settings.import_dir))}</code>")
         )
+        if user.name:
+            st.html(_item("Signed in", f"{html.escape(user.name)} · {user.role}"))
+            st.button("Sign out", key="sign-out", icon=":material/logout:", on_click=sign_out)

@@ -10,8 +10,9 @@ import time
 
 import streamlit as st
 
+from app import auth, notices
 from app.text import md
-from core import Job, Workspace, cancel, log_path
+from core import Job, SceneSeekError, Workspace, cancel, log_path, queue_positions
 
 RECENT = 5
 LOG_LINES = 30
@@ -34,8 +35,10 @@ def _ago(timestamp: float) -> str:
     return f"{minutes} min ago" if minutes < 60 else f"{minutes // 60} h ago"
 
 
-def progress_text(job: Job) -> str:
-    """``embedding 320/1,200 tiles · 14.2 tiles/s · ETA 1 min 02 s``."""
+def progress_text(job: Job, position: int | None = None) -> str:
+    """``embedding 320/1,200 tiles · 14.2 tiles/s · ETA 1 min 02 s``, or the place in line."""
+    if position is not None:
+        return f"queued: {'next' if position == 1 else f'number {position}'} in line"
     stage = job.stage or ("starting" if job.status == "running" else job.status)
     if not job.total or stage in ("tiling", "loading model"):
         return f"{stage}…"
@@ -50,20 +53,40 @@ def _title(job: Job) -> str:
     return md(f"{VERBS.get(job.kind, job.kind.title())} {job.params.get('name', '')}".strip())
 
 
-def active_job(ws: Workspace, job: Job) -> None:
-    """A running or queued job: progress bar and cancel button."""
+def _may_cancel(job: Job) -> bool:
+    """Admins cancel any job; others only the jobs they started."""
+    user = auth.current()
+    if user is None:
+        return False
+    return user.can("cancel_any_job") or bool(user.name and user.name == job.owner)
+
+
+def _cancel(ws: Workspace, job: Job) -> None:
+    if not _may_cancel(job):
+        notices.notify("error", f"only {job.owner or 'an admin'} or an admin may cancel this job")
+        return
+    try:
+        cancel(ws, job.id)
+    except SceneSeekError as exc:
+        notices.notify("error", str(exc))
+
+
+def active_job(ws: Workspace, job: Job, position: int | None = None) -> None:
+    """A running or queued job: progress bar (or place in line) and cancel button."""
     with st.container(border=True):
         left, right = st.columns([6, 1], vertical_alignment="center")
-        left.markdown(f"**{_title(job)}**")
-        left.progress(job.fraction, text=progress_text(job))
-        right.button(
-            "Cancel",
-            key=f"cancel-{job.id}",
-            icon=":material/cancel:",
-            on_click=cancel,
-            args=(ws, job.id),
-            width="stretch",
-        )
+        owner = f" · {md(job.owner)}" if job.owner else ""
+        left.markdown(f"**{_title(job)}**{owner}")
+        left.progress(job.fraction, text=progress_text(job, position))
+        if _may_cancel(job):
+            right.button(
+                "Cancel",
+                key=f"cancel-{job.id}",
+                icon=":material/cancel:",
+                on_click=_cancel,
+                args=(ws, job),
+                width="stretch",
+            )
 
 
 def _log_tail(ws: Workspace, job: Job) -> str:
@@ -100,8 +123,9 @@ def jobs_view(ws: Workspace, jobs: list[Job]) -> None:
     """Active jobs first, then the last few that ended."""
     active = [j for j in jobs if j.active]
     ended = [j for j in jobs if not j.active][:RECENT]
+    positions = queue_positions(jobs)
     for job in active:
-        active_job(ws, job)
+        active_job(ws, job, positions.get(job.id))
     if ended:
         with st.expander(f"Recent jobs ({len(ended)})", expanded=not active):
             for job in ended:

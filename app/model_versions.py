@@ -2,7 +2,8 @@
 
 Switching (promote or roll back) is one atomic registry write; every scene is then
 re-embedded in the background with the newly active model, since embeddings of different
-versions cannot be searched together. The shared search engine is cached per active
+versions cannot be searched together: one re-index job per scene joins the job queue, which
+runs ``SCENESEEK_MAX_JOBS`` at a time. The shared search engine is cached per active
 version (``app.resources``), so the next run of any page loads the new one.
 """
 
@@ -95,7 +96,9 @@ class Switch:
         return text
 
 
-def switch_model(ws: Workspace, version: int, guard_points: float, jobs: list[Job]) -> Switch:
+def switch_model(
+    ws: Workspace, version: int, guard_points: float, jobs: list[Job], owner: str = ""
+) -> Switch:
     """Make ``version`` active and start re-embedding every scene with it.
 
     A version newer than the active one must pass the guard; an older one (rollback) may
@@ -110,7 +113,7 @@ def switch_model(ws: Workspace, version: int, guard_points: float, jobs: list[Jo
     reindexing, busy = [], []
     for name in ws.scene_names(ready_only=False):
         try:
-            scenes.start_reindex(ws, name, jobs)
+            scenes.start_reindex(ws, name, jobs, owner=owner)
             reindexing.append(name)
         except AppError:
             busy.append(name)

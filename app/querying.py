@@ -24,6 +24,7 @@ from core import (
     TileRef,
     Workspace,
     image_sha256,
+    load_query_image,
     refine,
     search_image,
     search_text,
@@ -74,15 +75,20 @@ def filters(scenes: list[str], scales: list[int], k: int) -> Filters:
 def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:
     """Answer a query with the shared model and indexes.
 
+    An example image is decoded (size checked first) before taking the engine's lock, so a
+    big picture never holds up other people's searches.
+
     Raises:
-        QueryError: for an empty or unreadable query.
+        QueryError: for an empty, unreadable or too large query.
         SceneNotFoundError: when no scene is ready.
     """
+    if query["kind"] == "image":
+        pixels = load_query_image(query["image"], engine.image_size)
+        with engine.searching() as res:
+            return search_image(res, pixels, f, label=query["name"])
     with engine.searching() as res:
         if query["kind"] == "text":
             return search_text(res, query["text"], f)
-        if query["kind"] == "image":
-            return search_image(res, query["image"], f, label=query["name"])
         return search_tile(res, query["scene"], query["tile_id"], f)
 
 
@@ -145,10 +151,12 @@ def load_marks(ws: Workspace, query: Query) -> dict[str, str]:
     }
 
 
-def record_mark(ws: Workspace, query: Query, hit: Hit, label: Label, model: str) -> Mark:
+def record_mark(
+    ws: Workspace, query: Query, hit: Hit, label: Label, model: str, author: str = ""
+) -> Mark:
     """Store one relevant / not-relevant judgement (image queries keep their image)."""
     store = SQLiteFeedback(ws.feedback_db)
     kind, text = feedback_key(query)
     if query["kind"] == "image":
         text = store.store_image(query["image"])
-    return store.mark(Mark(kind, text, hit.scene, hit.tile_id, label, model=model))
+    return store.mark(Mark(kind, text, hit.scene, hit.tile_id, label, model=model, author=author))

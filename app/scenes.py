@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from core import (
     SceneManifest,
     Workspace,
     ingest_params,
+    list_jobs,
     scene_name_from,
     start_job,
 )
@@ -86,13 +88,18 @@ def tiling(sizes: list[int], overlap: float, min_valid: float) -> dict[str, Any]
     return asdict(config)
 
 
+def valid_name(wanted: str) -> str:
+    """What the analyst typed if it is a valid scene name, else one made from it."""
+    return wanted if NAME_PATTERN.fullmatch(wanted) else scene_name_from(wanted)
+
+
 def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
     """A valid, unused scene name from what the analyst typed or the file name.
 
     Raises:
         AppError: when the name is taken or being ingested.
     """
-    name = scene_name_from(wanted) if not NAME_PATTERN.match(wanted) else wanted
+    name = valid_name(wanted)
     if ws.scene(name).root.exists() or name in _active_jobs(jobs):
         raise AppError(
             f"a scene named {name!r} already exists; choose another name, or delete it first"
@@ -100,21 +107,47 @@ def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
     return name
 
 
-def start_ingest(
-    ws: Workspace, source: Path, name: str, tiles: dict[str, Any], shared_stages: int = 0
-) -> Job:
-    """Ingest a validated file as a background job with the active model."""
-    return start_job(ws, "ingest", ingest_params(source, name, tiles, shared_stages))
+def add_scene(
+    ws: Workspace,
+    wanted: str,
+    save: Callable[[str], Path],
+    tiles: dict[str, Any],
+    shared_stages: int = 0,
+    owner: str = "",
+    upload: bool = False,
+) -> tuple[str, Job]:
+    """Check the name is free, ``save`` the file and queue its ingest, as the scene's writer.
+
+    Two sessions adding the same name at once cannot both pass the check: the second waits
+    for nothing and is refused. The job takes the scene's lock over when it starts; an
+    uploaded file (``upload``) is deleted if the job cannot be queued or later fails.
+
+    Raises:
+        AppError: when the name is taken or being ingested, or the file is refused.
+        SceneBusyError: while another process writes a scene of that name.
+    """
+    name = valid_name(wanted)
+    with ws.writing(name, who=f"the app ({owner or 'local session'})"):
+        name = new_scene_name(ws, name, list_jobs(ws))
+        source = save(name)
+        params = ingest_params(source, name, tiles, shared_stages, new=True, upload=upload)
+        try:
+            job = start_job(ws, "ingest", params, owner=owner)
+        except BaseException:
+            if upload:
+                source.unlink(missing_ok=True)
+            raise
+    return name, job
 
 
-def start_reindex(ws: Workspace, name: str, jobs: list[Job]) -> Job:
+def start_reindex(ws: Workspace, name: str, jobs: list[Job], owner: str = "") -> Job:
     """Ingest a scene again with the active model (resumes an incomplete one).
 
     Raises:
         AppError: while another job works on the scene.
     """
     _refuse_busy(name, jobs, "re-index")
-    return start_job(ws, "reindex", {"name": name})
+    return start_job(ws, "reindex", {"name": name}, owner=owner)
 
 
 def delete_scene(ws: Workspace, name: str, jobs: list[Job]) -> None:

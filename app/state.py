@@ -11,6 +11,12 @@ from typing import Any
 
 import streamlit as st
 
+# Sign-in (app.auth)
+SESSION = "session_token"  # the signed session token of the person signed in, or None
+COOKIE_WRITE = "cookie_write"  # a token for the browser's cookie, "" to clear it, None: nothing
+SIGNIN_NAME = "signin_name"  # sign-in form widgets
+SIGNIN_PASSWORD = "signin_password"
+SIGNIN_ERROR = "signin_error"  # why the last sign-in was refused
 # Search page
 QUERY = "query"  # the query to answer: {"kind": "text"|"image"|"tile", ...} or None
 RESULT = "result"  # core.search.results.SearchResult on screen, or None
@@ -45,6 +51,11 @@ CAPTION_SCENE = "caption_scene"  # or any tile: its scene
 CAPTION_TILE = "caption_tile"  # and tile id
 
 DEFAULTS: dict[str, Any] = {
+    SESSION: None,
+    COOKIE_WRITE: None,
+    SIGNIN_NAME: "",
+    SIGNIN_PASSWORD: "",
+    SIGNIN_ERROR: "",
     QUERY: None,
     RESULT: None,
     RESULT_KEY: None,

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 from app.errors import AppError
-from core import Workspace
-from tiles import TilesError, describe
+from core import Workspace, check_free_space, get_settings
+from tiles import TIFF_SIGNATURES, TilesError, check_gtiff, check_scene_size, describe
 
 SUFFIXES = (".tif", ".tiff")
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 CHUNK = 1 << 20
 
 
@@ -49,9 +48,16 @@ def _check_suffix(name: str) -> str:
 
 
 def _validate(path: Path, shown_as: str) -> None:
-    """Open the raster the way ingestion will, naming the file as the analyst knows it."""
+    """Open the raster the way ingestion will, naming the file as the analyst knows it.
+
+    Only a real GeoTIFF passes (a VRT named .tif could make GDAL read other files), and a
+    header that declares more pixels or tiles than the limits is refused before any work.
+    """
+    settings = get_settings()
     try:
-        describe(path)
+        check_gtiff(path)
+        info = describe(path)
+        check_scene_size(info, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles)
     except TilesError as exc:
         raise AppError(str(exc).replace(str(path), shown_as)) from exc
 
@@ -62,6 +68,7 @@ def save_upload(upload: Upload, ws: Workspace, name: str, limit_mb: int) -> Path
     Raises:
         AppError: when it is too large, not a TIFF, not readable or not georeferenced
             (the temporary copy is deleted and nothing is written into the workspace).
+        DiskSpaceError: when keeping it would leave less than ``SCENESEEK_MIN_FREE_GB``.
     """
     suffix = _check_suffix(upload.name)
     if upload.size > limit_mb * 1024 * 1024:
@@ -70,9 +77,10 @@ def save_upload(upload: Upload, ws: Workspace, name: str, limit_mb: int) -> Path
             f"{limit_mb} MB. Put big scenes in the import folder instead."
         )
     upload.seek(0)
-    if upload.read(4) not in TIFF_MAGIC:
+    if upload.read(4) not in TIFF_SIGNATURES:  # refused before a byte is copied
         raise AppError(f"{upload.name} is not a GeoTIFF: it does not start with a TIFF header")
     upload.seek(0)
+    check_free_space(ws, upload.size, f"uploading {upload.name}")
     handle, temp_name = tempfile.mkstemp(prefix="sceneseek-upload-", suffix=suffix)
     temp = Path(temp_name)
     try:

@@ -60,3 +60,23 @@ class FeedbackError(SceneSeekError, ValueError):
 
 class FinetuneError(SceneSeekError, ValueError):
     """Raised when there are not enough marks to fine-tune, or promotion is refused."""
+
+
+class SceneBusyError(WorkspaceError):
+    """Raised when another process is writing the scene (ingest, re-index or delete)."""
+
+
+class DiskSpaceError(WorkspaceError):
+    """Raised when writing would leave less free disk than ``SCENESEEK_MIN_FREE_GB``."""
+
+
+class AccountError(SceneSeekError, ValueError):
+    """Raised when a user name, role or password is invalid, or the account does not exist."""
+
+
+class SignInError(SceneSeekError, PermissionError):
+    """Raised when a sign-in is refused: wrong name or password, or the name is locked."""
+
+
+class ForbiddenError(SceneSeekError, PermissionError):
+    """Raised when the signed-in person's role does not allow an action."""

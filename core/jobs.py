@@ -1,11 +1,14 @@
-"""Background jobs (ingest, re-index, fine-tune) run in their own process.
+"""Background jobs (ingest, re-index, fine-tune): a queue of processes with a concurrency limit.
 
 Streamlit threads die with the browser session, so long work runs as ``python -m core
 job-run ID`` in a new process session: it survives page reloads, closed tabs and even a
-restarted app. The registry is one JSON file per job in ``WS/jobs/``, replaced atomically;
-the job process is its only writer while it runs (progress throttled to about two writes a
-second), and ``cancel`` writes last, after the process group is gone. A reader that finds a
-job "running" whose process has died reports it failed, so nothing stays "running" forever.
+restarted app. Records live in ``WS/jobs/`` (``core.store.jobs``). A new job is queued; the
+queue starts the oldest waiting jobs while fewer than ``SCENESEEK_MAX_JOBS`` are started,
+and is run again whenever a job is added, ends or is cancelled, and when a reader finds a
+slot free (after a job process died), all under ``jobs/.queue.lock``. A job process is the
+only writer of its record while it runs (progress about twice a second); a reader that
+finds a started job whose process has died reports it failed, so nothing stays "running"
+forever. Cancel signals a process only when its pid and start time prove it is the job's.
 
 Job kinds map to plain functions in ``JOB_KINDS``; add an entry to add a kind. Starting a job
 forgets finished ones beyond the newest ``KEEP_FINISHED``, so the registry (which every page
@@ -22,24 +25,37 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import psutil
+from filelock import FileLock
 
 from core.errors import JobError, SceneSeekError
+from core.ingest.jobs import ingest_params
 from core.settings import PROJECT_ROOT, get_settings
-from core.store.workspace import Workspace, read_json, write_json
+from core.store.jobs import ACTIVE, Job, job_path, load_job, log_path, save_job, stored_jobs
+from core.store.locks import WRITER
+from core.store.workspace import Workspace
 from tiles import TilesError
 
-Status = Literal["queued", "running", "done", "failed", "cancelled"]
-ACTIVE: tuple[Status, ...] = ("queued", "running")
+__all__ = [
+    "ACTIVE",
+    "Job",
+    "cancel",
+    "get_job",
+    "ingest_params",
+    "job_path",
+    "list_jobs",
+    "log_path",
+    "queue_positions",
+    "start_job",
+]
 WRITE_INTERVAL_S = 0.5
 CANCEL_GRACE_S = 5.0
-START_GRACE_S = 60.0
+QUEUE_LOCK_S = 60.0
+SAME_PROCESS_S = 0.1  # start times this close are the same process (a pid reused is later)
 KEEP_FINISHED = 50  # finished jobs kept in the registry (with their logs), newest first
-THROUGHPUT = ("batch_size", "workers", "device")  # job params that never change the vectors
 Progress = Callable[[str, int, int, float], None]
 JobFunction = Callable[[Workspace, dict[str, Any], Progress], dict[str, Any]]
 
@@ -48,89 +64,40 @@ class JobCancelled(BaseException):  # noqa: N818 - a signal, not an error
     """Raised inside the job process when it receives SIGTERM."""
 
 
-@dataclass(frozen=True)
-class Job:
-    """One background job as stored in ``jobs/<id>.json``."""
-
-    id: str
-    kind: str
-    params: dict[str, Any]
-    status: Status = "queued"
-    stage: str = ""
-    done: int = 0
-    total: int = 0
-    rate: float = 0.0
-    eta_s: float | None = None
-    error: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
-    pid: int | None = None
-    pid_started: float | None = None
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def active(self) -> bool:
-        """True while queued or running."""
-        return self.status in ACTIVE
-
-    @property
-    def fraction(self) -> float:
-        """Share of the current stage done, 0..1."""
-        return min(1.0, self.done / self.total) if self.total else 0.0
+def _queue_lock(workspace: Workspace) -> FileLock:
+    workspace.jobs_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(workspace.jobs_dir / ".queue.lock", timeout=QUEUE_LOCK_S, is_singleton=True)
 
 
-def job_path(workspace: Workspace, job_id: str) -> Path:
-    """Registry file of a job."""
-    return workspace.jobs_dir / f"{job_id}.json"
-
-
-def log_path(workspace: Workspace, job_id: str) -> Path:
-    """The job process's combined stdout and stderr."""
-    return workspace.jobs_dir / f"{job_id}.log"
-
-
-def _save(workspace: Workspace, job: Job) -> Job:
-    write_json(job_path(workspace, job.id), asdict(job))
-    return job
-
-
-def _load(workspace: Workspace, job_id: str) -> Job:
-    path = job_path(workspace, job_id)
-    if not path.is_file():
-        raise JobError(f"no job {job_id!r} in {workspace.jobs_dir}")
-    return Job(**read_json(path))
+def _process(job: Job) -> psutil.Process | None:
+    """The job's own process, proven by pid and start time; None when gone or unprovable."""
+    if job.pid is None or job.pid_started is None:
+        return None
+    try:
+        process = psutil.Process(job.pid)
+        if abs(process.create_time() - job.pid_started) > SAME_PROCESS_S:
+            return None
+        return None if process.status() == psutil.STATUS_ZOMBIE else process
+    except psutil.Error:
+        return None
 
 
 def _alive(job: Job) -> bool:
-    """Is the job's own process (not a reused pid, not a zombie) still there?"""
-    if job.pid is None:
-        return False
-    try:
-        process = psutil.Process(job.pid)
-        if job.pid_started is not None and abs(process.create_time() - job.pid_started) > 1:
-            return False
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    """Is the job's process still there? Without a start time, any process with its pid is."""
+    if job.pid_started is None and job.pid is not None:
+        return psutil.pid_exists(job.pid)
+    return _process(job) is not None
 
 
 def _checked(workspace: Workspace, job: Job) -> Job:
-    """Turn an active job whose process is gone into a failed one."""
-    if not job.active:
+    """Turn a started job whose process is gone into a failed one."""
+    if not job.active or job.pid is None or _alive(job):
         return job
-    if job.pid is None:
-        if time.time() - job.created < START_GRACE_S:
-            return job
-        reason = "the job process never started; see its log"
-    elif _alive(job):
-        return job
-    else:
-        reason = "the job process died (killed, or out of memory); see its log"
-    latest = _load(workspace, job.id)  # it may have finished between our read and its exit
-    if not latest.active:
+    latest = load_job(workspace, job.id)  # it may have finished between our read and its exit
+    if not latest.active or latest.pid != job.pid:
         return latest
-    return _save(workspace, replace(latest, status="failed", error=reason, finished=time.time()))
+    reason = "the job process died (killed, or out of memory); see its log"
+    return save_job(workspace, replace(latest, status="failed", error=reason, finished=time.time()))
 
 
 def get_job(workspace: Workspace, job_id: str) -> Job:
@@ -139,26 +106,36 @@ def get_job(workspace: Workspace, job_id: str) -> Job:
     Raises:
         JobError: if there is no such job.
     """
-    return _checked(workspace, _load(workspace, job_id))
+    return _checked(workspace, load_job(workspace, job_id))
+
+
+def _newest_first(workspace: Workspace) -> list[Job]:
+    jobs = (_checked(workspace, job) for job in stored_jobs(workspace))
+    return sorted(jobs, key=lambda j: j.created, reverse=True)
 
 
 def list_jobs(workspace: Workspace) -> list[Job]:
-    """Every job, newest first."""
+    """Every job, newest first; starts waiting jobs if a dead one left a slot free."""
     _reap()
-    if not workspace.jobs_dir.is_dir():
-        return []
-    jobs = []
-    for path in workspace.jobs_dir.glob("*.json"):
-        try:
-            jobs.append(_checked(workspace, Job(**read_json(path))))
-        except (OSError, ValueError, TypeError):
-            continue  # a foreign or damaged file is not a job
-    return sorted(jobs, key=lambda j: j.created, reverse=True)
+    jobs = _newest_first(workspace)
+    started = sum(1 for j in jobs if j.active and j.pid is not None)
+    if any(j.waiting for j in jobs) and started < get_settings().max_jobs:
+        dispatch(workspace)
+        jobs = _newest_first(workspace)
+    return jobs
+
+
+def queue_positions(jobs: list[Job]) -> dict[str, int]:
+    """Place in the queue (1 = next to start) of every waiting job."""
+    waiting = sorted((j for j in jobs if j.waiting), key=lambda j: j.created)
+    return {job.id: number for number, job in enumerate(waiting, start=1)}
 
 
 def prune_jobs(workspace: Workspace, keep: int = KEEP_FINISHED) -> int:
     """Delete finished jobs (registry file and log) beyond the newest ``keep``; returns how many."""
-    finished = [job for job in list_jobs(workspace) if not job.active][keep:]
+    finished = sorted(
+        (j for j in stored_jobs(workspace) if not j.active), key=lambda j: j.created, reverse=True
+    )[keep:]
     for job in finished:
         job_path(workspace, job.id).unlink(missing_ok=True)
         log_path(workspace, job.id).unlink(missing_ok=True)
@@ -173,8 +150,8 @@ def _reap() -> None:
     _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
 
 
-def start_job(workspace: Workspace, kind: str, params: dict[str, Any]) -> Job:
-    """Register a job and start its process, detached from the caller.
+def start_job(workspace: Workspace, kind: str, params: dict[str, Any], owner: str = "") -> Job:
+    """Queue a job; it starts at once when fewer than ``SCENESEEK_MAX_JOBS`` are running.
 
     Raises:
         JobError: for an unknown kind or when the process cannot be started.
@@ -183,7 +160,28 @@ def start_job(workspace: Workspace, kind: str, params: dict[str, Any]) -> Job:
         raise JobError(f"unknown job kind {kind!r}; known: {', '.join(sorted(JOB_KINDS))}")
     _reap()
     prune_jobs(workspace)
-    job = _save(workspace, Job(id=uuid.uuid4().hex[:12], kind=kind, params=params))
+    job = save_job(workspace, Job(id=uuid.uuid4().hex[:12], kind=kind, params=params, owner=owner))
+    dispatch(workspace)
+    current = get_job(workspace, job.id)
+    if current.status == "failed":
+        raise JobError(f"cannot start the {kind} job: {current.error}")
+    return current
+
+
+def dispatch(workspace: Workspace) -> list[Job]:
+    """Start the oldest waiting jobs while fewer than ``SCENESEEK_MAX_JOBS`` are started."""
+    launched = []
+    with _queue_lock(workspace):
+        jobs = [_checked(workspace, job) for job in stored_jobs(workspace)]
+        started = sum(1 for j in jobs if j.active and j.pid is not None)
+        waiting = sorted((j for j in jobs if j.waiting), key=lambda j: j.created)
+        for job in waiting[: max(0, get_settings().max_jobs - started)]:
+            launched.append(_launch(workspace, job))
+    return launched
+
+
+def _launch(workspace: Workspace, job: Job) -> Job:
+    """Start a queued job's process, detached from the caller (under the queue lock)."""
     command = [sys.executable, "-m", "core", "job-run", job.id, "--workspace", str(workspace.root)]
     try:
         with open(log_path(workspace, job.id), "ab") as log:
@@ -196,49 +194,72 @@ def start_job(workspace: Workspace, kind: str, params: dict[str, Any]) -> Job:
                 start_new_session=True,
             )
     except OSError as exc:
-        _save(workspace, replace(job, status="failed", error=str(exc), finished=time.time()))
-        raise JobError(f"cannot start the {kind} job: {exc}") from exc
+        failed = replace(job, status="failed", error=str(exc), finished=time.time())
+        return save_job(workspace, failed)
     _CHILDREN.append(child)
     try:
         started = psutil.Process(child.pid).create_time()
     except psutil.Error:
         started = None
-    current = _load(workspace, job.id)
-    if current.status == "queued" and current.pid is None:
-        current = _save(workspace, replace(current, pid=child.pid, pid_started=started))
-    return current
+    return save_job(workspace, replace(job, pid=child.pid, pid_started=started))
 
 
 def cancel(workspace: Workspace, job_id: str) -> Job:
-    """Stop a job's whole process group (SIGTERM, then SIGKILL) and mark it cancelled.
+    """Stop a job: a waiting one leaves the queue, a started one's process group is stopped.
+
+    The group gets SIGTERM, then SIGKILL, but only once the pid and start time prove that
+    the process is the job's.
 
     Raises:
-        JobError: if there is no such job.
+        JobError: if there is no such job, or its process cannot be proven to be the job's.
     """
-    job = get_job(workspace, job_id)
-    if not job.active:
-        return job
-    if job.pid is not None and _alive(job):
-        _signal_group(job.pid, signal.SIGTERM)
+    with _queue_lock(workspace):
+        job = get_job(workspace, job_id)
+        if not job.active:
+            return job
+        process = _process(job)
+        if process is None and _alive(job):
+            raise JobError(
+                f"job {job_id}: cannot prove that process {job.pid} is this job's (no start "
+                "time recorded), so it was not signalled; stop it by hand if it is"
+            )
+        if process is None:  # still waiting, or its process is gone: nothing to signal
+            job = save_job(workspace, replace(job, status="cancelled", finished=time.time()))
+    if process is not None:
+        _stop(process)
+        latest = load_job(workspace, job_id)
+        if latest.active:
+            latest = replace(latest, status="cancelled", error="", finished=time.time())
+            job = save_job(workspace, latest)
+        else:
+            job = latest  # it finished (or saved its cancellation) first
+    dispatch(workspace)
+    return job
+
+
+def _stop(process: psutil.Process) -> None:
+    """SIGTERM the job's process group (it leads a new session), then SIGKILL after a grace."""
+    try:
+        if os.getpgid(process.pid) != process.pid:
+            raise JobError(f"process {process.pid} does not lead its own group; not signalled")
+        os.killpg(process.pid, signal.SIGTERM)
         deadline = time.time() + CANCEL_GRACE_S
-        while _alive(job) and time.time() < deadline:
+        while _running(process):
+            if time.time() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
             _reap()
             time.sleep(0.1)
-        if _alive(job):
-            _signal_group(job.pid, signal.SIGKILL)
-        _reap()
-    latest = _load(workspace, job_id)
-    if latest.status == "done":  # it finished before the signal arrived
-        return latest
-    return _save(workspace, replace(latest, status="cancelled", error="", finished=time.time()))
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    """Signal the job's process group (its id is the job's pid: a new session leader)."""
-    try:
-        os.killpg(pid, sig)
     except ProcessLookupError:
-        pass
+        pass  # it ended on its own meanwhile
+    _reap()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class _Reporter:
@@ -260,30 +281,51 @@ class _Reporter:
             self.last_write = now
 
     def save(self, **changes: Any) -> None:
-        self.job = _save(self.workspace, replace(self.job, **changes))
+        self.job = save_job(self.workspace, replace(self.job, **changes))
 
 
 def _raise_cancelled(signum: int, frame: object) -> None:
     raise JobCancelled
 
 
+def _claim(workspace: Workspace, job_id: str) -> Job | None:
+    """Mark the job running with this process, unless it was cancelled meanwhile."""
+    with _queue_lock(workspace):
+        job = load_job(workspace, job_id)
+        if job.status != "queued":
+            return None
+        pid = os.getpid()
+        running = replace(
+            job,
+            status="running",
+            pid=pid,
+            pid_started=psutil.Process(pid).create_time(),
+            started=time.time(),
+        )
+        return save_job(workspace, running)
+
+
 def run_job(workspace: Workspace, job_id: str) -> int:
-    """Body of the job process: run the kind's function and record how it ended.
+    """Body of the job process: run the kind's function, record how it ended, start the next.
 
     Returns the process exit code: 0 done, 1 failed, 130 cancelled.
     """
-    job = _load(workspace, job_id)
-    if job.status != "queued":  # cancelled before this process got going
-        return 130 if job.status == "cancelled" else 1
-    reporter = _Reporter(workspace, job)
     signal.signal(signal.SIGTERM, _raise_cancelled)
-    pid = os.getpid()
-    reporter.save(
-        status="running",
-        pid=pid,
-        pid_started=psutil.Process(pid).create_time(),
-        started=time.time(),
-    )
+    try:
+        job = _claim(workspace, job_id)
+        if job is None:  # cancelled before this process got going
+            return 130
+        return _run(workspace, job)
+    except JobCancelled:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        dispatch(workspace)
+
+
+def _run(workspace: Workspace, job: Job) -> int:
+    reporter = _Reporter(workspace, job)
+    WRITER.set(f"job {job.id}")
     try:
         result = JOB_KINDS[job.kind](workspace, job.params, reporter)
     except JobCancelled:
@@ -302,63 +344,15 @@ def run_job(workspace: Workspace, job_id: str) -> int:
 
 
 def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Ingest ``params["source"]`` as scene ``params["name"]`` with the active model."""
-    from core.ingest.launch import ingest_scene
-    from core.ingest.pipeline import IngestOptions
-    from tiles import TilingConfig
+    from core.ingest.jobs import ingest_job
 
-    tiling = {k: tuple(v) if isinstance(v, list) else v for k, v in params["tiling"].items()}
-    options = IngestOptions(
-        tiling=TilingConfig(**tiling),
-        batch_size=int(params.get("batch_size", 32)),
-        workers=int(params.get("workers", 2)),
-        shared_stages=int(params.get("shared_stages", 0)),
-    )
-    result = ingest_scene(
-        params["source"],
-        workspace,
-        params["name"],
-        options,
-        device=params.get("device") or get_settings().device,
-        progress=progress,
-    )
-    return {
-        "scene": result.scene,
-        "n_tiles": result.n_tiles,
-        "skipped": result.skipped,
-        "seconds": round(result.seconds, 1),
-        "model": result.model_tag,
-    }
-
-
-def ingest_params(
-    source: str | Path, name: str, tiling: dict[str, Any], shared_stages: int = 0, **throughput: Any
-) -> dict[str, Any]:
-    """Parameters of an ``ingest`` job.
-
-    ``tiling`` holds ``TilingConfig`` fields; ``shared_stages`` is ``IngestOptions``'s, left out
-    when 0 so that older jobs and manifests read the same.
-    """
-    params = {"source": str(source), "name": name, "tiling": tiling, **throughput}
-    return {**params, "shared_stages": shared_stages} if shared_stages else params
+    return ingest_job(workspace, params, progress)
 
 
 def _reindex(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Ingest a scene again from its recorded source and tiling, with the active model."""
-    fingerprint = workspace.scene(params["name"]).read_manifest().fingerprint
-    if not fingerprint:
-        raise JobError(
-            f"scene {params['name']!r} has no recorded source; delete it and add it again"
-        )
-    throughput = {k: v for k, v in params.items() if k in THROUGHPUT}
-    recorded = ingest_params(
-        fingerprint["source"],
-        params["name"],
-        fingerprint["tiling"],
-        fingerprint.get("shared_stages", 0),
-        **throughput,
-    )
-    return _ingest(workspace, recorded, progress)
+    from core.ingest.jobs import reindex_job
+
+    return reindex_job(workspace, params, progress)
 
 
 def _finetune(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:

@@ -7,15 +7,38 @@ configuration table mirrors this module.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+N = TypeVar("N", int, float)
 
 
 def _path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value).expanduser().resolve() if value else default.resolve()
+
+
+def _number(name: str, default: N, kind: Callable[[str], N]) -> N:
+    """A number >= 0 from the environment; a typo is an error, not a silent default."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        raise ConfigError(f"{name}={text!r} is not a number >= 0 (default {default})")
+    return value
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -31,18 +54,36 @@ class Settings:
     default_model: str
     max_pixels: float
     max_tiles: float
+    allow_anonymous: bool = False
+    session_hours: float = 12.0
+    signin_failures: int = 5
+    lockout_s: float = 30.0
+    max_image_mpx: float = 50.0
+    min_free_gb: float = 2.0
+    max_jobs: int = 1
 
 
 def get_settings() -> Settings:
-    """Read settings now (not at import), so tests and subprocesses can override them."""
+    """Read settings now (not at import), so tests and subprocesses can override them.
+
+    Raises:
+        ConfigError: when a numeric setting is not a number.
+    """
     return Settings(
         data_root=_path("SCENESEEK_DATA", PROJECT_ROOT / ".." / "shared" / "data"),
         workspace=_path("SCENESEEK_WORKSPACE", PROJECT_ROOT / "workspace"),
         import_dir=_path("SCENESEEK_IMPORT_DIR", PROJECT_ROOT / "workspace" / "import"),
         device=os.environ.get("SCENESEEK_DEVICE", "auto"),
-        max_upload_mb=int(os.environ.get("SCENESEEK_MAX_UPLOAD_MB", "500")),
+        max_upload_mb=_number("SCENESEEK_MAX_UPLOAD_MB", 500, int),
         host=os.environ.get("SCENESEEK_HOST", "127.0.0.1"),
         default_model=os.environ.get("SCENESEEK_MODEL", "default"),
-        max_pixels=float(os.environ.get("SCENESEEK_MAX_PIXELS", "4e9")),
-        max_tiles=float(os.environ.get("SCENESEEK_MAX_TILES", "5e6")),
+        max_pixels=_number("SCENESEEK_MAX_PIXELS", 4e9, float),
+        max_tiles=_number("SCENESEEK_MAX_TILES", 5e6, float),
+        allow_anonymous=_flag("SCENESEEK_ALLOW_ANONYMOUS"),
+        session_hours=_number("SCENESEEK_SESSION_HOURS", 12.0, float),
+        signin_failures=max(1, _number("SCENESEEK_SIGNIN_FAILURES", 5, int)),
+        lockout_s=_number("SCENESEEK_LOCKOUT_S", 30.0, float),
+        max_image_mpx=_number("SCENESEEK_MAX_IMAGE_MPX", 50.0, float),
+        min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
+        max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
     )

@@ -14,12 +14,23 @@ def _umask() -> int:
     return mask
 
 
+def _fsync(path: str) -> None:
+    """Flush a file's (or a folder's) data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path beside ``path`` that replaces it when the block succeeds.
 
     Readers never see a partial file, and when the block raises, the temporary file is
-    removed and ``path`` is left as it was. The destination folder is created if needed.
+    removed and ``path`` is left as it was. The file is synced before the rename and the
+    folder after it, so a crash or power cut leaves the old file or the whole new one. The
+    destination folder is created if needed.
 
     Args:
         path: The final destination.
@@ -38,7 +49,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, final)
+        _fsync(folder)  # the rename itself survives a power cut only once its folder is synced
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import finetuning, model_versions, notices, state
+from app import auth, finetuning, model_versions, notices, state
 from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
 from app.text import md
 from core import (
-    FeedbackError,
     FinetuneCfg,
     Hit,
     Job,
@@ -46,7 +45,8 @@ def _seen(versions: list[ModelVersion], active: ModelVersion) -> tuple[tuple[int
 def _start(jobs: list[Job]) -> None:
     cfg = FinetuneCfg(steps=int(st.session_state[state.STEPS]))
     try:
-        finetuning.start_finetune(ws, cfg, jobs)
+        user = auth.require("finetune")
+        finetuning.start_finetune(ws, cfg, jobs, owner=user.name)
     except (AppError, SceneSeekError) as exc:
         st.error(md(str(exc)))
 
@@ -59,6 +59,9 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
     jobs = list_jobs(ws)
     pairs = finetuning.training_pairs(ws, defaults)
     running = any(j.kind == "finetune" and j.active for j in jobs)
+    if not auth.can("finetune"):
+        jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
+        return
     steps, go = st.columns([1, 3], vertical_alignment="bottom")
     steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=state.STEPS)
     if go.button(
@@ -82,8 +85,9 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
 
 def _switch(version: int) -> None:
     try:
+        user = auth.require("switch_model")
         outcome = model_versions.switch_model(
-            ws, version, float(st.session_state[state.GUARD]), list_jobs(ws)
+            ws, version, float(st.session_state[state.GUARD]), list_jobs(ws), owner=user.name
         )
     except SceneSeekError as exc:
         notices.notify("error", str(exc))
@@ -109,6 +113,8 @@ def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
         with cells[-1]:
             if row.active:
                 st.badge("active", icon=":material/check:", color="green")
+                continue
+            if not auth.can("switch_model"):
                 continue
             name = "promote" if row.newer else "rollback"
             label, tip = SWITCH[name]
@@ -161,6 +167,11 @@ def _counts() -> None:
 
 
 def _delete(mark_id: int) -> None:
+    try:
+        auth.require("delete_mark")
+    except SceneSeekError as exc:
+        notices.notify("error", str(exc))
+        return
     finetuning.feedback(ws).delete(mark_id)
 
 
@@ -190,6 +201,8 @@ def _review() -> None:
         cells[1].text(mark.scene)
         cells[2].text(str(mark.tile_id))
         cells[3].text(f"caption: {mark.caption}" if mark.label == "caption" else mark.label)
+        if not auth.can("delete_mark"):
+            continue
         cells[4].button(
             "",
             key=f"delete-mark-{mark.id}",
@@ -208,6 +221,9 @@ def _from_hit(names: list[str]) -> None:
 
 
 def _caption_editor() -> None:
+    if not auth.can("caption"):
+        st.caption("Editors write captions for tiles here.")
+        return
     names = ws.scene_names()
     if not names:
         st.info("Captions are written for tiles of ingested scenes: add one in the Library.")
@@ -246,9 +262,10 @@ def _caption_editor() -> None:
         )
         if st.form_submit_button("Save caption", key="save-caption", icon=":material/save:"):
             try:
-                finetuning.save_caption(ws, scene, tile, text)
+                user = auth.require("caption")
+                finetuning.save_caption(ws, scene, tile, text, author=user.name)
                 st.success(md(f"Caption saved for {scene} tile {tile}."))
-            except FeedbackError as exc:
+            except SceneSeekError as exc:
                 st.error(md(str(exc)))
 
 

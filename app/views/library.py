@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import scenes, state, uploads
+from app import auth, scenes, state, uploads
 from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
@@ -51,12 +51,17 @@ def _add_upload() -> None:
         _notice("warning", "Drop a GeoTIFF into the upload box first.")
         return
     try:
-        jobs = list_jobs(ws)
+        user = auth.require("add_scene")
         wanted = st.session_state[state.UPLOAD_NAME].strip() or scene_name_from(upload.name)
-        name = scenes.new_scene_name(ws, wanted, jobs)
-        tiles = _tiling()
-        source = uploads.save_upload(upload, ws, name, limit_mb)
-        scenes.start_ingest(ws, source, name, tiles, _shared_stages())
+        name, _ = scenes.add_scene(
+            ws,
+            wanted,
+            lambda name: uploads.save_upload(upload, ws, name, limit_mb),
+            _tiling(),
+            _shared_stages(),
+            owner=user.name,
+            upload=True,
+        )
     except (AppError, SceneSeekError) as exc:
         _notice("error", str(exc))
         return
@@ -72,9 +77,16 @@ def _add_import() -> None:
         _notice("warning", "Pick a file from the import folder or type its path.")
         return
     try:
+        user = auth.require("add_scene")
         source = uploads.resolve_import(settings.import_dir, chosen)
-        name = scenes.new_scene_name(ws, scene_name_from(source), list_jobs(ws))
-        scenes.start_ingest(ws, source, name, _tiling(), _shared_stages())
+        name, _ = scenes.add_scene(
+            ws,
+            scene_name_from(source),
+            lambda name: source,
+            _tiling(),
+            _shared_stages(),
+            owner=user.name,
+        )
     except (AppError, SceneSeekError) as exc:
         _notice("error", str(exc))
         return
@@ -84,13 +96,15 @@ def _add_import() -> None:
 
 def _reindex(name: str) -> None:
     try:
-        scenes.start_reindex(ws, name, list_jobs(ws))
+        user = auth.require("reindex")
+        scenes.start_reindex(ws, name, list_jobs(ws), owner=user.name)
     except (AppError, SceneSeekError) as exc:
         _notice("error", str(exc))
 
 
 def _delete(name: str) -> None:
     try:
+        auth.require("delete_scene")
         scenes.delete_scene(ws, name, list_jobs(ws))
         _notice("success", f"Deleted {name}.")
     except (AppError, SceneSeekError) as exc:
@@ -123,6 +137,8 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
             if row.job is not None and row.job.total:
                 label = f"{row.status} {row.job.fraction:.0%}"
             st.badge(label, color=STATUS_COLOURS.get(row.status, "gray"))
+        if not auth.can("delete_scene"):
+            continue
         reindex, delete = cells[7].columns(2)
         reindex.button(
             "",
@@ -160,65 +176,73 @@ def _live() -> None:
         return
     rows = scenes.scene_rows(ws, jobs, versions, active)
     if not rows:
-        st.info("No scenes yet. Upload a GeoTIFF or import one from the import folder above.")
+        adding = "Upload a GeoTIFF or import one from the import folder above."
+        st.info(f"No scenes yet. {adding if auth.can('add_scene') else 'Editors add them.'}")
         return
     _scene_table(rows)
 
 
+def _add_scenes() -> None:
+    """Upload and import boxes, and the tiling options both use (editors and admins)."""
+    add_upload, add_import = st.columns(2, gap="large")
+    with add_upload, st.container(border=True):
+        st.markdown("**Upload a scene**")
+        upload = st.file_uploader(
+            "GeoTIFF",
+            type=["tif", "tiff"],
+            key=upload_key,
+            max_upload_size=limit_mb,
+            help=f"Up to {limit_mb} MB. Bigger scenes: use the import folder.",
+        )
+        st.text_input(
+            "Scene name",
+            key=state.UPLOAD_NAME,
+            placeholder=scene_name_from(upload.name) if upload else "from the file name",
+        )
+        st.button("Add scene", key="add-upload", type="primary", on_click=_add_upload)
+
+    with add_import, st.container(border=True):
+        st.markdown("**Import from the server's folder**")
+        candidates = uploads.import_candidates(settings.import_dir)
+        st.selectbox(
+            f"GeoTIFFs in {md(str(settings.import_dir))}",
+            candidates,
+            key=state.IMPORT_CHOICE,
+            placeholder="No GeoTIFF in the import folder" if not candidates else "Choose a file",
+        )
+        st.text_input(
+            "…or a path inside the import folder",
+            key=state.IMPORT_PATH,
+            placeholder="e.g. city/ortho_2024.tif",
+        )
+        st.button("Import scene", key="add-import", type="primary", on_click=_add_import)
+
+    with st.expander("Tiling options"):
+        size_col, overlap_col, valid_col = st.columns(3)
+        size_col.multiselect(
+            "Tile sizes (px)",
+            SIZE_CHOICES,
+            key=state.TILE_SIZES,
+            help="Several sizes find both small objects and large areas.",
+        )
+        overlap_col.slider("Overlap", 0.0, 0.75, step=0.25, key=state.OVERLAP)
+        valid_col.slider("Minimum valid area", 0.0, 1.0, step=0.05, key=state.MIN_VALID)
+        st.checkbox(
+            "Faster ingest on the CPU",
+            key=state.FAST_INGEST,
+            help="Runs the model's first stage once for overlapping tiles: about 1.7x faster on "
+            "the CPU, tile vectors within cosine 0.99 of the usual ones. No gain on a GPU.",
+        )
+
+
 st.title("Library")
-st.caption(
-    "Add a georeferenced GeoTIFF: it is tiled, embedded with the active model and indexed "
-    "in the background. You can leave this page or close the tab meanwhile."
-)
-
-add_upload, add_import = st.columns(2, gap="large")
-with add_upload, st.container(border=True):
-    st.markdown("**Upload a scene**")
-    upload = st.file_uploader(
-        "GeoTIFF",
-        type=["tif", "tiff"],
-        key=upload_key,
-        max_upload_size=limit_mb,
-        help=f"Up to {limit_mb} MB. Bigger scenes: use the import folder.",
+if auth.can("add_scene"):
+    st.caption(
+        "Add a georeferenced GeoTIFF: it is tiled, embedded with the active model and indexed "
+        "in the background. You can leave this page or close the tab meanwhile."
     )
-    st.text_input(
-        "Scene name",
-        key=state.UPLOAD_NAME,
-        placeholder=scene_name_from(upload.name) if upload else "from the file name",
-    )
-    st.button("Add scene", key="add-upload", type="primary", on_click=_add_upload)
-
-with add_import, st.container(border=True):
-    st.markdown("**Import from the server's folder**")
-    candidates = uploads.import_candidates(settings.import_dir)
-    st.selectbox(
-        f"GeoTIFFs in {md(str(settings.import_dir))}",
-        candidates,
-        key=state.IMPORT_CHOICE,
-        placeholder="No GeoTIFF in the import folder" if not candidates else "Choose a file",
-    )
-    st.text_input(
-        "…or a path inside the import folder",
-        key=state.IMPORT_PATH,
-        placeholder="e.g. city/ortho_2024.tif",
-    )
-    st.button("Import scene", key="add-import", type="primary", on_click=_add_import)
-
-with st.expander("Tiling options"):
-    size_col, overlap_col, valid_col = st.columns(3)
-    size_col.multiselect(
-        "Tile sizes (px)",
-        SIZE_CHOICES,
-        key=state.TILE_SIZES,
-        help="Several sizes find both small objects and large areas.",
-    )
-    overlap_col.slider("Overlap", 0.0, 0.75, step=0.25, key=state.OVERLAP)
-    valid_col.slider("Minimum valid area", 0.0, 1.0, step=0.05, key=state.MIN_VALID)
-    st.checkbox(
-        "Faster ingest on the CPU",
-        key=state.FAST_INGEST,
-        help="Runs the model's first stage once for overlapping tiles: about 1.7x faster on "
-        "the CPU, tile vectors within cosine 0.99 of the usual ones. No gain on a GPU.",
-    )
+    _add_scenes()
+else:
+    st.caption("The scenes you can search. Editors add, re-index and delete them.")
 
 _live()

@@ -7,7 +7,7 @@ import html
 import streamlit as st
 from streamlit_folium import st_folium
 
-from app import export, images, querying, state
+from app import auth, export, images, querying, state
 from app import map as mapping
 from app.frame import model_missing
 from app.heat import heat_overlays
@@ -49,7 +49,8 @@ def _on_focus(hit: Hit) -> None:
 
 def _on_mark(hit: Hit, label: Label) -> None:
     result: SearchResult = st.session_state[state.RESULT]
-    querying.record_mark(ws, st.session_state[state.QUERY], hit, label, result.model)
+    author = auth.require("mark").name
+    querying.record_mark(ws, st.session_state[state.QUERY], hit, label, result.model, author)
     st.session_state[state.MARKS][querying.hit_key(hit)] = label
 
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from core.errors import WorkspaceError
 from core.store.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -27,9 +28,29 @@ def csv_of(kind: Callable[[str], object]) -> Callable[[str], tuple]:
     return parse
 
 
-def workspace_of(args: argparse.Namespace) -> Workspace:
-    """The workspace named by ``--workspace``, else the configured one."""
-    return Workspace(args.workspace) if args.workspace else Workspace.default()
+def workspace_of(args: argparse.Namespace, create: bool = False) -> Workspace:
+    """The workspace named by ``--workspace``, else the configured one.
+
+    Only commands that write (``create``) may make a new workspace, so a mistyped path
+    given to a read command is an error instead of a new, empty workspace.
+
+    Raises:
+        WorkspaceError: when the folder is missing (and not ``create``) or cannot be made.
+    """
+    ws = Workspace(args.workspace) if args.workspace else Workspace.default()
+    if create:
+        try:
+            ws.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot create the workspace {ws.root}: {exc.strerror or exc}"
+            ) from exc
+    elif not ws.root.is_dir():
+        raise WorkspaceError(
+            f"no workspace at {ws.root}; check --workspace (or SCENESEEK_WORKSPACE), "
+            "or ingest a scene to create one"
+        )
+    return ws
 
 
 def add_workspace(p: argparse.ArgumentParser) -> None:

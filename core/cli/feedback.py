@@ -30,9 +30,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
+    from core.errors import FeedbackError
     from core.store.feedback import SQLiteFeedback
 
-    store = SQLiteFeedback(workspace_of(args).feedback_db)
+    store = SQLiteFeedback(workspace_of(args, create=args.action == "import").feedback_db)
     if args.action == "list":
         for m in store.marks(args.query, args.scene):
             extra = f"  {m.caption!r}" if m.caption else ""
@@ -41,11 +42,18 @@ def run(args: argparse.Namespace) -> int:
             )
     elif args.action == "export":
         lines = "".join(line + "\n" for line in store.export_jsonl())
-        if args.out:
-            args.out.write_text(lines)
-        else:
+        if not args.out:
             sys.stdout.write(lines)
+            return 0
+        try:
+            args.out.write_text(lines)
+        except OSError as exc:
+            raise FeedbackError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     else:
-        with open(args.file) as handle:
-            print(f"imported {store.import_jsonl(handle)} marks")
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise FeedbackError(f"cannot read {args.file}: {reason or exc}") from exc
+        print(f"imported {store.import_jsonl(text.splitlines())} marks")
     return 0

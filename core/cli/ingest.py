@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = ingest_scene(
         args.scene,
-        workspace_of(args),
+        workspace_of(args, create=True),
         args.name,
         options,
         checkpoint=args.checkpoint,

@@ -23,16 +23,24 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
-    from core.jobs import cancel, list_jobs
+    from core.jobs import cancel, list_jobs, queue_positions
 
     ws = workspace_of(args)
     if args.action == "cancel":
         job = cancel(ws, args.job_id)
         print(f"{job.id}: {job.status}")
         return 0
-    for job in list_jobs(ws):
+    jobs = list_jobs(ws)
+    positions = queue_positions(jobs)
+    for job in jobs:
         target = job.params.get("name", "")
         progress = f"{job.done}/{job.total}" if job.total else ""
-        line = f"{job.id}  {job.kind:<8} {job.status:<9} {target:<24} {job.stage:<10} {progress}"
+        if job.id in positions:
+            progress = f"#{positions[job.id]} in line"
+        owner = job.owner or "-"
+        line = (
+            f"{job.id}  {job.kind:<8} {job.status:<9} {target:<24} {owner:<12} "
+            f"{job.stage:<10} {progress}"
+        )
         print(line.rstrip() + (f"  {job.error}" if job.error else ""))
     return 0

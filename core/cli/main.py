@@ -29,6 +29,8 @@ COMMANDS = {
     "feedback": "feedback",
     "finetune": "finetune",
     "versions": "versions",
+    "users": "users",
+    "serve-check": "serve_check",
 }
 
 

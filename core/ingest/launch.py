@@ -15,7 +15,7 @@ from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PartComputer
 from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
 from core.model.loading import load_model
-from core.store.workspace import Workspace
+from core.store.workspace import Workspace, scene_name_from
 from tiles import TileReader
 
 
@@ -43,6 +43,7 @@ def ingest_scene(
         progress: Called with (stage, done, total, tiles/s).
 
     Raises:
+        SceneBusyError: when another process is writing the scene (before the model loads).
         ConfigError: for shared stages together with Dask.
         CheckpointError: when the model cannot be loaded.
         tiles.TilesError: for unreadable, non-georeferenced or empty scenes.
@@ -50,6 +51,21 @@ def ingest_scene(
     options = options or IngestOptions()
     if dask and options.shared_stages:
         raise ConfigError("--shared-stages runs in this process; leave it out with --dask")
+    name = name or scene_name_from(source)
+    with workspace.writing(name):  # before the model loads: a second writer fails at once
+        return _launch(source, workspace, name, options, checkpoint, device, dask, progress)
+
+
+def _launch(
+    source: str | Path,
+    workspace: Workspace,
+    name: str,
+    options: IngestOptions,
+    checkpoint: str | None,
+    device: str,
+    dask: str | None,
+    progress: Stage | None,
+) -> IngestResult:
     if progress:
         progress("loading model", 0, 0, 0.0)
     loaded = load_model(workspace, checkpoint, device)

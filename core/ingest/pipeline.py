@@ -7,6 +7,8 @@ search would read. Rerunning the same command resumes; with unchanged inputs it 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from core.model.amfmn import caption_energy
 from core.settings import get_settings
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
 from core.store.manifest import READY, SceneManifest
-from core.store.workspace import SceneDir, Workspace, scene_name_from
+from core.store.workspace import SceneDir, Workspace, check_free_space, scene_name_from
 from tiles import (
     TILING_VERSION,
     WINDOW_FIELDS,
@@ -39,6 +41,7 @@ from tiles import (
 from tiles.overlay import MAP_CRS, write_quicklook_png
 
 Stage = Callable[[str, int, int, float], None]
+BYTES_PER_TILE = 16 * 1024  # vectors, parts, catalog and both indexes, with room to spare
 # Leaflet stretches overlays linearly in Web Mercator, so overlays are warped to it.
 
 
@@ -80,10 +83,17 @@ def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[s
     return fingerprint
 
 
+def _run_tag(fingerprint: dict[str, Any]) -> str:
+    """Short hash of the settings, put in every part's file name.
+
+    A part left by a run with another source, tiling or model is then never reused.
+    """
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _normalise(value: Any) -> Any:
     """Round-trip through JSON types so tuples and lists compare equal."""
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 
@@ -119,15 +129,37 @@ def ingest(
     another place (see ``core.ingest.distributed`` for a Dask cluster); the workspace files are the
     same either way.
 
+    Only one process writes a scene at a time: the scene's writer lock is held throughout.
+
     Raises:
         tiles.TilesError: for unreadable, non-georeferenced or empty scenes (nothing is
             written for them).
         WorkspaceError: for an invalid scene name.
+        SceneBusyError: when another process is writing the scene.
+        DiskSpaceError: when the disk would fall below ``SCENESEEK_MIN_FREE_GB``.
     """
-    options = options or IngestOptions()
     source = Path(source).expanduser().resolve()
     scene = workspace.scene(name or scene_name_from(source))
+    with workspace.writing(scene.name):
+        return _ingest(
+            source, workspace, scene, embedder, model_tag, options, progress, parts_factory
+        )
+
+
+def _ingest(
+    source: Path,
+    workspace: Workspace,
+    scene: SceneDir,
+    embedder: TileEmbedder,
+    model_tag: str,
+    options: IngestOptions | None,
+    progress: Stage | None,
+    parts_factory: Callable[[TileReader, np.ndarray], PartComputer] | None,
+) -> IngestResult:
+    """``ingest``'s body, run while holding the scene's writer lock."""
+    options = options or IngestOptions()
     started = time.time()
+    check_free_space(workspace, 0, f"ingesting {scene.name}")
     summary = _scene_summary(source, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     manifest = scene.read_manifest()
@@ -149,6 +181,7 @@ def ingest(
         raise
     manifest.status, manifest.n_tiles, manifest.quicklook_bounds = "embedding", len(catalog), bounds
     manifest.save(scene.manifest)
+    check_free_space(workspace, len(catalog) * BYTES_PER_TILE, f"embedding {scene.name}")
     windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
     reader = TileReader.from_catalog(catalog)
     if parts_factory is not None:
@@ -163,6 +196,7 @@ def ingest(
         scene.embeddings,
         (lambda d, t, r: progress("embedding", d, t, r)) if progress else None,
         options.part_size,
+        run_tag=_run_tag(fingerprint),
     )
     if progress:
         progress("indexing", 0, 2, 0.0)

@@ -2,20 +2,26 @@
 
 Version 0 is the shipped default model and is never modified; fine-tuned models become
 versions 1, 2, ... with their parent, data, metrics and time. The registry file is replaced
-atomically, so promotion and rollback are all-or-nothing.
+atomically, so promotion and rollback are all-or-nothing, and every read-modify-write holds
+``versions.json.lock``, so two fine-tunes registering at once get two versions.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from core.errors import CheckpointError
 from core.model.checkpoint import file_sha256
 from core.store.workspace import Workspace, read_json, write_json
+
+LOCK_TIMEOUT_S = 60.0
 
 
 def model_tag(sha256: str) -> str:
@@ -55,9 +61,18 @@ class ModelRegistry:
         self.path = workspace.models_dir / "versions.json"
         self._default = default_checkpoint
 
+    def _locked(self) -> FileLock:
+        """The registry's lock, for every read-modify-write (re-entrant in one thread)."""
+        self.workspace.models_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S, is_singleton=True)
+
     def _load(self) -> dict[str, Any]:
         if self.path.exists():
             return read_json(self.path)
+        with self._locked():
+            return read_json(self.path) if self.path.exists() else self._create()
+
+    def _create(self) -> dict[str, Any]:
         from core.model.shipped import resolve_checkpoint
         from core.settings import get_settings
 
@@ -95,29 +110,31 @@ class ModelRegistry:
         metrics: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Copy a checkpoint into the registry as a new (inactive) version."""
-        state = self._load()
-        number = max(v["version"] for v in state["versions"]) + 1
-        target = self.workspace.models_dir / f"v{number}.safetensors"
-        tmp = target.with_suffix(".tmp")
-        shutil.copyfile(checkpoint, tmp)
-        tmp.replace(target)
-        version = ModelVersion(
-            number,
-            str(target),
-            file_sha256(target),
-            parent,
-            note=note,
-            data=data or {},
-            metrics=metrics or {},
-        )
-        state["versions"].append(asdict(version))
-        write_json(self.path, state)
-        return version
+        with self._locked():
+            state = self._load()
+            number = max(v["version"] for v in state["versions"]) + 1
+            target = self.workspace.models_dir / f"v{number}.safetensors"
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            shutil.copyfile(checkpoint, tmp)
+            tmp.replace(target)
+            version = ModelVersion(
+                number,
+                str(target),
+                file_sha256(target),
+                parent,
+                note=note,
+                data=data or {},
+                metrics=metrics or {},
+            )
+            state["versions"].append(asdict(version))
+            write_json(self.path, state)
+            return version
 
     def set_active(self, version: int) -> ModelVersion:
         """Make ``version`` active (promotion or rollback), atomically."""
-        state = self._load()
-        chosen = self.get(version)
-        state["active"] = chosen.version
-        write_json(self.path, state)
-        return chosen
+        with self._locked():
+            state = self._load()
+            chosen = self.get(version)
+            state["active"] = chosen.version
+            write_json(self.path, state)
+            return chosen

@@ -38,6 +38,11 @@ class Engine:
         resources = SearchResources.load(workspace, loaded.model, chosen.tag, loaded.device)
         return cls(resources, chosen)
 
+    @property
+    def image_size(self) -> int:
+        """Side of the square the model reads: example images are decoded to it first."""
+        return self.resources.model.cfg.preprocess.image_size
+
     @contextmanager
     def searching(self) -> Iterator[SearchResources]:
         """Hold the lock, pick up scenes ingested since the last query, and yield them."""

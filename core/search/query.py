@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import QueryError
+from core.settings import get_settings
 
 MAX_QUERY_CHARS = 500
-MAX_IMAGE_PIXELS = 20_000 * 20_000
 STRETCH_PERCENTILES = (2.0, 98.0)
 
 
@@ -44,13 +44,30 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def max_image_pixels() -> int:
+    """The decode limit of example images (``SCENESEEK_MAX_IMAGE_MPX`` million pixels)."""
+    return int(get_settings().max_image_mpx * 1_000_000)
+
+
+def _too_large(name: str, limit: int, size: tuple[int, int] | None = None) -> QueryError:
+    declared = f" ({size[0]:,} x {size[1]:,} pixels)" if size else ""
+    return QueryError(
+        f"{name}{declared} is larger than the {limit / 1e6:g} million pixels an example image "
+        "may have (SCENESEEK_MAX_IMAGE_MPX); crop it to the object"
+    )
+
+
 def load_query_image(source: str | Path | bytes, size: int) -> np.ndarray:
-    """Read a PNG/JPEG/TIFF of any size as a ``size x size`` RGB example (centre square).
+    """Read a PNG/JPEG/TIFF as a ``size x size`` RGB example (centre square).
+
+    The size declared in the header is checked before any pixel is decoded, so a small
+    file that would decode to gigabytes (a "decompression bomb") costs nothing.
 
     Raises:
-        QueryError: when the file is missing, not an image, or absurdly large.
+        QueryError: when the file is missing, not an image, or larger than the limit.
     """
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    limit = max_image_pixels()
+    Image.MAX_IMAGE_PIXELS = limit  # PIL refuses twice this in ``open``, before we look
     name = "the dropped image" if isinstance(source, bytes) else str(source)
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
@@ -58,12 +75,13 @@ def load_query_image(source: str | Path | bytes, size: int) -> np.ndarray:
         raise QueryError(f"cannot open {name}: {exc.strerror or exc}") from exc
     try:
         with handle, Image.open(handle) as image:
+            width, height = image.size
+            if width * height > limit:
+                raise _too_large(name, limit, (width, height))
             image.load()
             rgb = _to_rgb(image)
-    except Image.DecompressionBombError as exc:
-        raise QueryError(
-            f"{name} is too large for an example image; crop it to the object"
-        ) from exc
+    except Image.DecompressionBombError as exc:  # PIL's check, at twice the limit
+        raise _too_large(name, limit) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise QueryError(f"{name} is not a readable PNG, JPEG or TIFF image ({exc})") from exc
     h, w = rgb.shape[:2]

@@ -143,18 +143,24 @@ def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> Sear
 
 def search_image(
     res: SearchResources,
-    image: str | Path | bytes,
+    image: str | Path | bytes | np.ndarray,
     f: Filters = Filters(),
     label: str | None = None,
 ) -> SearchResult:
     """Rank tiles by visual similarity to an example image.
 
+    ``image`` is a file, its bytes, or its pixels already decoded by ``load_query_image``
+    (a server decodes before taking its lock).
+
     Raises:
-        QueryError: when the image cannot be read.
+        QueryError: when the image cannot be read or is too large.
     """
     t0 = time.perf_counter()
-    pixels = load_query_image(image, res.model.cfg.preprocess.image_size)
-    name = label or ("upload" if isinstance(image, bytes) else str(image))
+    if isinstance(image, np.ndarray):
+        pixels = image
+    else:
+        pixels = load_query_image(image, res.model.cfg.preprocess.image_size)
+    name = label or ("upload" if isinstance(image, bytes | np.ndarray) else str(image))
     return rank_vector(res, "image", res.encode_pixels(pixels), {"image": name}, f, t0)
 
 

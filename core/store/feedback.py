@@ -24,6 +24,7 @@ from core.errors import FeedbackError
 
 Label = Literal["relevant", "irrelevant", "caption"]
 LABELS = ("relevant", "irrelevant", "caption")
+BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Mark:
     model: str = ""
     created: float = 0.0
     id: int | None = None
+    author: str = ""  # who made it: the signed-in name ("" from the CLI or anonymously)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-lines form (export)."""
@@ -85,7 +87,56 @@ MIGRATIONS = [
         created REAL NOT NULL
     );
     """,
+    # 3: marks.author, who made each mark (issue #16, sign-in and roles)
+    """
+    ALTER TABLE marks ADD COLUMN author TEXT NOT NULL DEFAULT '';
+    """,
 ]
+
+
+def _statements(script: str) -> list[str]:
+    """A migration script as single statements (``executescript`` would commit midway)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply missing migrations in one ``BEGIN IMMEDIATE`` transaction.
+
+    The version is read again after taking the write lock: several processes opening a new
+    workspace at once all see version 0, but only the first migrates; the others wait for
+    it (busy timeout) and then find nothing to do.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for script in MIGRATIONS[version:]:
+            for statement in _statements(script):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL once (it is stored in the file); retry while another opener holds it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def image_sha256(data: bytes) -> str:
@@ -100,15 +151,14 @@ class SQLiteFeedback(FeedbackStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+            if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+                _migrate(db)
+            _use_wal(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 30000")
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         try:
             yield db
         finally:
@@ -137,7 +187,7 @@ class SQLiteFeedback(FeedbackStore):
             )
             cursor = db.execute(
                 "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     mark.query_kind,
                     mark.query,
@@ -147,6 +197,7 @@ class SQLiteFeedback(FeedbackStore):
                     mark.caption.strip(),
                     mark.model,
                     created,
+                    mark.author,
                 ),
             )
             db.execute("COMMIT")
@@ -203,15 +254,25 @@ class SQLiteFeedback(FeedbackStore):
 
     @override
     def import_jsonl(self, lines: Iterable[str]) -> int:
-        count = 0
+        """Merge exported marks, all or nothing: every line is checked before any is stored.
+
+        Raises:
+            FeedbackError: naming the first line that is not a mark.
+        """
+        marks = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 data = json.loads(line)
                 data.pop("id", None)
-                self.mark(Mark(**data))
-            except (json.JSONDecodeError, TypeError) as exc:
+                mark = Mark(**data)
+                int(mark.tile_id)
+            except (ValueError, TypeError, AttributeError) as exc:
                 raise FeedbackError(f"line {number}: not a mark ({exc})") from exc
-            count += 1
-        return count
+            if mark.label not in LABELS:
+                raise FeedbackError(f"line {number}: label must be one of {LABELS}")
+            marks.append(mark)
+        for mark in marks:
+            self.mark(mark)
+        return len(marks)

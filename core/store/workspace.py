@@ -21,17 +21,24 @@ and a reader never sees half a file.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
+import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import SceneNotFoundError, WorkspaceError
+from core.errors import DiskSpaceError, SceneNotFoundError, WorkspaceError
+from core.store.locks import scene_lock
 from core.store.manifest import SceneManifest
 from tiles.atomic import atomic_path
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # always fullmatch
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -49,6 +56,30 @@ def scene_name_from(path: str | Path) -> str:
     """A valid scene name derived from a file name (unsafe characters replaced)."""
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem).lstrip("._-") or "scene"
     return stem[:100]
+
+
+def check_free_space(workspace: Workspace, needed_bytes: int, what: str = "this write") -> None:
+    """Refuse a write that would leave less free disk than ``SCENESEEK_MIN_FREE_GB``.
+
+    A full disk corrupts more than the file being written (SQLite, job records), so uploads
+    and ingests stop before it, while there is room to delete things.
+
+    Raises:
+        DiskSpaceError: naming what is free, what is needed and the setting.
+    """
+    from core.settings import get_settings
+
+    floor_gb = get_settings().min_free_gb
+    folder = workspace.root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free - needed_bytes < floor_gb * 2**30:
+        raise DiskSpaceError(
+            f"{what} needs {needed_bytes / 2**30:.2f} GB and {free / 2**30:.2f} GB is free on "
+            f"{folder}: it would leave less than SCENESEEK_MIN_FREE_GB={floor_gb:g} GB. "
+            "Free some space (delete scenes or old uploads) or lower the setting"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,7 +171,7 @@ class Workspace:
         Raises:
             WorkspaceError: if the name has characters that are unsafe in a path.
         """
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise WorkspaceError(
                 f"invalid scene name {name!r}: use letters, digits, '.', '_' or '-' (max 100)"
             )
@@ -158,18 +189,63 @@ class Workspace:
             raise SceneNotFoundError(f"no ingested scene {name!r} in {self.root} (ready: {known})")
         return scene
 
+    @property
+    def locks_dir(self) -> Path:
+        """Per-scene writer locks."""
+        return self.root / "locks"
+
     def scene_names(self, ready_only: bool = True) -> list[str]:
-        """Names of the scenes, ready ones only by default."""
+        """Names of the scenes, ready ones only by default.
+
+        Folders that are not scenes (``.deleting-NAME`` left by an interrupted delete, a
+        copy named with a space) and scenes whose manifest cannot be read are skipped with a
+        warning in the log, so one stray folder never breaks a page.
+        """
         if not self.scenes_dir.is_dir():
             return []
-        names = sorted(p.name for p in self.scenes_dir.iterdir() if p.is_dir())
-        return [n for n in names if not ready_only or SceneDir(self.scenes_dir / n).is_ready()]
+        names = []
+        for path in sorted(p for p in self.scenes_dir.iterdir() if p.is_dir()):
+            if not NAME_PATTERN.fullmatch(path.name):
+                log.warning("skipping %s: not a scene folder (invalid scene name)", path)
+                continue
+            try:
+                if not SceneDir(path).read_manifest().ready and ready_only:
+                    continue
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping %s: unreadable manifest (%s)", path, exc)
+                continue
+            names.append(path.name)
+        return names
+
+    def writing(
+        self, name: str, wait_s: float = 0.0, who: str = ""
+    ) -> AbstractContextManager[None]:
+        """Hold scene ``name``'s writer lock (ingest, re-index, delete) for a ``with`` block.
+
+        ``who`` names the holder in the message a second writer gets.
+
+        Raises:
+            WorkspaceError: for an invalid name.
+            SceneBusyError: when another writer holds it (after ``wait_s`` seconds).
+        """
+        return scene_lock(self.locks_dir, self.scene(name).name, wait_s, who)
 
     def delete_scene(self, name: str) -> None:
-        """Remove a scene and everything derived from it."""
+        """Remove a scene and everything derived from it, as its only writer.
+
+        Raises:
+            SceneBusyError: while another process writes the scene.
+        """
         scene = self.scene(name)
-        if scene.root.exists():
-            trash = scene.root.with_name(f".deleting-{scene.name}")
-            shutil.rmtree(trash, ignore_errors=True)
-            scene.root.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        with self.writing(name):
+            if scene.root.exists():
+                trash = self.root / "trash" / f"{scene.name}-{os.getpid()}-{time.time_ns()}"
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                scene.root.rename(trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        for old in (self.scenes_dir / f".deleting-{scene.name}", *self._trash()):
+            shutil.rmtree(old, ignore_errors=True)  # left by an interrupted delete
+
+    def _trash(self) -> list[Path]:
+        folder = self.root / "trash"
+        return list(folder.iterdir()) if folder.is_dir() else []

@@ -92,3 +92,26 @@ def ready_env(env: Workspace, ingested: Path) -> Workspace:
     """The per-test workspace, holding a copy of the ingested small scene."""
     shutil.copytree(ingested, env.root)
     return env
+
+
+def busy_slot(ws: Workspace):
+    """A running job record that holds the only slot (its process: this test)."""
+    import os
+    from dataclasses import asdict
+
+    import psutil
+
+    from core.jobs import Job, job_path
+    from core.store.workspace import write_json
+
+    busy = Job(
+        id="busy",
+        kind="reindex",
+        params={"name": "elsewhere"},
+        status="running",
+        created=1.0,
+        pid=os.getpid(),
+        pid_started=psutil.Process().create_time(),
+    )
+    write_json(job_path(ws, busy.id), asdict(busy))
+    return busy

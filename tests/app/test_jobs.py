@@ -15,7 +15,7 @@ import pytest
 from core.errors import JobError
 from core.jobs import Job, cancel, get_job, ingest_params, list_jobs, log_path, start_job
 from core.store.workspace import Workspace
-from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING
+from tests.app.conftest import ROOT, SMALL_SCENE, SMALL_TILING, busy_slot
 from tests.conftest import DATA_ROOT
 
 BIG_SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
@@ -129,7 +129,10 @@ def test_finetune_job_without_marks_fails_in_plain_words(env: Workspace) -> None
     assert "fine-tuning needs at least 2 relevant marks" in failed.error
 
 
-def test_starting_a_job_forgets_old_finished_ones(env: Workspace) -> None:
+def test_starting_a_job_forgets_old_finished_ones(
+    env: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "2")  # "busy" below holds one slot
     from dataclasses import asdict
 
     from core.jobs import KEEP_FINISHED, job_path
@@ -156,3 +159,81 @@ def test_starting_a_job_forgets_old_finished_ones(env: Workspace) -> None:
     assert {f"old{i:03d}" for i in range(5, KEEP_FINISHED + 5)} <= kept  # the newest finished
     assert not any(f"old{i:03d}" in kept for i in range(5))
     assert not log_path(env, "old000").exists() and log_path(env, "old005").exists()
+
+
+def test_jobs_wait_in_line_beyond_the_concurrency_limit(
+    env: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import asdict, replace
+
+    from core.jobs import job_path, queue_positions
+    from core.store.workspace import write_json
+
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    busy = busy_slot(env)
+    first = start_job(env, "reindex", {"name": "missing"}, owner="ed")
+    second = start_job(env, "reindex", {"name": "missing"}, owner="ed")
+    assert first.waiting and second.waiting and first.pid is None and first.owner == "ed"
+    assert queue_positions(list_jobs(env)) == {first.id: 1, second.id: 2}
+    cancel(env, second.id)  # leaves the queue; nothing to signal
+    assert get_job(env, second.id).status == "cancelled"
+    write_json(job_path(env, busy.id), asdict(replace(busy, status="done")))
+    started = list_jobs(env)  # a reader finds the slot free and starts the next job
+    assert next(j for j in started if j.id == first.id).pid is not None
+    assert wait_for(env, first.id, lambda j: not j.active).status == "failed"
+    assert get_job(env, second.id).pid is None
+
+
+def test_promote_queues_one_reindex_per_scene(env: Workspace, monkeypatch) -> None:
+    from app.model_versions import switch_model
+    from core.model.versions import ModelRegistry
+
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    for name in ("a", "b", "c"):
+        env.scene(name).root.mkdir(parents=True)
+    ModelRegistry(env).versions()
+    busy_slot(env)
+    switch = switch_model(env, 0, 2.0, [], owner="admin")
+    assert sorted(switch.reindexing) == ["a", "b", "c"]
+    queued = [j for j in list_jobs(env) if j.kind == "reindex" and j.id != "busy"]
+    assert len(queued) == 3 and all(j.waiting for j in queued)  # no process started yet
+
+
+def test_cancel_never_signals_a_process_it_cannot_prove_is_the_job(env: Workspace) -> None:
+    from dataclasses import asdict
+
+    from core.jobs import job_path
+    from core.store.workspace import write_json
+
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        unknown_start = Job(
+            id="nostart", kind="ingest", params={}, status="running", pid=stranger.pid
+        )
+        write_json(job_path(env, unknown_start.id), asdict(unknown_start))
+        with pytest.raises(JobError, match="cannot prove that process"):
+            cancel(env, "nostart")
+        wrong_start = Job(
+            id="reused",
+            kind="ingest",
+            params={},
+            status="running",
+            pid=stranger.pid,
+            pid_started=psutil.Process(stranger.pid).create_time() - 3600,  # a reused pid
+        )
+        write_json(job_path(env, wrong_start.id), asdict(wrong_start))
+        assert cancel(env, "reused").status in ("failed", "cancelled")
+        assert stranger.poll() is None  # still running: never signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_failed_upload_ingest_removes_its_upload(env: Workspace, tmp_path: Path) -> None:
+    upload = env.root / "uploads" / "bad.tif"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"II*\x00 not really a tiff")
+    params = ingest_params(upload, "bad", SMALL_TILING, new=True, upload=True, workers=0)
+    failed = wait_for(env, start_job(env, "ingest", params).id, lambda j: not j.active)
+    assert failed.status == "failed" and "cannot be opened as a raster" in failed.error
+    assert not upload.exists()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from functools import partial
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import cancel, get_job, ingest_params, list_jobs, start_job
 from core.store.workspace import Workspace
-from tests.app.conftest import SMALL_SCENE, open_page
+from tests.app.conftest import SMALL_SCENE, busy_slot, open_page
 
 TIMEOUT = 60
 
@@ -84,3 +86,43 @@ def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:
         time.sleep(0.2)
     at = library()
     assert "Ingesting bad failed" in texts(at) and "cannot be opened as a raster" in texts(at)
+
+
+def test_stray_folders_never_break_the_pages(
+    ready_env: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    (ready_env.scenes_dir / ".deleting-naip").mkdir()  # left by an interrupted delete
+    (ready_env.scenes_dir / "copy of naip").mkdir()
+    broken = ready_env.scenes_dir / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        assert ready_env.scene_names() == ["naip"]
+        at = library()
+        assert "naip" in [t.value for t in at.text]
+        at.switch_page("views/search.py").run()
+        assert not at.exception, at.exception
+    assert ".deleting-naip" in caplog.text and "copy of naip" in caplog.text
+    assert "unreadable manifest" in caplog.text
+
+
+def test_a_name_being_written_elsewhere_is_refused(env: Workspace) -> None:
+    at = library()
+    at.file_uploader[0].upload("crop.tif", SMALL_SCENE.read_bytes(), "image/tiff")
+    at.run()
+    with env.writing("crop", who="job 123"):  # this thread: another writer to the page
+        at.button(key="add-upload").click().run()
+    assert "scene crop is being written by" in texts(at) and "job 123" in texts(at)
+    assert list_jobs(env) == [] and not list((env.root / "uploads").glob("*.tif"))
+
+
+def test_waiting_jobs_show_their_place_in_line(env: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    busy_slot(env)
+    first = start_job(env, "reindex", {"name": "a"})
+    second = start_job(env, "reindex", {"name": "b"})
+    at = library()
+    bars = [p.proto.text for p in at.get("progress")]
+    assert "queued: next in line" in bars and "queued: number 2 in line" in bars
+    for job in (first, second):
+        cancel(env, job.id)

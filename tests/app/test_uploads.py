@@ -49,7 +49,7 @@ def test_valid_upload_is_kept_in_the_workspace(tmp_path: Path, tmp: Path) -> Non
         ("big.tif", b"II*\x00" + bytes(2 * 2**20), 1, "limited to 1 MB"),
         ("notes.txt", b"hello", 10, "expected a .tif or .tiff"),
         ("photo.tif", b"\x89PNG\r\n\x1a\n", 10, "does not start with a TIFF header"),
-        ("broken.tif", b"II*\x00" + bytes(100), 10, "broken.tif cannot be opened as a raster"),
+        ("broken.tif", b"II*\x00" + bytes(100), 10, "broken.tif starts like a TIFF but cannot be opened"),
     ],
 )
 def test_invalid_upload_writes_nothing(
@@ -100,5 +100,27 @@ def test_import_path_is_validated(tmp_path: Path) -> None:
     (folder / "bad.tif").write_bytes(b"II*\x00junk")
     with pytest.raises(AppError, match="not a file"):
         resolve_import(folder, "missing.tif")
-    with pytest.raises(AppError, match="bad.tif cannot be opened"):
+    with pytest.raises(AppError, match="bad.tif starts like a TIFF but cannot be opened"):
         resolve_import(folder, "bad.tif")
+
+
+def test_import_refuses_a_vrt_named_tif(tmp_path: Path) -> None:
+    folder = tmp_path / "import"
+    folder.mkdir()
+    (folder / "remote.tif").write_text(
+        '<VRTDataset rasterXSize="1" rasterYSize="1"><VRTRasterBand band="1">'
+        "<SimpleSource><SourceFilename>/vsicurl/http://10.0.0.1/x.tif</SourceFilename>"
+        "</SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    with pytest.raises(AppError, match="remote.tif is not a GeoTIFF"):
+        resolve_import(folder, "remote.tif")
+
+
+def test_import_refuses_a_header_that_declares_a_million_pixels_a_side(tmp_path: Path) -> None:
+    from tests.tiles.sparse_scene import make_sparse_scene
+
+    folder = tmp_path / "import"
+    folder.mkdir()
+    make_sparse_scene(folder / "bomb.tif", 1_000_000)
+    with pytest.raises(AppError, match="SCENESEEK_MAX_PIXELS"):
+        resolve_import(folder, "bomb.tif")

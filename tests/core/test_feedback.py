@@ -1,12 +1,16 @@
 """Feedback store: upserts, concurrency, migrations, JSON-lines round trip."""
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
 from core.errors import FeedbackError
 from core.store.feedback import MIGRATIONS, Mark, SQLiteFeedback
+from tests.app.conftest import ROOT
 
 
 def mark(tile=1, label="relevant", query="a port", **kw):
@@ -97,3 +101,72 @@ def test_bad_marks_and_lines_are_refused(tmp_path):
                 "{oops",
             ]
         )
+
+
+OPEN_AT = """
+import sys, time
+from core.store.feedback import Mark, SQLiteFeedback
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all open at the same instant
+SQLiteFeedback(sys.argv[1]).mark(Mark("text", "q", "s", int(sys.argv[3]), "relevant"))
+"""
+
+
+def test_first_opens_of_a_new_store_by_four_processes_all_succeed(tmp_path):
+    for attempt in range(3):  # before the fix about half of such openers failed
+        path = tmp_path / f"f{attempt}.sqlite"
+        at = str(time.time() + 1.5)
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT, str(path), at, str(tile)],
+                cwd=ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for tile in range(4)
+        ]
+        errors = [run.communicate(timeout=60)[1] for run in runs]
+        assert [run.returncode for run in runs] == [0] * 4, errors
+        assert sorted(m.tile_id for m in SQLiteFeedback(path).marks()) == [0, 1, 2, 3]
+
+
+def test_marks_record_their_author(tmp_path):
+    store = SQLiteFeedback(tmp_path / "f.sqlite")
+    store.mark(Mark("text", "q", "s", 1, "relevant", author="alice"))
+    (stored,) = store.marks()
+    assert stored.author == "alice"
+    copy = SQLiteFeedback(tmp_path / "g.sqlite")
+    copy.import_jsonl(store.export_jsonl())
+    assert copy.marks()[0].author == "alice"
+
+
+def test_cli_feedback_errors_are_one_line(tmp_path):
+    ws = tmp_path / "ws"
+    SQLiteFeedback(ws / "feedback.sqlite")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("[1, 2]\n")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    cases = [
+        (["import", str(tmp_path / "missing.jsonl")], "error: cannot read"),
+        (["import", str(bad)], "error: line 1: not a mark"),
+        (["import", str(binary)], "error: cannot read"),
+        (["export", "--out", str(tmp_path / "nope" / "out.jsonl")], "error: cannot write"),
+    ]
+    for args, message in cases:
+        out = subprocess.run(
+            [sys.executable, "-m", "core", "feedback", *args, "--workspace", str(ws)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 2 and out.stderr.startswith(message), (args, out.stderr)
+        assert "Traceback" not in out.stderr
+    for workspace in ("/proc/nope", str(tmp_path / "typo")):
+        out = subprocess.run(
+            [sys.executable, "-m", "core", "feedback", "list", "--workspace", workspace],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 2 and out.stderr.startswith("error: no workspace"), out.stderr
+    assert not (tmp_path / "typo").exists()

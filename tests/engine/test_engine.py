@@ -244,6 +244,12 @@ def test_cli_errors_are_one_line(loaded, model_checkpoint, scenes_dir, tmp_path)
     )
     out = _cli("ingest", scene, *own, "--tile-size", "333", "--shared-stages", "1")
     assert out.returncode == 2 and "cannot share feature maps" in out.stderr
+    typo = tmp_path / "typo"
+    out = _cli("search", "--workspace", str(typo), "--text", "a port", "--device", "cpu")
+    assert out.returncode == 2 and out.stderr.startswith("error: no workspace at")
+    assert not typo.exists()  # a read command never creates a workspace
+    out = _cli("ingest", scene, "--workspace", "/proc/nope", "--device", "cpu")
+    assert out.returncode == 2 and out.stderr.startswith("error: cannot create the workspace")
 
 
 KILL_SCRIPT = """

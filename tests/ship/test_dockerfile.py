@@ -49,3 +49,18 @@ def test_runs_as_non_root_with_workspace_volume():
     assert users and users[-1] not in ("root", "0")
     assert '"/workspace"' in _instructions("VOLUME")[0]
     assert "SCENESEEK_WORKSPACE=/workspace" in DOCKERFILE
+
+
+def test_entry_point_checks_accounts_before_serving():
+    cmd = _instructions("CMD")[0]
+    assert cmd.index("python -m core serve-check") < cmd.index("streamlit run")
+    assert "&&" in cmd  # a refusal stops the container
+    make = (ROOT / "Makefile").read_text()
+    assert make.index("core serve-check") < make.index("streamlit run app/Home.py")
+
+
+def test_browsers_never_see_tracebacks():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"

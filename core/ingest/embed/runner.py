@@ -86,15 +86,17 @@ def embed_tiles(
     folder: Path,
     progress: Progress | None = None,
     part_size: int = PART_SIZE,
+    run_tag: str = "",
 ) -> EmbedResult:
     """Embed tiles ``0..n_tiles-1``, skipping parts already on disk, then merge them.
 
-    ``progress(done, total, tiles_per_second)`` is called as tiles finish.
+    ``progress(done, total, tiles_per_second)`` is called as tiles finish; ``run_tag`` (a
+    hash of the run's settings) names the parts, so only this run's parts are reused.
     """
     existing = _final_files(folder, parts.names, n_tiles)
     if existing:
         return EmbedResult(existing, 0, 0.0)
-    writer = PartWriter(folder)
+    writer = PartWriter(folder, run_tag)
     ranges = [(s, min(s + part_size, n_tiles)) for s in range(0, n_tiles, part_size)]
     done = writer.done()
     todo = [r for r in ranges if r not in done]

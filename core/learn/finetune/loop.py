@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -139,10 +140,11 @@ def finetune(
         "final_loss": float(np.mean(losses[-10:])),
         "seconds": round(time.time() - started, 1),
     }
-    out = workspace.models_dir / "candidate.safetensors"
-    save_checkpoint(model, out, {"finetune": data, "parent": parent.version}, metrics)
-    version = registry.register(
-        out, parent.version, note="fine-tuned on feedback", data=data, metrics=metrics
-    )
-    out.unlink(missing_ok=True)
-    return version
+    out = workspace.models_dir / f"candidate-{uuid.uuid4().hex[:12]}.safetensors"  # one per run
+    try:
+        save_checkpoint(model, out, {"finetune": data, "parent": parent.version}, metrics)
+        return registry.register(
+            out, parent.version, note="fine-tuned on feedback", data=data, metrics=metrics
+        )
+    finally:
+        out.unlink(missing_ok=True)

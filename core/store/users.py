@@ -1,0 +1,360 @@
+"""Accounts of a workspace: who may sign in, with which role, and their signed sessions.
+
+``users.json`` in the workspace holds each account's role and argon2id password hash (never
+the password), and its failed sign-ins, so a lockout survives a page reload or a restart.
+Every change is a read-modify-write under a file lock, written atomically. A session is a
+token ``name:issued`` signed with HMAC-SHA256 under the workspace's own random key
+(``.secret``); it is valid for ``session_hours``, and only while the account exists and has
+not signed out or changed its password since the token was issued.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from filelock import FileLock
+
+from core.errors import AccountError, ForbiddenError, SignInError
+from core.settings import Settings, get_settings
+from core.store.workspace import Workspace, read_json
+from tiles.atomic import atomic_path
+
+Role = Literal["viewer", "editor", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
+USER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+LOCK_TIMEOUT_S = 30.0
+# The least role each action needs; the app checks these, the CLI (the operator's tool) does not.
+ACTIONS: dict[str, Role] = {
+    "search": "viewer",
+    "mark": "viewer",
+    "export": "viewer",
+    "add_scene": "editor",
+    "delete_scene": "editor",
+    "reindex": "editor",
+    "caption": "editor",
+    "delete_mark": "editor",
+    "finetune": "editor",
+    "switch_model": "admin",
+    "cancel_any_job": "admin",
+}
+_HASHER = PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names, so they take as long as known ones."""
+    return _HASHER.hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person (or the anonymous local user, name ``""``, on loopback only)."""
+
+    name: str
+    role: Role
+
+    def can(self, action: str) -> bool:
+        """True when this role allows ``action`` (a key of ``ACTIONS``)."""
+        return ROLES.index(self.role) >= ROLES.index(ACTIONS[action])
+
+    def require(self, action: str) -> None:
+        """Refuse an action the role does not allow.
+
+        Raises:
+            ForbiddenError: naming the role the action needs.
+        """
+        if not self.can(action):
+            who = self.name or "this session"
+            raise ForbiddenError(
+                f"{who} is a {self.role}; {action.replace('_', ' ')} needs the "
+                f"{ACTIONS[action]} role (ask an admin)"
+            )
+
+
+ANONYMOUS = User("", "admin")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One stored account (``users.json``)."""
+
+    name: str
+    role: Role
+    hash: str
+    created: float
+    sessions_after: float = 0.0  # tokens issued before this are void (sign-out, new password)
+    failures: int = 0  # failed sign-ins since the last success or lockout
+    lockouts: int = 0  # lockouts in a row; each one lasts twice as long as the last
+    locked_until: float = 0.0
+
+
+def check_name(name: str) -> str:
+    """A valid user name.
+
+    Raises:
+        AccountError: for empty names, spaces, or characters other than letters, digits
+            and ``_ . @ -``.
+    """
+    if not USER_PATTERN.fullmatch(name):
+        raise AccountError(
+            f"invalid user name {name!r}: use letters, digits, '_', '.', '@' or '-' (max 64)"
+        )
+    return name
+
+
+def check_role(role: str) -> Role:
+    """A valid role.
+
+    Raises:
+        AccountError: for anything but viewer, editor or admin.
+    """
+    if role not in ROLES:
+        raise AccountError(f"invalid role {role!r}: use one of {', '.join(ROLES)}")
+    return role  # type: ignore[return-value]
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise AccountError(
+            f"a password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )
+    return password
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``127.0.0.1``, ``::1``, ``localhost``)."""
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UserStore:
+    """The accounts and session key of one workspace."""
+
+    def __init__(self, workspace: Workspace, settings: Settings | None = None) -> None:
+        self.workspace = workspace
+        self.path = workspace.root / "users.json"
+        self.key_path = workspace.root / ".secret"
+        self.settings = settings or get_settings()
+
+    def _read(self) -> dict[str, Account]:
+        if not self.path.is_file():
+            return {}
+        return {a["name"]: Account(**a) for a in read_json(self.path)["users"]}
+
+    @contextmanager
+    def _editing(self) -> Iterator[dict[str, Account]]:
+        """The accounts, locked against other writers, saved when the block ends."""
+        self.workspace.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S, is_singleton=True):
+            accounts = self._read()
+            before = dict(accounts)
+            try:
+                yield accounts
+            finally:
+                if accounts != before:
+                    users = [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.name)]
+                    with atomic_path(self.path) as tmp:
+                        Path(tmp).write_text(json.dumps({"users": users}, indent=2))
+                        os.chmod(tmp, 0o600)  # hashes are nobody else's business
+
+    def accounts(self) -> list[Account]:
+        """Every account, by name."""
+        return sorted(self._read().values(), key=lambda a: a.name)
+
+    def has_users(self) -> bool:
+        """True once an account exists: from then on every page asks to sign in."""
+        return bool(self._read())
+
+    def add(self, name: str, password: str, role: str = "viewer") -> Account:
+        """Create an account.
+
+        Raises:
+            AccountError: for an invalid name, role or password, or a name already taken.
+        """
+        check_name(name)
+        role = check_role(role)
+        digest = _HASHER.hash(_check_password(password))
+        with self._editing() as accounts:
+            if name in accounts:
+                raise AccountError(f"user {name!r} exists; use passwd to change the password")
+            accounts[name] = Account(name, role, digest, time.time())
+            return accounts[name]
+
+    def remove(self, name: str) -> None:
+        """Delete an account; its sessions end at their next page run.
+
+        Raises:
+            AccountError: if there is no such account.
+        """
+        with self._editing() as accounts:
+            if accounts.pop(name, None) is None:
+                raise AccountError(f"no user {name!r} in {self.path}")
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a password, sign the account out everywhere and lift any lockout.
+
+        Raises:
+            AccountError: for an unknown account or an invalid password.
+        """
+        digest = _HASHER.hash(_check_password(password))
+        with self._editing() as accounts:
+            if name not in accounts:
+                raise AccountError(f"no user {name!r} in {self.path}")
+            accounts[name] = replace(
+                accounts[name],
+                hash=digest,
+                sessions_after=time.time(),
+                failures=0,
+                lockouts=0,
+                locked_until=0.0,
+            )
+
+    def sign_in(self, name: str, password: str) -> User:
+        """Check a password; count failures and lock the name after too many.
+
+        The check holds the lock, so parallel guesses cannot outrun the failure count.
+
+        Raises:
+            SignInError: for a wrong name or password, or a name that is locked now.
+        """
+        with self._editing() as accounts:
+            account = accounts.get(name)
+            now = time.time()
+            if account is not None and account.locked_until > now:
+                raise SignInError(_locked(account.locked_until - now))
+            try:
+                _HASHER.verify(account.hash if account else _dummy_hash(), password)
+                valid = account is not None
+            except (VerificationError, InvalidHashError):
+                valid = False
+            if account is None:
+                raise SignInError("wrong user name or password")
+            if not valid:
+                accounts[name] = account = self._failed(account, now)
+                if account.locked_until > now:
+                    raise SignInError(_locked(account.locked_until - now))
+                raise SignInError("wrong user name or password")
+            if _HASHER.check_needs_rehash(account.hash):
+                account = replace(account, hash=_HASHER.hash(password))
+            accounts[name] = replace(account, failures=0, lockouts=0, locked_until=0.0)
+            return User(name, account.role)
+
+    def _failed(self, account: Account, now: float) -> Account:
+        failures = account.failures + 1
+        if failures < self.settings.signin_failures:
+            return replace(account, failures=failures)
+        lockouts = account.lockouts + 1
+        until = now + self.settings.lockout_s * 2 ** (lockouts - 1)
+        return replace(account, failures=0, lockouts=lockouts, locked_until=until)
+
+    def sign_out(self, name: str) -> None:
+        """End every session of ``name`` (all its signed cookies become void)."""
+        with self._editing() as accounts:
+            if name in accounts:
+                accounts[name] = replace(accounts[name], sessions_after=time.time())
+
+    def _key(self) -> bytes:
+        """The workspace's signing key, created once (0600) by whichever process comes first."""
+        if not self.key_path.is_file():
+            self.workspace.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.key_path.with_name(f".secret.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, self.key_path)  # fails if another process made it first
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return bytes.fromhex(self.key_path.read_text().strip())
+
+    def issue_token(self, user: User) -> str:
+        """A signed session token for a user who just signed in."""
+        payload = f"{user.name}:{time.time():.6f}".encode()
+        signature = hmac.new(self._key(), payload, hashlib.sha256).hexdigest()
+        return f"{base64.urlsafe_b64encode(payload).decode()}.{signature}"
+
+    def verify_token(self, token: str | None) -> User | None:
+        """The user a token names, if it is genuine, unexpired and not signed out."""
+        if not token or "." not in token or not self.key_path.is_file():
+            return None
+        encoded, signature = token.rsplit(".", 1)
+        try:
+            payload = base64.urlsafe_b64decode(encoded.encode())
+        except (binascii.Error, ValueError):
+            return None
+        expected = hmac.new(self._key(), payload, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            return None
+        name, _, issued_text = payload.decode(errors="replace").partition(":")
+        issued = _float(issued_text)
+        account = self._read().get(name)
+        if account is None or issued is None or issued < account.sessions_after:
+            return None
+        if time.time() - issued > self.settings.session_hours * 3600:
+            return None
+        return User(name, account.role)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _locked(seconds: float) -> str:
+    return f"too many failed sign-ins for this name; try again in {math.ceil(seconds)} s"
+
+
+def anonymous_refusal(
+    workspace: Workspace, host: str, settings: Settings, paths: bool = True
+) -> str | None:
+    """Why the app must not serve anonymously at ``host``, or None when it may.
+
+    With no account defined, anyone who reaches the app could change the workspace, so
+    that is only allowed on a loopback address (or with ``SCENESEEK_ALLOW_ANONYMOUS=1``).
+    ``paths=False`` leaves the server's folders out, for a message shown to a browser.
+    """
+    if settings.allow_anonymous or is_loopback(host):
+        return None
+    if UserStore(workspace, settings).has_users():
+        return None
+    folder = str(workspace.root) if paths else "WS"
+    where = f" in {folder}" if paths else ""
+    served = f"the app would serve {host or 'every address'}" if paths else "this is not loopback"
+    return (
+        f"no user accounts{where}, and {served}: "
+        "anyone who reaches it could upload, delete and retrain. Add an admin first: "
+        f"python -m core users add NAME --role admin --workspace {folder} "
+        "(in Docker: docker run --rm -it -v sceneseek-ws:/workspace sceneseek python -m core "
+        "users add NAME --role admin), or set SCENESEEK_ALLOW_ANONYMOUS=1 on a trusted network"
+    )

@@ -1,0 +1,168 @@
+"""core/store/users.py and ``python -m core users`` / ``serve-check``: accounts, lockout, tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from argon2 import PasswordHasher
+
+from core.errors import AccountError, ForbiddenError, SignInError
+from core.settings import get_settings
+from core.store import users
+from core.store.users import ANONYMOUS, User, UserStore, anonymous_refusal, is_loopback
+from core.store.workspace import Workspace
+from tests.app.conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production cost (64 MiB, 3 passes) is not what these tests are about."""
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(users.time, "time", clock)
+    return clock
+
+
+def test_accounts_are_stored_hashed_and_private(tmp_path) -> None:
+    store = UserStore(Workspace(tmp_path))
+    assert not store.has_users()
+    store.add("alice", "correct horse", "editor")
+    text = store.path.read_text()
+    assert "correct horse" not in text and "$argon2id$" in text
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert store.sign_in("alice", "correct horse") == User("alice", "editor")
+    with pytest.raises(AccountError, match="exists"):
+        store.add("alice", "another one", "viewer")
+    for name, password, role in (("bob\n", "long enough", "viewer"), ("bob", "short", "viewer")):
+        with pytest.raises(AccountError):
+            store.add(name, password, role)
+    with pytest.raises(AccountError, match="role"):
+        store.add("bob", "long enough", "root")
+
+
+def test_wrong_passwords_lock_the_name_for_30_s_then_twice_as_long(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("alice", "correct horse", "viewer")
+    for _ in range(4):
+        with pytest.raises(SignInError, match="wrong user name or password"):
+            store.sign_in("alice", "guess")
+    with pytest.raises(SignInError, match="try again in 30 s"):
+        store.sign_in("alice", "guess")
+    reloaded = UserStore(Workspace(tmp_path))  # persisted: a reload does not reset it
+    with pytest.raises(SignInError, match="try again in 30 s"):
+        reloaded.sign_in("alice", "correct horse")  # even the right password waits
+    clock.now += 31
+    for _ in range(4):
+        with pytest.raises(SignInError, match="wrong"):
+            reloaded.sign_in("alice", "guess")
+    with pytest.raises(SignInError, match="try again in 60 s"):
+        reloaded.sign_in("alice", "guess")
+    clock.now += 61
+    assert reloaded.sign_in("alice", "correct horse").name == "alice"
+    assert reloaded.accounts()[0].lockouts == 0
+    with pytest.raises(SignInError, match="wrong user name or password"):
+        reloaded.sign_in("mallory", "correct horse")  # unknown names read the same
+
+
+def test_tokens_expire_and_end_with_sign_out_password_or_removal(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("alice", "correct horse", "admin")
+    alice = store.sign_in("alice", "correct horse")
+    token = store.issue_token(alice)
+    assert store.verify_token(token) == alice
+    clock.now += 12 * 3600 + 1
+    assert store.verify_token(token) is None  # 12 h (SCENESEEK_SESSION_HOURS)
+    token = store.issue_token(alice)
+    payload, signature = token.rsplit(".", 1)
+    forged = base64.urlsafe_b64encode(b"bob:" + base64.urlsafe_b64decode(payload)[6:]).decode()
+    for bad in (None, "", "garbage", f"{forged}.{signature}", token[:-2] + "00"):
+        assert store.verify_token(bad) is None
+    clock.now += 1
+    store.sign_out("alice")
+    assert store.verify_token(token) is None
+    clock.now += 1
+    token = store.issue_token(alice)
+    clock.now += 1
+    store.set_password("alice", "battery staple")
+    assert store.verify_token(token) is None
+    clock.now += 1
+    token = store.issue_token(store.sign_in("alice", "battery staple"))
+    store.remove("alice")
+    assert store.verify_token(token) is None
+
+
+def test_roles_allow_what_the_issue_lists() -> None:
+    viewer, editor, admin = (User("x", role) for role in ("viewer", "editor", "admin"))
+    assert viewer.can("search") and viewer.can("mark") and viewer.can("export")
+    assert not viewer.can("add_scene") and not viewer.can("caption")
+    assert editor.can("delete_scene") and editor.can("finetune") and editor.can("caption")
+    assert not editor.can("switch_model") and not editor.can("cancel_any_job")
+    assert admin.can("switch_model") and admin.can("cancel_any_job")
+    with pytest.raises(ForbiddenError, match="needs the editor role"):
+        viewer.require("add_scene")
+    assert ANONYMOUS.can("switch_model")
+
+
+def test_anonymous_serving_only_on_loopback(tmp_path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    settings = get_settings()
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("10.0.0.1")
+    assert anonymous_refusal(ws, "127.0.0.1", settings) is None
+    assert "users add NAME --role admin" in anonymous_refusal(ws, "0.0.0.0", settings)
+    assert anonymous_refusal(ws, "0.0.0.0", replace(settings, allow_anonymous=True)) is None
+    UserStore(ws).add("alice", "correct horse", "admin")
+    assert anonymous_refusal(ws, "0.0.0.0", settings) is None
+
+
+def _core(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_adds_lists_and_removes_users_and_checks_serving(tmp_path) -> None:
+    ws = str(tmp_path / "ws")
+    no_users = _core("serve-check", "--workspace", ws, env={"SCENESEEK_HOST": "0.0.0.0"})
+    assert no_users.returncode == 2 and no_users.stderr.startswith("error: no user accounts")
+    assert "python -m core users add" in no_users.stderr
+    assert _core("serve-check", "--workspace", ws, "--host", "127.0.0.1").returncode == 0
+    added = _core(
+        "users", "add", "alice", "--role", "editor", "--workspace", ws, stdin="s3cret pw\n"
+    )
+    assert added.returncode == 0, added.stderr
+    listing = _core("users", "list", "--workspace", ws).stdout
+    assert "alice" in listing and "editor" in listing and "s3cret" not in listing
+    assert _core("serve-check", "--workspace", ws, "--host", "0.0.0.0").returncode == 0
+    stored = json.loads((tmp_path / "ws" / "users.json").read_text())["users"][0]
+    assert stored["name"] == "alice" and "s3cret" not in json.dumps(stored)
+    again = _core("users", "add", "alice", "--workspace", ws, stdin="whatever pw\n")
+    assert again.returncode == 2 and again.stderr.startswith("error: user 'alice' exists")
+    assert _core("users", "remove", "alice", "--workspace", ws).returncode == 0
+    missing = _core("users", "list", "--workspace", str(tmp_path / "typo"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no workspace")
+    assert not (tmp_path / "typo").exists()
