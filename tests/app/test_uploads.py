@@ -49,7 +49,12 @@ def test_valid_upload_is_kept_in_the_workspace(tmp_path: Path, tmp: Path) -> Non
         ("big.tif", b"II*\x00" + bytes(2 * 2**20), 1, "limited to 1 MB"),
         ("notes.txt", b"hello", 10, "expected a .tif or .tiff"),
         ("photo.tif", b"\x89PNG\r\n\x1a\n", 10, "does not start with a TIFF header"),
-        ("broken.tif", b"II*\x00" + bytes(100), 10, "broken.tif starts like a TIFF but cannot be opened"),
+        (
+            "broken.tif",
+            b"II*\x00" + bytes(100),
+            10,
+            "broken.tif starts like a TIFF but cannot be opened",
+        ),
     ],
 )
 def test_invalid_upload_writes_nothing(
