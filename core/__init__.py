@@ -44,6 +44,7 @@ _EXPORTS = {
     "list_jobs": "core.jobs",
     "load_model": "core.model.loading",
     "log_path": "core.jobs",
+    "marks_geojson": "core.store.mark_export",
     "promote": "core.learn.finetune.guard",
     "refine": "core.search.refine",
     "scene_name_from": "core.store.workspace",
