@@ -29,8 +29,10 @@ OSM = "show_osm"  # OpenStreetMap base layer toggle
 # Library page
 UPLOAD_NONCE = "upload_nonce"  # bumped to clear the upload drop zone (key "scene-upload-N")
 UPLOAD_NAME = "upload_name"  # scene name for the upload (blank: from the file name)
+UPLOAD_ERROR = "upload_error"  # (file_id, message) of a refused upload, kept while it is there
 IMPORT_CHOICE = "import_choice"  # file picked from the import folder listing
 IMPORT_PATH = "import_path"  # or a path typed by the analyst (must stay inside the folder)
+IMPORT_ERROR = "import_error"  # (path, message) of a refused import, kept while it is chosen
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
@@ -60,8 +62,10 @@ DEFAULTS: dict[str, Any] = {
     OSM: False,
     UPLOAD_NONCE: 0,
     UPLOAD_NAME: "",
+    UPLOAD_ERROR: None,
     IMPORT_CHOICE: None,
     IMPORT_PATH: "",
+    IMPORT_ERROR: None,
     TILE_SIZES: [256, 512, 1024],
     OVERLAP: 0.5,
     MIN_VALID: 0.5,
