@@ -90,15 +90,16 @@ def test_valid_upload_starts_an_ingest_job(env: Workspace) -> None:
         assert job.kind == "ingest" and job.params["name"] == "my-crop"
         assert Path(job.params["source"]) == env.root / "uploads" / "my-crop.tif"
         at.run()
-        assert any("my-crop" in t.value for t in at.text)
+        assert any(">my-<wbr>crop</div>" in h.value for h in at.html)  # wraps at the dash
     finally:
         cancel(env, job.id)
 
 
 def test_ready_scene_is_listed(ready_env: Workspace) -> None:
     at = library()
-    names = [t.value for t in at.text]
-    assert "naip" in names and "EPSG:26911" in names and "58" in names
+    cells = [t.value for t in at.text]
+    assert "EPSG:26911" in cells and "58" in cells
+    assert any(">naip</div>" in h.value for h in at.html)  # wraps between words, not inside
 
 
 def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:
