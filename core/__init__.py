@@ -51,6 +51,7 @@ _EXPORTS = {
     "search_image": "core.search.ranking",
     "search_text": "core.search.ranking",
     "search_tile": "core.search.ranking",
+    "shipped_scores": "core.model.shipped",
     "split_feedback": "core.learn.finetune.marks",
     "start_job": "core.jobs",
     "summary": "core.learn.finetune.guard",

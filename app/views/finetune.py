@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from app import finetuning, model_versions, notices, state
@@ -92,18 +94,17 @@ def _switch(version: int) -> None:
 
 
 def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
-    datasets = sorted(
-        {name for v in versions for name in v.metrics.get("after", {}).get("base_mR", {})}
-    )
+    rows = model_versions.version_rows(versions, active)
+    datasets = sorted({name for row in rows for name in row.base_mr})
     widths = [1.6, 0.8, 0.8, 1, 1.6, *([1] * len(datasets)), 1.5, 1.2]
     header = ["Version", "Parent", "Pairs", "Negatives", "Scenes"]
     header += [f"{name.upper()} mR" for name in datasets] + ["Created", ""]
     for column, title in zip(st.columns(widths), header, strict=True):
         column.caption(title)
-    for row in model_versions.version_rows(versions, active):
+    for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
         values = [row.label, row.parent, row.pairs, row.negatives, row.scenes]
-        values += [row.base_mr.get(name, "") for name in datasets] + [row.created]
+        values += [row.base_mr.get(name, "not measured") for name in datasets] + [row.created]
         for cell, value in zip(cells[:-1], values, strict=True):
             cell.text(value)
         with cells[-1]:
@@ -158,6 +159,17 @@ def _counts() -> None:
             "captions": "Captions",
         },
     )
+    st.download_button(
+        "All marks as GeoJSON",
+        partial(finetuning.marks_geojson_bytes, ws),
+        file_name="sceneseek-marks.geojson",
+        mime="application/geo+json",
+        icon=":material/download:",
+        key="export-marks",
+        on_click="ignore",
+        help="Every mark on its tile footprint, for review in a GIS; a mark whose scene or tile "
+        "is gone has no geometry and says why",
+    )
 
 
 def _delete(mark_id: int) -> None:
@@ -189,7 +201,7 @@ def _review() -> None:
         cells[0].text(finetuning.query_label(mark.query_kind, mark.query))
         cells[1].text(mark.scene)
         cells[2].text(str(mark.tile_id))
-        cells[3].text(f"caption: {mark.caption}" if mark.label == "caption" else mark.label)
+        cells[3].text(finetuning.mark_words(mark))
         cells[4].button(
             "",
             key=f"delete-mark-{mark.id}",
