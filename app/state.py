@@ -12,15 +12,20 @@ from typing import Any
 import streamlit as st
 
 # Search page
-QUERY = "query"  # the query to answer: {"kind": "text"|"image"|"tile", ...} or None
+QUERY = "query"  # the query RESULT answers: {"kind": "text"|"image"|"tile", ...} or None
+ASKED = "asked_query"  # a new query to answer on this run (QUERY only once it succeeds)
 RESULT = "result"  # core.search.results.SearchResult on screen, or None
 RESULT_KEY = "result_key"  # (query, filters) the result answers; a change reruns the search
+RESULT_ID = "result_id"  # bumped for every new result: the gallery and the map start afresh
 REFINED = "refined"  # True when RESULT was re-ranked with the analyst's marks
 MARKS = "marks"  # {"SCENE:TILE": "relevant" | "irrelevant"} for the current query
-FOCUS = "focus"  # "SCENE:TILE" of the hit the map is zoomed to, or None (fit the hits)
+FOCUS = "focus"  # what the map fits: None (the hits), ("hit", "SCENE:TILE") or ("scene", NAME)
+REFIT = "refit"  # bumped by every zoom button, so zooming to the same place again re-fits
 ERROR = "search_error"  # message of the last failed query, shown above the map
 TEXT = "query_text"  # text input widget
-EXAMPLE = "example_image"  # example-image drop zone (widget-owned: no default can be set)
+BOX = "query_box"  # its text, kept apart: Streamlit drops a form widget's value on other pages
+EXAMPLE = "example_image"  # example-image drop zone, keyed "example_image-N" (widget-owned)
+EXAMPLE_NONCE = "example_nonce"  # bumped to empty the drop zone once its image is taken
 SCENES = "filter_scenes"  # scene filter widget
 SCALES = "filter_scales"  # tile-size filter widget
 K = "filter_k"  # number-of-hits widget
@@ -48,13 +53,18 @@ CAPTION_TILE = "caption_tile"  # and tile id
 
 DEFAULTS: dict[str, Any] = {
     QUERY: None,
+    ASKED: None,
     RESULT: None,
     RESULT_KEY: None,
+    RESULT_ID: 0,
     REFINED: False,
     MARKS: {},
     FOCUS: None,
+    REFIT: 0,
     ERROR: "",
     TEXT: "",
+    BOX: "",
+    EXAMPLE_NONCE: 0,
     SCENES: [],
     SCALES: [],
     K: 10,
