@@ -23,7 +23,6 @@ FOCUS = "focus"  # what the map fits: None (the hits), ("hit", "SCENE:TILE") or 
 REFIT = "refit"  # bumped by every zoom button, so zooming to the same place again re-fits
 ERROR = "search_error"  # message of the last failed query, shown above the map
 TEXT = "query_text"  # text input widget
-BOX = "query_box"  # its text, kept apart: Streamlit drops a form widget's value on other pages
 EXAMPLE = "example_image"  # example-image drop zone, keyed "example_image-N" (widget-owned)
 EXAMPLE_NONCE = "example_nonce"  # bumped to empty the drop zone once its image is taken
 SCENES = "filter_scenes"  # scene filter widget
@@ -63,7 +62,6 @@ DEFAULTS: dict[str, Any] = {
     REFIT: 0,
     ERROR: "",
     TEXT: "",
-    BOX: "",
     EXAMPLE_NONCE: 0,
     SCENES: [],
     SCALES: [],
@@ -82,15 +80,19 @@ DEFAULTS: dict[str, Any] = {
     FAST_INGEST: False,
     NOTICE: None,
 }
+KEPT = "kept_values"  # the last value of every key above: what Streamlit dropped comes back
 
 
 def init() -> None:
-    """Give every missing key its default (copied, so sessions never share a list).
+    """Give every missing key its last value, else its default (copied: no shared lists).
 
-    Existing keys are assigned again: Streamlit forgets a widget's value on a run where the
-    widget is not drawn (another page is open), and an explicit assignment keeps it.
+    Streamlit forgets the value of a widget that is not drawn, on another page, and for good
+    once a fragment there reruns (the Library's 2-second refresh) without this function.
+    Every full run therefore keeps each value under ``KEPT``, a plain key Streamlit never
+    drops, and assigns every key again.
     """
+    kept = st.session_state.setdefault(KEPT, {})
     for key, value in DEFAULTS.items():
-        st.session_state[key] = (
-            st.session_state[key] if key in st.session_state else copy.deepcopy(value)
-        )
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        st.session_state[key] = kept[key] if key in kept else copy.deepcopy(value)

@@ -26,7 +26,6 @@ _EXPORTS = {
     "Hit": "core.search.results",
     "Job": "core.jobs",
     "Label": "core.store.feedback",
-    "MAX_QUERY_CHARS": "core.search.query",
     "Mark": "core.store.feedback",
     "ModelRegistry": "core.model.versions",
     "ModelVersion": "core.model.versions",

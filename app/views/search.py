@@ -14,7 +14,7 @@ from app.heat import heat_overlays
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
 from app.text import breakable, md, plural
-from core import MAX_QUERY_CHARS, Filters, Hit, Label, SceneSeekError, SearchResult
+from core import Filters, Hit, Label, SceneSeekError, SearchResult
 from tiles import TilesError
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
@@ -30,11 +30,10 @@ def _example_key() -> str:
 
 def _empty_box() -> None:
     """The next results are for a picture: the text box must not name an older query."""
-    st.session_state[state.TEXT] = st.session_state[state.BOX] = ""
+    st.session_state[state.TEXT] = ""
 
 
 def _on_text() -> None:
-    st.session_state[state.BOX] = st.session_state[state.TEXT]
     st.session_state[state.ASKED] = querying.text_query(st.session_state[state.TEXT])
 
 
@@ -289,14 +288,12 @@ if not catalogue.scenes:
     st.stop()
 
 text_col, image_col = st.columns([3, 2], gap="large")
-st.session_state[state.TEXT] = st.session_state[state.BOX]
 with text_col, st.form("text-query", border=False):
     box, go = st.columns([5, 1], vertical_alignment="bottom")
     box.text_input(  # no max_chars: the browser would drop a longer paste without a word
         "Describe what to find",
         key=state.TEXT,
         placeholder="e.g. a baseball field next to a parking lot",
-        help=f"A sentence of up to {MAX_QUERY_CHARS} characters works best.",
     )
     go.form_submit_button("Search", type="primary", on_click=_on_text, width="stretch")
 with image_col:
