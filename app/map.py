@@ -34,6 +34,7 @@ ASSUMED_WIDTH = 600  # the map's pixel width is not known server-side; zoom fits
 MAX_ZOOM = 22
 ZOOM_SNAP = 0.25  # fractional zoom levels, so a fit fills the map instead of half of it
 FIT_PADDING = 24  # pixels kept free around what the map is fitted to
+ZOOM_BUTTONS = 56  # and on the left, so the zoom buttons cover no hit number
 FOCUS_CONTEXT = 1.0  # a focused hit is shown with this many tile widths around it
 # Rank 1 warm and bright, later ranks cooler: readable over imagery.
 RAMP = ((215, 48, 31), (252, 141, 89), (254, 224, 144), (145, 191, 219), (69, 117, 180))
@@ -73,19 +74,23 @@ class FitBounds(MacroElement):
         """{% macro script(this, kwargs) %}
         if (window.ssView !== {{ this.view|tojson }}) {
             window.ssView = {{ this.view|tojson }};
-            {{ this._parent._parent.get_name() }}.fitBounds(
-                {{ this.bounds|tojson }}, {padding: [{{ this.padding }}, {{ this.padding }}]});
+            {{ this._parent._parent.get_name() }}.fitBounds({{ this.bounds|tojson }}, {
+                paddingTopLeft: [{{ this.left }}, {{ this.padding }}],
+                paddingBottomRight: [{{ this.padding }}, {{ this.padding }}]});
         }
         {% endmacro %}"""
     )
 
-    def __init__(self, bounds: Bounds, view: str, padding: int = FIT_PADDING) -> None:
+    def __init__(
+        self, bounds: Bounds, view: str, padding: int = FIT_PADDING, left: int = ZOOM_BUTTONS
+    ) -> None:
         super().__init__()
         self._name = "FitBounds"
         lon0, lat0, lon1, lat1 = bounds
         self.bounds = [[lat0, lon0], [lat1, lon1]]
         self.view = view
         self.padding = padding
+        self.left = left
 
 
 class OfflineMap(folium.Map):

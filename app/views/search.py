@@ -137,7 +137,7 @@ def _summary(engine: Engine, catalogue: querying.Catalogue, result: SearchResult
         f"<div class='ss-summary'><b>{plural(len(result.hits), 'hit')}</b> for "
         f"{html.escape(querying.describe(query))}"
         f"<span class='muted'> · {ms:.0f} ms{html.escape(refined)}</span></div>",
-        width="content",
+        width="stretch",  # a long query wraps here instead of pushing the buttons down
     )
 
 
@@ -327,7 +327,8 @@ hit_thumbs = images.hit_thumbnails(catalogue.manifests, result.hits) if result e
 with st.container(horizontal=True, vertical_alignment="center"):
     if result is not None:
         _summary(engine, catalogue, result)
-    st.space("stretch")
+    else:
+        st.space("stretch")
     _zoom_menu(catalogue)
     if result is not None:
         _actions(engine, result, filters)

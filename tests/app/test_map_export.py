@@ -91,7 +91,8 @@ def test_the_view_travels_with_the_hits_and_fits_once_per_view() -> None:
     fit = mapping.FitBounds((-122.26, 37.87, -122.25, 37.88), "7-0-box")
     script = _get_feature_group_string(mapping.hits_layer(hits(), {}, {}, (), fit), fmap)
     assert "map_div.fitBounds(" in script  # the map streamlit-folium keeps, not a new one
-    assert "[[37.87, -122.26], [37.88, -122.25]], {padding: [24, 24]}" in script
+    assert "fitBounds([[37.87, -122.26], [37.88, -122.25]]" in script
+    assert "paddingTopLeft: [56, 24]" in script  # clear of the zoom buttons
     assert 'window.ssView !== "7-0-box"' in script
     assert '"zoomSnap": 0.25' in fmap.get_root().render()
 
