@@ -30,6 +30,7 @@ SCALES = "filter_scales"  # tile-size filter widget
 K = "filter_k"  # number-of-hits widget
 HEAT = "show_heat"  # heat-map toggle
 OSM = "show_osm"  # OpenStreetMap base layer toggle
+KEPT = "kept_widgets"  # {widget key: last value the analyst gave it}, see keep()
 # Library page
 UPLOAD_NONCE = "upload_nonce"  # bumped to clear the upload drop zone (key "scene-upload-N")
 UPLOAD_NAME = "upload_name"  # scene name for the upload (blank: from the file name)
@@ -79,20 +80,34 @@ DEFAULTS: dict[str, Any] = {
     MIN_VALID: 0.5,
     FAST_INGEST: False,
     NOTICE: None,
+    KEPT: {},
 }
-KEPT = "kept_values"  # the last value of every key above: what Streamlit dropped comes back
 
 
 def init() -> None:
-    """Give every missing key its last value, else its default (copied: no shared lists).
+    """Give every missing key its default (copied, so sessions never share a list).
 
-    Streamlit forgets the value of a widget that is not drawn, on another page, and for good
-    once a fragment there reruns (the Library's 2-second refresh) without this function.
-    Every full run therefore keeps each value under ``KEPT``, a plain key Streamlit never
-    drops, and assigns every key again.
+    Existing keys are assigned again: Streamlit forgets a widget's value on a run where the
+    widget is not drawn (another page is open), and an explicit assignment keeps it.
     """
-    kept = st.session_state.setdefault(KEPT, {})
     for key, value in DEFAULTS.items():
-        if key in st.session_state:
-            kept[key] = st.session_state[key]
-        st.session_state[key] = kept[key] if key in kept else copy.deepcopy(value)
+        st.session_state[key] = (
+            st.session_state[key] if key in st.session_state else copy.deepcopy(value)
+        )
+
+
+def keep(key: str) -> None:
+    """Remember a widget's value under ``KEPT`` (an ``on_change`` callback, or after a change).
+
+    In a real browser the assignment in ``init`` is not enough: after a visit to the Library
+    (whose fragment refreshes every 2 s) Streamlit hands the Search widgets back at their
+    defaults. ``KEPT`` is a plain key it never touches.
+    """
+    st.session_state[KEPT][key] = st.session_state[key]
+
+
+def restore(*keys: str) -> None:
+    """Give widgets their remembered values back; call before they are drawn."""
+    for key in keys:
+        if key in st.session_state[KEPT]:
+            st.session_state[key] = st.session_state[KEPT][key]

@@ -31,9 +31,11 @@ def _example_key() -> str:
 def _empty_box() -> None:
     """The next results are for a picture: the text box must not name an older query."""
     st.session_state[state.TEXT] = ""
+    state.keep(state.TEXT)
 
 
 def _on_text() -> None:
+    state.keep(state.TEXT)
     st.session_state[state.ASKED] = querying.text_query(st.session_state[state.TEXT])
 
 
@@ -84,6 +86,7 @@ def _on_refine(engine: Engine, f: Filters) -> None:
 def _keep_known(key: str, options: list) -> None:
     """Drop filter values that no longer exist (a scene deleted since)."""
     st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    state.keep(key)
 
 
 def _answer(engine: Engine, f: Filters) -> None:
@@ -287,6 +290,7 @@ if not catalogue.scenes:
     st.page_link("views/library.py", label="Go to the Library", icon=":material/photo_library:")
     st.stop()
 
+state.restore(state.TEXT, state.SCENES, state.SCALES, state.K, state.HEAT, state.OSM)
 text_col, image_col = st.columns([3, 2], gap="large")
 with text_col, st.form("text-query", border=False):
     box, go = st.columns([5, 1], vertical_alignment="bottom")
@@ -308,12 +312,38 @@ with image_col:
 _keep_known(state.SCENES, catalogue.scenes)
 _keep_known(state.SCALES, catalogue.scales)
 scene_col, scale_col, k_col, toggle_col = st.columns([3, 2, 2, 1.6], gap="medium")
-scene_col.multiselect("Scenes", catalogue.scenes, key=state.SCENES, placeholder="All scenes")
-scale_col.multiselect("Tile sizes (px)", catalogue.scales, key=state.SCALES, placeholder="All")
-k_col.slider("Hits", 1, MAX_K, key=state.K)
+scene_col.multiselect(
+    "Scenes",
+    catalogue.scenes,
+    key=state.SCENES,
+    placeholder="All scenes",
+    on_change=state.keep,
+    args=(state.SCENES,),
+)
+scale_col.multiselect(
+    "Tile sizes (px)",
+    catalogue.scales,
+    key=state.SCALES,
+    placeholder="All",
+    on_change=state.keep,
+    args=(state.SCALES,),
+)
+k_col.slider("Hits", 1, MAX_K, key=state.K, on_change=state.keep, args=(state.K,))
 with toggle_col:
-    st.toggle("Heat map", key=state.HEAT, help="Where the query fits each scene best")
-    st.toggle("OpenStreetMap", key=state.OSM, help="Needs internet; scene images work offline")
+    st.toggle(
+        "Heat map",
+        key=state.HEAT,
+        help="Where the query fits each scene best",
+        on_change=state.keep,
+        args=(state.HEAT,),
+    )
+    st.toggle(
+        "OpenStreetMap",
+        key=state.OSM,
+        help="Needs internet; scene images work offline",
+        on_change=state.keep,
+        args=(state.OSM,),
+    )
 
 filters = querying.filters(
     st.session_state[state.SCENES], st.session_state[state.SCALES], st.session_state[state.K]
