@@ -94,7 +94,7 @@ def test_the_view_travels_with_the_hits_and_fits_once_per_view() -> None:
     assert "fitBounds([[37.87, -122.26], [37.88, -122.25]]" in script
     assert "paddingTopLeft: [56, 24]" in script  # clear of the zoom buttons
     assert 'window.ssView !== "7-0-box"' in script
-    assert '"zoomSnap": 0.25' in fmap.get_root().render()
+    assert '"zoomSnap": 0.1' in fmap.get_root().render()
 
 
 def test_exports_carry_every_hit_with_its_query_and_mark() -> None:
