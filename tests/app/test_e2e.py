@@ -1,7 +1,7 @@
 """End to end in headless Chromium: upload, ingest, search by text and image, mark, export.
 
 Also what only a browser shows: the map fitted to the hits, the gallery starting at the top
-for a new result, and the heat map of an image query.
+for a new result, the heat map of an image query, and the page kept across a visit.
 
 Runs the real app (`streamlit run app/Home.py`) on a free local port with a temporary
 workspace and fails if the browser requests anything from a host other than the app.
@@ -168,4 +168,11 @@ def analyst(page, url: str, workspace: Path) -> float:  # noqa: ANN001 - playwri
     assert page.get_by_label("Describe what to find").input_value() == ""  # not the old text
     page.wait_for_timeout(1500)
     page.screenshot(path=SCREENSHOTS / "search-image.png")
+
+    # A visit to the Library (its 2-second refresh runs) keeps the Search page as it was.
+    page.get_by_role("link", name="Library").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("link", name="Search").click()
+    expect(page.get_by_text(f"example image {EXAMPLE.name}")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Heat map", exact=True)).to_be_checked()
     return seconds
