@@ -22,3 +22,8 @@ def plural(count: int, word: str) -> str:
 def breakable(name: str) -> str:
     """A name as HTML (escaped) that wraps after ``_``, ``-`` or ``.``, never mid-word."""
     return re.sub(r"([_.-])", r"\1<wbr>", html.escape(name))
+
+
+def name_cell(name: str) -> str:
+    """A name for a narrow table cell: wraps between its words, inside one only if it must."""
+    return f"<div style='overflow-wrap: anywhere'>{breakable(name)}</div>"

@@ -11,7 +11,7 @@ from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
-from app.text import md
+from app.text import md, name_cell
 from core import (
     FeedbackError,
     FinetuneCfg,
@@ -76,7 +76,7 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
     if pairs < defaults.min_relevant:
         st.caption(
             f"Fine-tuning needs at least {defaults.min_relevant} relevant marks or captions on "
-            f"text queries; there are {pairs} so far. Mark hits on the Search page, or write "
+            f"text queries; so far it has {pairs}. Mark hits on the Search page, or write "
             "captions below."
         )
     jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
@@ -199,7 +199,7 @@ def _review() -> None:
     for mark in marks[:REVIEW_LIMIT]:
         cells = st.columns(widths, vertical_alignment="center")
         cells[0].text(finetuning.query_label(mark.query_kind, mark.query))
-        cells[1].text(mark.scene)
+        cells[1].html(name_cell(mark.scene))
         cells[2].text(str(mark.tile_id))
         cells[3].text(finetuning.mark_words(mark))
         cells[4].button(

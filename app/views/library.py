@@ -14,7 +14,7 @@ from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
-from app.text import breakable, md
+from app.text import md, name_cell
 from core import ModelRegistry, SceneSeekError, get_settings, list_jobs, scene_name_from
 
 POLL_S = 2.0
@@ -131,7 +131,7 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
         column.caption(title)
     for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
-        cells[0].html(f"<div style='overflow-wrap: anywhere'>{breakable(row.name)}</div>")
+        cells[0].html(name_cell(row.name))
         cells[1].text(row.crs)
         cells[2].text(row.size)
         cells[3].text(f"{row.resolution_m:g} m" if row.resolution_m else "")
