@@ -29,14 +29,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
-    from core.model.loading import load_engine_model
+    from core.model.loading import load_model
     from core.search.localize import heat_map, write_heat_png, write_heat_tif
     from core.search.query import clean_text_query
     from core.search.scenes import SearchResources
 
     ws = workspace_of(args)
     text = clean_text_query(args.text)
-    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    loaded = load_model(ws, args.checkpoint, args.device)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
     scene = res.select([args.scene])[0]
     heat = heat_map(scene, res.encode_text(text))

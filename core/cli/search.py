@@ -42,7 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
     from core.errors import QueryError
-    from core.model.loading import load_engine_model
+    from core.model.loading import load_model
     from core.search.ranking import Filters, search_image, search_text, search_tile
     from core.search.scenes import SearchResources
     from core.store.tileref import TileRef
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
     ws = workspace_of(args)
-    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    loaded = load_model(ws, args.checkpoint, args.device)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
     f = Filters(
         scenes=tuple(args.scene),
