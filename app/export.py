@@ -1,4 +1,7 @@
-"""Hits as files GIS tools and spreadsheets read (GeoJSON with scores, CSV with WKT)."""
+"""Hits as files GIS tools and spreadsheets read (GeoJSON with scores, CSV with WKT).
+
+Each hit carries the query and the analyst's mark, so a judged export can be reviewed later.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,11 @@ def file_stem(result: SearchResult) -> str:
     return f"sceneseek-{slug}"
 
 
-def geojson_bytes(result: SearchResult) -> bytes:
-    """FeatureCollection of the hits with rank, score, scene and tile."""
-    return json.dumps(result.to_geojson(), indent=1).encode("utf-8")
+def geojson_bytes(result: SearchResult, marks: dict[str, str]) -> bytes:
+    """FeatureCollection of the hits with rank, score, scene, tile, query and mark."""
+    return json.dumps(result.to_geojson(marks), indent=1).encode("utf-8")
 
 
-def csv_bytes(result: SearchResult) -> bytes:
-    """One row per hit with bounds and WKT footprint."""
-    return result.to_csv().encode("utf-8")
+def csv_bytes(result: SearchResult, marks: dict[str, str]) -> bytes:
+    """One row per hit with bounds, query, mark and WKT footprint."""
+    return result.to_csv(marks).encode("utf-8")

@@ -6,6 +6,7 @@ same key "find similar" uses, so a caption and a judgement of one tile live side
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 import numpy as np
@@ -13,10 +14,20 @@ import streamlit as st
 
 from app import images, querying
 from app.errors import AppError
-from core import FinetuneCfg, Job, Mark, SQLiteFeedback, Workspace, split_feedback, start_job
+from core import (
+    FinetuneCfg,
+    Job,
+    Mark,
+    SQLiteFeedback,
+    Workspace,
+    marks_geojson,
+    split_feedback,
+    start_job,
+)
 from tiles import WINDOW_FIELDS, read_catalog
 
 CAPTION_THUMB_SIDE = 256
+LABEL_WORDS = {"relevant": "relevant", "irrelevant": "not relevant"}  # the stored label in words
 
 
 def feedback(ws: Workspace) -> SQLiteFeedback:
@@ -27,6 +38,17 @@ def feedback(ws: Workspace) -> SQLiteFeedback:
 def query_label(kind: str, query: str) -> str:
     """A stored query in words: image queries are known by their hash only."""
     return f"example image {query[:8]}" if kind == "image" else query
+
+
+def mark_words(mark: Mark) -> str:
+    """A mark as the analyst made it: ``relevant``, ``not relevant`` or the caption."""
+    return f"caption: {mark.caption}" if mark.label == "caption" else LABEL_WORDS[mark.label]
+
+
+def marks_geojson_bytes(ws: Workspace) -> bytes:
+    """Every mark on its tile footprint, oldest first (GeoJSON, as ``feedback export``)."""
+    collection = marks_geojson(ws, reversed(feedback(ws).marks()))
+    return json.dumps(collection, indent=1).encode("utf-8")
 
 
 def count_rows(ws: Workspace) -> list[dict[str, object]]:

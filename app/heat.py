@@ -1,4 +1,8 @@
-"""Semantic-localisation overlays: where in each scene the text query fits best."""
+"""Semantic-localisation overlays: where in each scene the query fits best.
+
+Text queries are scored as a text search scores them; image and tile queries (and their
+refined versions) by the cosine of the stored visual vectors, as an image search does.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,10 @@ HEAT_OPACITY = 0.75
 
 @st.cache_data(max_entries=32, show_spinner="Computing the heat map…")
 def _heat(
-    _engine: Engine, scene: str, finished: float, digest: str, _vector: np.ndarray
+    _engine: Engine, scene: str, finished: float, kind: str, digest: str, _vector: np.ndarray
 ) -> tuple[str, tuple[float, float, float, float]]:
     with _engine.searching() as res:
-        heat = heat_map(res.select([scene])[0], _vector)
+        heat = heat_map(res.select([scene])[0], _vector, kind=kind)
     with tempfile.TemporaryDirectory() as folder:
         png = Path(folder) / "heat.png"
         bounds = write_heat_png(heat, png)
@@ -34,14 +38,14 @@ def _heat(
 def heat_overlays(
     engine: Engine, result: SearchResult, manifests: dict[str, SceneManifest]
 ) -> list[Overlay]:
-    """One heat map per scene with hits, for a text (or text-refined) result."""
-    if result.kind != "text" or result.vector is None:
+    """One heat map per scene with hits, for a text, image or tile result (refined or not)."""
+    if result.vector is None:
         return []
     vector = np.asarray(result.vector, dtype=np.float32)
     digest = hashlib.sha256(vector.tobytes()).hexdigest()
     overlays = []
     for scene in sorted({hit.scene for hit in result.hits} & set(manifests)):
         manifest = manifests[scene]
-        url, bounds = _heat(engine, scene, manifest.finished or 0.0, digest, vector)
+        url, bounds = _heat(engine, scene, manifest.finished or 0.0, result.kind, digest, vector)
         overlays.append(Overlay(url, bounds, f"heat: {scene}", HEAT_OPACITY))
     return overlays

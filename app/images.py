@@ -20,6 +20,7 @@ from tiles import TilesError, tile_thumbnail
 
 OVERLAY_SIDE = 768
 THUMB_SIDE = 160
+QUERY_THUMB_SIDE = 96
 
 
 def webp_data_url(image: Image.Image, max_side: int) -> str:
@@ -82,3 +83,18 @@ def hit_thumbnails(manifests: dict[str, SceneManifest], hits: list[Hit]) -> dict
         str(TileRef.of(hit)): thumbnail(manifests.get(hit.scene, SceneManifest()), hit.window)
         for hit in hits
     }
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def example_thumbnail(data: bytes, size: int = QUERY_THUMB_SIDE) -> bytes | None:
+    """A small JPEG of a dropped example image, showing what results are for (None: unreadable)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (size, size))  # JPEGs decode at a reduced size
+            image.thumbnail((size, size), Image.Resampling.LANCZOS)
+            rgb = image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -11,7 +11,7 @@ import time
 import streamlit as st
 
 from app import auth, notices
-from app.text import md
+from app.text import md, plural
 from core import Job, SceneSeekError, Workspace, cancel, log_path, queue_positions
 
 RECENT = 5
@@ -101,7 +101,7 @@ def _outcome(job: Job) -> str:
     if "version" in job.result:
         return f"done, v{job.result['version']} registered (parent v{job.result.get('parent')})"
     note = " (already up to date)" if job.result.get("skipped") else ""
-    return f"done, {job.result.get('n_tiles', 0):,} tiles{note}"
+    return f"done, {plural(job.result.get('n_tiles', 0), 'tile')}{note}"
 
 
 def finished_job(ws: Workspace, job: Job) -> None:

@@ -7,7 +7,10 @@ fonts).
 
 The base map (scene quicklooks, optional OpenStreetMap) changes only when the scene set
 does; hits and heat maps travel in a separate feature group that streamlit-folium swaps
-in place, so a new query redraws the hits without remounting the map.
+in place, so a new query redraws the hits without remounting the map. The feature group
+also carries the view: Leaflet's own ``fitBounds`` fits it to the map's real size in the
+browser (the server does not know the map's width), once per new view, so a redraw for a
+mark leaves the analyst's pan and zoom alone.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ Bounds = tuple[float, float, float, float]  # min_lon, min_lat, max_lon, max_lat
 MAP_HEIGHT = 620
 ASSUMED_WIDTH = 600  # the map's pixel width is not known server-side; zoom fits this
 MAX_ZOOM = 22
+ZOOM_SNAP = 0.1  # fractional zoom levels, so a fit fills the map instead of half of it
+FIT_PADDING = 24  # pixels kept free around what the map is fitted to
+ZOOM_BUTTONS = 56  # and on the left, so the zoom buttons cover no hit number
 FOCUS_CONTEXT = 1.0  # a focused hit is shown with this many tile widths around it
 # Rank 1 warm and bright, later ranks cooler: readable over imagery.
 RAMP = ((215, 48, 31), (252, 141, 89), (254, 224, 144), (145, 191, 219), (69, 117, 180))
@@ -56,6 +62,35 @@ class HtmlPopup(MacroElement):
         super().__init__()
         self._name = "HtmlPopup"
         self.html = html
+
+
+class FitBounds(MacroElement):
+    """Fit the map to a box when ``view`` differs from the last view fitted in this map.
+
+    Added to the hits' feature group, whose parent is the map.
+    """
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        if (window.ssView !== {{ this.view|tojson }}) {
+            window.ssView = {{ this.view|tojson }};
+            {{ this._parent._parent.get_name() }}.fitBounds({{ this.bounds|tojson }}, {
+                paddingTopLeft: [{{ this.left }}, {{ this.padding }}],
+                paddingBottomRight: [{{ this.padding }}, {{ this.padding }}]});
+        }
+        {% endmacro %}"""
+    )
+
+    def __init__(
+        self, bounds: Bounds, view: str, padding: int = FIT_PADDING, left: int = ZOOM_BUTTONS
+    ) -> None:
+        super().__init__()
+        self._name = "FitBounds"
+        lon0, lat0, lon1, lat1 = bounds
+        self.bounds = [[lat0, lon0], [lat1, lon1]]
+        self.view = view
+        self.padding = padding
+        self.left = left
 
 
 class OfflineMap(folium.Map):
@@ -124,6 +159,38 @@ def hits_view(hits: list[Hit], focus: str | None) -> Bounds | None:
     return union(h.bounds for h in hits if h.scene == hits[0].scene)
 
 
+def _near(a: Bounds, b: Bounds) -> bool:
+    """Whether box ``b`` lies within one width or height of box ``a``."""
+    dx, dy = a[2] - a[0], a[3] - a[1]
+    return b[0] <= a[2] + dx and b[2] >= a[0] - dx and b[1] <= a[3] + dy and b[3] >= a[1] - dy
+
+
+def scenes_view(boxes: list[Bounds]) -> Bounds | None:
+    """The first scene and the scenes near it: far-apart scenes fitted together are dots."""
+    if not boxes:
+        return None
+    return union(b for b in boxes if _near(boxes[0], b))
+
+
+def fit_box(
+    hits: list[Hit],
+    focus: tuple[str, str] | None,
+    scenes: dict[str, Bounds],
+    selected: list[str],
+) -> Bounds | None:
+    """What the map is fitted to: the scene or hit zoomed to, else the hits, else the scenes.
+
+    Without hits, the selected scenes (all when none is) are fitted, as ``scenes_view``.
+    """
+    kind, target = focus or ("", "")
+    if kind == "scene" and target in scenes:
+        return scenes[target]
+    names = [name for name in selected if name in scenes] or list(scenes)
+    return hits_view(hits, target if kind == "hit" else None) or scenes_view(
+        [scenes[name] for name in names]
+    )
+
+
 def _image_overlay(overlay: Overlay) -> folium.raster_layers.ImageOverlay:
     lon0, lat0, lon1, lat1 = overlay.bounds
     return folium.raster_layers.ImageOverlay(
@@ -137,7 +204,7 @@ def _image_overlay(overlay: Overlay) -> folium.raster_layers.ImageOverlay:
 
 def base_map(scenes: list[Overlay], osm: bool) -> folium.Map:
     """Map of the scene quicklooks, centred on them; OpenStreetMap underneath when asked."""
-    box = union(o.bounds for o in scenes) or (-10.0, 30.0, 30.0, 60.0)
+    box = scenes_view([o.bounds for o in scenes]) or (-10.0, 30.0, 30.0, 60.0)
     center, zoom = view(box)
     fmap = OfflineMap(
         location=center,
@@ -146,6 +213,7 @@ def base_map(scenes: list[Overlay], osm: bool) -> folium.Map:
         control_scale=True,
         max_zoom=MAX_ZOOM,
         double_click_zoom=False,
+        zoom_snap=ZOOM_SNAP,
     )
     if osm:
         folium.TileLayer(
@@ -185,12 +253,15 @@ def hits_layer(
     thumbs: dict[str, str | None],
     marks: dict[str, str],
     overlays: Iterable[Overlay] = (),
+    fit: FitBounds | None = None,
 ) -> folium.FeatureGroup:
-    """Numbered footprints coloured by rank over optional heat maps.
+    """Numbered footprints coloured by rank over optional heat maps, and the view to fit.
 
     Marked hits are drawn solid (relevant) or dashed (not relevant).
     """
     group = folium.FeatureGroup(name="Hits")
+    if fit is not None:
+        fit.add_to(group)
     for overlay in overlays:
         _image_overlay(overlay).add_to(group)
     for hit in reversed(hits):  # rank 1 drawn last, on top

@@ -15,7 +15,8 @@ from typing import Any
 
 from app import scenes
 from app.errors import AppError
-from core import Job, ModelVersion, Workspace, promote, summary
+from app.text import plural
+from core import Job, ModelVersion, Workspace, promote, shipped_scores, summary
 
 
 @dataclass(frozen=True)
@@ -28,17 +29,21 @@ class VersionRow:
     pairs: str
     negatives: str
     scenes: str
-    base_mr: dict[str, str]
+    base_mr: dict[str, str]  # test mR per dataset; a dataset missing here was not measured
     created: str
     active: bool
     newer: bool  # newer than the active version: promoting it is guarded
 
 
 def version_rows(versions: list[ModelVersion], active: ModelVersion) -> list[VersionRow]:
-    """Every version, newest first, with its training data and its base test mR."""
+    """Every version, newest first, with its training data and its base test mR.
+
+    A fine-tuned version's mR was measured after training; the shipped model's comes from
+    its model card (``assets/models/scores.json``).
+    """
     rows = []
     for v in reversed(versions):
-        after = v.metrics.get("after", {}).get("base_mR", {})
+        after = v.metrics.get("after", {}).get("base_mR", {}) or shipped_scores(v.sha256)
         rows.append(
             VersionRow(
                 version=v.version,
@@ -90,7 +95,8 @@ class Switch:
         """The outcome in plain words."""
         text = f"{self.version.label} is now the active model."
         if self.reindexing:
-            text += f" Re-embedding {len(self.reindexing)} scene(s) with it in the background."
+            scenes = plural(len(self.reindexing), "scene")
+            text += f" Re-embedding of {scenes} with it started; its progress shows above."
         if self.busy:
             text += f" Busy, re-index from the Library once their job ends: {', '.join(self.busy)}."
         return text

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from app import images
 from app.resources import Engine
 from core import (
     Filters,
@@ -128,6 +129,22 @@ def catalogue(engine: Engine) -> Catalogue:
             dict(res.stale),
             {name: scene.manifest for name, scene in res.scenes.items()},
         )
+
+
+def query_picture(
+    engine: Engine, manifests: dict[str, SceneManifest], query: Query
+) -> bytes | None:
+    """What an image or tile query looks like (a small JPEG); None for text or if unreadable."""
+    if query["kind"] == "image":
+        return images.example_thumbnail(query["image"])
+    if query["kind"] != "tile" or query["scene"] not in manifests:
+        return None
+    with engine.searching() as res:
+        scene = res.scenes.get(query["scene"])
+        if scene is None or not 0 <= query["tile_id"] < len(scene):
+            return None
+        window = tuple(int(v) for v in scene.windows[query["tile_id"]])
+    return images.thumbnail(manifests[query["scene"]], window, images.QUERY_THUMB_SIDE)  # type: ignore[arg-type]
 
 
 def hit_key(hit: Hit) -> str:

@@ -18,25 +18,32 @@ SIGNIN_NAME = "signin_name"  # sign-in form widgets
 SIGNIN_PASSWORD = "signin_password"
 SIGNIN_ERROR = "signin_error"  # why the last sign-in was refused
 # Search page
-QUERY = "query"  # the query to answer: {"kind": "text"|"image"|"tile", ...} or None
+QUERY = "query"  # the query RESULT answers: {"kind": "text"|"image"|"tile", ...} or None
+ASKED = "asked_query"  # a new query to answer on this run (QUERY only once it succeeds)
 RESULT = "result"  # core.search.results.SearchResult on screen, or None
 RESULT_KEY = "result_key"  # (query, filters) the result answers; a change reruns the search
+RESULT_ID = "result_id"  # bumped for every new result: the gallery and the map start afresh
 REFINED = "refined"  # True when RESULT was re-ranked with the analyst's marks
 MARKS = "marks"  # {"SCENE:TILE": "relevant" | "irrelevant"} for the current query
-FOCUS = "focus"  # "SCENE:TILE" of the hit the map is zoomed to, or None (fit the hits)
+FOCUS = "focus"  # what the map fits: None (the hits), ("hit", "SCENE:TILE") or ("scene", NAME)
+REFIT = "refit"  # bumped by every zoom button, so zooming to the same place again re-fits
 ERROR = "search_error"  # message of the last failed query, shown above the map
 TEXT = "query_text"  # text input widget
-EXAMPLE = "example_image"  # example-image drop zone (widget-owned: no default can be set)
+EXAMPLE = "example_image"  # example-image drop zone, keyed "example_image-N" (widget-owned)
+EXAMPLE_NONCE = "example_nonce"  # bumped to empty the drop zone once its image is taken
 SCENES = "filter_scenes"  # scene filter widget
 SCALES = "filter_scales"  # tile-size filter widget
 K = "filter_k"  # number-of-hits widget
 HEAT = "show_heat"  # heat-map toggle
 OSM = "show_osm"  # OpenStreetMap base layer toggle
+KEPT = "kept_widgets"  # {widget key: last value the analyst gave it}, see keep()
 # Library page
 UPLOAD_NONCE = "upload_nonce"  # bumped to clear the upload drop zone (key "scene-upload-N")
 UPLOAD_NAME = "upload_name"  # scene name for the upload (blank: from the file name)
+UPLOAD_ERROR = "upload_error"  # (file_id, message) of a refused upload, kept while it is there
 IMPORT_CHOICE = "import_choice"  # file picked from the import folder listing
 IMPORT_PATH = "import_path"  # or a path typed by the analyst (must stay inside the folder)
+IMPORT_ERROR = "import_error"  # (path, message) of a refused import, kept while it is chosen
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
@@ -57,13 +64,17 @@ DEFAULTS: dict[str, Any] = {
     SIGNIN_PASSWORD: "",
     SIGNIN_ERROR: "",
     QUERY: None,
+    ASKED: None,
     RESULT: None,
     RESULT_KEY: None,
+    RESULT_ID: 0,
     REFINED: False,
     MARKS: {},
     FOCUS: None,
+    REFIT: 0,
     ERROR: "",
     TEXT: "",
+    EXAMPLE_NONCE: 0,
     SCENES: [],
     SCALES: [],
     K: 10,
@@ -71,13 +82,16 @@ DEFAULTS: dict[str, Any] = {
     OSM: False,
     UPLOAD_NONCE: 0,
     UPLOAD_NAME: "",
+    UPLOAD_ERROR: None,
     IMPORT_CHOICE: None,
     IMPORT_PATH: "",
+    IMPORT_ERROR: None,
     TILE_SIZES: [256, 512, 1024],
     OVERLAP: 0.5,
     MIN_VALID: 0.5,
     FAST_INGEST: False,
     NOTICE: None,
+    KEPT: {},
 }
 
 
@@ -91,3 +105,20 @@ def init() -> None:
         st.session_state[key] = (
             st.session_state[key] if key in st.session_state else copy.deepcopy(value)
         )
+
+
+def keep(key: str) -> None:
+    """Remember a widget's value under ``KEPT`` (an ``on_change`` callback, or after a change).
+
+    In a real browser the assignment in ``init`` is not enough: after a visit to the Library
+    (whose fragment refreshes every 2 s) Streamlit hands the Search widgets back at their
+    defaults. ``KEPT`` is a plain key it never touches.
+    """
+    st.session_state[KEPT][key] = st.session_state[key]
+
+
+def restore(*keys: str) -> None:
+    """Give widgets their remembered values back; call before they are drawn."""
+    for key in keys:
+        if key in st.session_state[KEPT]:
+            st.session_state[key] = st.session_state[KEPT][key]

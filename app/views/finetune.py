@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from app import auth, finetuning, model_versions, notices, state
@@ -9,7 +11,7 @@ from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
-from app.text import md
+from app.text import md, name_cell
 from core import (
     FinetuneCfg,
     Hit,
@@ -77,7 +79,7 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
     if pairs < defaults.min_relevant:
         st.caption(
             f"Fine-tuning needs at least {defaults.min_relevant} relevant marks or captions on "
-            f"text queries; there are {pairs} so far. Mark hits on the Search page, or write "
+            f"text queries; so far it has {pairs}. Mark hits on the Search page, or write "
             "captions below."
         )
     jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
@@ -96,18 +98,17 @@ def _switch(version: int) -> None:
 
 
 def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
-    datasets = sorted(
-        {name for v in versions for name in v.metrics.get("after", {}).get("base_mR", {})}
-    )
+    rows = model_versions.version_rows(versions, active)
+    datasets = sorted({name for row in rows for name in row.base_mr})
     widths = [1.6, 0.8, 0.8, 1, 1.6, *([1] * len(datasets)), 1.5, 1.2]
     header = ["Version", "Parent", "Pairs", "Negatives", "Scenes"]
     header += [f"{name.upper()} mR" for name in datasets] + ["Created", ""]
     for column, title in zip(st.columns(widths), header, strict=True):
         column.caption(title)
-    for row in model_versions.version_rows(versions, active):
+    for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
         values = [row.label, row.parent, row.pairs, row.negatives, row.scenes]
-        values += [row.base_mr.get(name, "") for name in datasets] + [row.created]
+        values += [row.base_mr.get(name, "not measured") for name in datasets] + [row.created]
         for cell, value in zip(cells[:-1], values, strict=True):
             cell.text(value)
         with cells[-1]:
@@ -164,6 +165,17 @@ def _counts() -> None:
             "captions": "Captions",
         },
     )
+    st.download_button(
+        "All marks as GeoJSON",
+        partial(finetuning.marks_geojson_bytes, ws),
+        file_name="sceneseek-marks.geojson",
+        mime="application/geo+json",
+        icon=":material/download:",
+        key="export-marks",
+        on_click="ignore",
+        help="Every mark on its tile footprint, for review in a GIS; a mark whose scene or tile "
+        "is gone has no geometry and says why",
+    )
 
 
 def _delete(mark_id: int) -> None:
@@ -198,9 +210,9 @@ def _review() -> None:
     for mark in marks[:REVIEW_LIMIT]:
         cells = st.columns(widths, vertical_alignment="center")
         cells[0].text(finetuning.query_label(mark.query_kind, mark.query))
-        cells[1].text(mark.scene)
+        cells[1].html(name_cell(mark.scene))
         cells[2].text(str(mark.tile_id))
-        cells[3].text(f"caption: {mark.caption}" if mark.label == "caption" else mark.label)
+        cells[3].text(finetuning.mark_words(mark))
         if not auth.can("delete_mark"):
             continue
         cells[4].button(

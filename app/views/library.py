@@ -1,4 +1,9 @@
-"""Library page: add scenes (upload or import folder), follow ingestion, manage scenes."""
+"""Library page: add scenes (upload or import folder), follow ingestion, manage scenes.
+
+A refused upload or import keeps its error beside the box until the analyst removes or
+replaces the file (or picks another path): the 2-second refresh of the jobs and scenes
+below must not wipe it while the bad file still sits in the box.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
-from app.text import md
+from app.text import md, name_cell
 from core import ModelRegistry, SceneSeekError, get_settings, list_jobs, scene_name_from
 
 POLL_S = 2.0
@@ -31,6 +36,19 @@ upload_key = f"scene-upload-{st.session_state[state.UPLOAD_NONCE]}"
 
 def _notice(level: str, message: str) -> None:
     st.session_state[state.NOTICE] = (level, md(message))
+
+
+def _sticky_error(key: str, source: str | None) -> None:
+    """Show the error kept under ``key`` while ``source`` is what it was about, else drop it."""
+    kept = st.session_state[key]
+    if kept and kept[0] == source:
+        st.error(md(kept[1]))
+    elif kept:
+        st.session_state[key] = None
+
+
+def _chosen_import() -> str | None:
+    return st.session_state[state.IMPORT_PATH].strip() or st.session_state[state.IMPORT_CHOICE]
 
 
 def _tiling() -> dict:
@@ -63,16 +81,16 @@ def _add_upload() -> None:
             upload=True,
         )
     except (AppError, SceneSeekError) as exc:
-        _notice("error", str(exc))
+        st.session_state[state.UPLOAD_ERROR] = (upload.file_id, str(exc))
         return
+    st.session_state[state.UPLOAD_ERROR] = None
     st.session_state[state.UPLOAD_NONCE] += 1
     st.session_state[state.UPLOAD_NAME] = ""
     _notice("success", f"Ingesting {name}: follow its progress below.")
 
 
 def _add_import() -> None:
-    typed = st.session_state[state.IMPORT_PATH].strip()
-    chosen = typed or st.session_state[state.IMPORT_CHOICE]
+    chosen = _chosen_import()
     if not chosen:
         _notice("warning", "Pick a file from the import folder or type its path.")
         return
@@ -88,8 +106,9 @@ def _add_import() -> None:
             owner=user.name,
         )
     except (AppError, SceneSeekError) as exc:
-        _notice("error", str(exc))
+        st.session_state[state.IMPORT_ERROR] = (chosen, str(exc))
         return
+    st.session_state[state.IMPORT_ERROR] = None
     st.session_state[state.IMPORT_PATH] = ""
     _notice("success", f"Ingesting {name} from the import folder: follow its progress below.")
 
@@ -126,7 +145,7 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
         column.caption(title)
     for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
-        cells[0].text(row.name)
+        cells[0].html(name_cell(row.name))
         cells[1].text(row.crs)
         cells[2].text(row.size)
         cells[3].text(f"{row.resolution_m:g} m" if row.resolution_m else "")
@@ -200,6 +219,7 @@ def _add_scenes() -> None:
             placeholder=scene_name_from(upload.name) if upload else "from the file name",
         )
         st.button("Add scene", key="add-upload", type="primary", on_click=_add_upload)
+        _sticky_error(state.UPLOAD_ERROR, upload.file_id if upload else None)
 
     with add_import, st.container(border=True):
         st.markdown("**Import from the server's folder**")
@@ -216,6 +236,7 @@ def _add_scenes() -> None:
             placeholder="e.g. city/ortho_2024.tif",
         )
         st.button("Import scene", key="add-import", type="primary", on_click=_add_import)
+        _sticky_error(state.IMPORT_ERROR, _chosen_import())
 
     with st.expander("Tiling options"):
         size_col, overlap_col, valid_col = st.columns(3)

@@ -13,7 +13,7 @@ from app.frame import model_missing
 from app.heat import heat_overlays
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
-from app.text import md
+from app.text import breakable, md, plural
 from core import Filters, Hit, Label, SceneSeekError, SearchResult
 from tiles import TilesError
 
@@ -24,27 +24,45 @@ MAX_K = 50
 ws = workspace()
 
 
-def _new_query(query: querying.Query) -> None:
-    st.session_state[state.QUERY] = query
-    st.session_state[state.RESULT_KEY] = None
+def _example_key() -> str:
+    return f"{state.EXAMPLE}-{st.session_state[state.EXAMPLE_NONCE]}"
+
+
+def _empty_box() -> None:
+    """The next results are for a picture: the text box must not name an older query."""
+    st.session_state[state.TEXT] = ""
+    state.keep(state.TEXT)
 
 
 def _on_text() -> None:
-    _new_query(querying.text_query(st.session_state[state.TEXT]))
+    state.keep(state.TEXT)
+    st.session_state[state.ASKED] = querying.text_query(st.session_state[state.TEXT])
 
 
 def _on_image() -> None:
-    upload = st.session_state.get(state.EXAMPLE)
+    upload = st.session_state.get(_example_key())
     if upload is not None:
-        _new_query(querying.image_query(upload.getvalue(), upload.name))
+        st.session_state[state.ASKED] = querying.image_query(upload.getvalue(), upload.name)
+        st.session_state[state.EXAMPLE_NONCE] += 1  # the heading shows the picture instead
+        _empty_box()
 
 
 def _on_similar(hit: Hit) -> None:
-    _new_query(querying.tile_query(hit.scene, hit.tile_id))
+    st.session_state[state.ASKED] = querying.tile_query(hit.scene, hit.tile_id)
+    _empty_box()
+
+
+def _zoom(target: tuple[str, str]) -> None:
+    st.session_state[state.FOCUS] = target
+    st.session_state[state.REFIT] += 1
 
 
 def _on_focus(hit: Hit) -> None:
-    st.session_state[state.FOCUS] = querying.hit_key(hit)
+    _zoom(("hit", querying.hit_key(hit)))
+
+
+def _on_scene(name: str) -> None:
+    _zoom(("scene", name))
 
 
 def _on_mark(hit: Hit, label: Label) -> None:
@@ -61,6 +79,7 @@ def _on_refine(engine: Engine, f: Filters) -> None:
         )
         st.session_state[state.REFINED] = True
         st.session_state[state.FOCUS] = None
+        st.session_state[state.RESULT_ID] += 1
     except SceneSeekError as exc:
         st.session_state[state.ERROR] = str(exc)
 
@@ -68,43 +87,68 @@ def _on_refine(engine: Engine, f: Filters) -> None:
 def _keep_known(key: str, options: list) -> None:
     """Drop filter values that no longer exist (a scene deleted since)."""
     st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    state.keep(key)
 
 
 def _answer(engine: Engine, f: Filters) -> None:
-    """Run the current query when it or the filters changed since the last answer."""
-    query = st.session_state[state.QUERY]
+    """Answer a new query, or the current one when the filters changed since its answer.
+
+    A query that fails leaves the results, their query and their marks as they were: only
+    the error is added, so a typo never costs the analyst what is on screen.
+    """
+    asked = st.session_state[state.ASKED]
+    st.session_state[state.ASKED] = None
+    query = asked or st.session_state[state.QUERY]
     if query is None:
         return
     key = (querying.feedback_key(query), f)
-    if st.session_state[state.RESULT_KEY] == key:
+    if asked is None and st.session_state[state.RESULT_KEY] == key:
         return
-    st.session_state[state.RESULT_KEY] = key
-    st.session_state[state.REFINED] = False
-    st.session_state[state.FOCUS] = None
     try:
-        st.session_state[state.RESULT] = querying.run_query(engine, query, f)
-        st.session_state[state.MARKS] = querying.load_marks(ws, query)
-        st.session_state[state.ERROR] = ""
+        result = querying.run_query(engine, query, f)
+        marks = querying.load_marks(ws, query)
     except SceneSeekError as exc:
-        st.session_state[state.RESULT] = None
         st.session_state[state.ERROR] = str(exc)
+        if asked is None:
+            st.session_state[state.RESULT_KEY] = key  # not retried on every rerun
+        return
+    st.session_state.update(
+        {
+            state.QUERY: query,
+            state.RESULT: result,
+            state.RESULT_KEY: key,
+            state.MARKS: marks,
+            state.REFINED: False,
+            state.FOCUS: None,
+            state.ERROR: "",
+            state.RESULT_ID: st.session_state[state.RESULT_ID] + 1,
+        }
+    )
 
 
-def _summary(result: SearchResult) -> None:
+def _summary(engine: Engine, catalogue: querying.Catalogue, result: SearchResult) -> None:
+    """What the results on screen are for, in one place: the words, or the picture."""
     query = st.session_state[state.QUERY]
     marks = st.session_state[state.MARKS]
     ms = sum(result.timings_ms.values())
     refined = (
-        f" · refined with {len(marks)} mark{'s' * (len(marks) != 1)}"
-        if st.session_state[state.REFINED]
-        else ""
+        f" · refined with {plural(len(marks), 'mark')}" if st.session_state[state.REFINED] else ""
     )
+    picture = querying.query_picture(engine, catalogue.manifests, query)
+    if picture:
+        st.image(picture, width=44)
     st.html(
-        f"<div class='ss-summary'><b>{len(result.hits)} hits</b> for "
+        f"<div class='ss-summary'><b>{plural(len(result.hits), 'hit')}</b> for "
         f"{html.escape(querying.describe(query))}"
         f"<span class='muted'> · {ms:.0f} ms{html.escape(refined)}</span></div>",
-        width="content",
+        width="stretch",  # a long query wraps here instead of pushing the buttons down
     )
+
+
+def _zoom_menu(catalogue: querying.Catalogue) -> None:
+    with st.popover("Zoom to scene", icon=":material/zoom_out_map:"):
+        for name in catalogue.scenes:
+            st.button(name, key=f"zoom-{name}", on_click=_on_scene, args=(name,), width="stretch")
 
 
 def _actions(engine: Engine, result: SearchResult, f: Filters) -> None:
@@ -120,7 +164,7 @@ def _actions(engine: Engine, result: SearchResult, f: Filters) -> None:
     stem = export.file_stem(result)
     st.download_button(
         "GeoJSON",
-        export.geojson_bytes(result),
+        export.geojson_bytes(result, marks),
         file_name=f"{stem}.geojson",
         mime="application/geo+json",
         icon=":material/download:",
@@ -128,7 +172,7 @@ def _actions(engine: Engine, result: SearchResult, f: Filters) -> None:
     )
     st.download_button(
         "CSV",
-        export.csv_bytes(result),
+        export.csv_bytes(result, marks),
         file_name=f"{stem}.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -152,6 +196,11 @@ def _map(
         if ws.scene(name).quicklook.is_file() and manifest.quicklook_bounds
     ]
     hits = result.hits if result else []
+    boxes = {o.name: o.bounds for o in scenes}
+    box = mapping.fit_box(
+        hits, st.session_state[state.FOCUS], boxes, st.session_state[state.SCENES]
+    )
+    view = f"{st.session_state[state.RESULT_ID]}-{st.session_state[state.REFIT]}-{box}"
     heat = (
         heat_overlays(engine, result, catalogue.manifests)
         if result and st.session_state[state.HEAT]
@@ -162,11 +211,8 @@ def _map(
         {key: images.data_url(jpeg) if jpeg else None for key, jpeg in thumbs.items()},
         st.session_state[state.MARKS],
         heat,
+        mapping.FitBounds(box, view) if box else None,
     )
-    box = mapping.hits_view(hits, st.session_state[state.FOCUS]) or mapping.union(
-        o.bounds for o in scenes
-    )
-    center, zoom = mapping.view(box) if box else (None, None)
     st_folium(
         mapping.base_map(scenes, st.session_state[state.OSM]),
         key="search-map",
@@ -174,8 +220,6 @@ def _map(
         use_container_width=True,
         returned_objects=[],
         feature_group_to_add=layer,
-        center=center,
-        zoom=zoom,
     )
 
 
@@ -196,7 +240,7 @@ def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
             picture.caption("source file not found")
         info.html(
             f"<div class='ss-card'><span class='rank' style='background:{colour}'>{hit.rank}</span>"
-            f"<b>{hit.score:.3f}</b><div class='meta'>{html.escape(hit.scene)}<br>"
+            f"<b>{hit.score:.3f}</b><div class='meta'>{breakable(hit.scene)}<br>"
             f"tile {hit.tile_id} · {hit.scale} px</div>{mark_html}</div>"
         )
         actions = (
@@ -219,7 +263,12 @@ def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
 
 
 def _gallery(result: SearchResult, thumbs: dict[str, bytes | None]) -> None:
-    with st.container(height=mapping.MAP_HEIGHT, border=False, key="gallery"):
+    """The hit cards; a new result gets a new scroll box, so it starts at the top."""
+    scroll = f"gallery-{st.session_state[state.RESULT_ID]}"
+    with (
+        st.container(border=False, key="gallery"),
+        st.container(height=mapping.MAP_HEIGHT, border=False, key=scroll),
+    ):
         for hit in result.hits:
             _card(hit, thumbs.get(querying.hit_key(hit)), len(result.hits))
 
@@ -232,22 +281,23 @@ except SceneSeekError as exc:
     st.stop()
 catalogue = querying.catalogue(engine)
 if catalogue.stale:
+    were = "was" if len(catalogue.stale) == 1 else "were"
     st.warning(
-        f"{len(catalogue.stale)} scene(s) were indexed with another model version and are "
-        "left out; re-index them in the Library."
+        f"{plural(len(catalogue.stale), 'scene')} {were} indexed with another model version "
+        "and left out; re-index in the Library."
     )
 if not catalogue.scenes:
     st.info("No scene is ready to search yet. Add one in the Library.")
     st.page_link("views/library.py", label="Go to the Library", icon=":material/photo_library:")
     st.stop()
 
+state.restore(state.TEXT, state.SCENES, state.SCALES, state.K, state.HEAT, state.OSM)
 text_col, image_col = st.columns([3, 2], gap="large")
 with text_col, st.form("text-query", border=False):
     box, go = st.columns([5, 1], vertical_alignment="bottom")
-    box.text_input(
+    box.text_input(  # no max_chars: the browser would drop a longer paste without a word
         "Describe what to find",
         key=state.TEXT,
-        max_chars=500,
         placeholder="e.g. a baseball field next to a parking lot",
     )
     go.form_submit_button("Search", type="primary", on_click=_on_text, width="stretch")
@@ -255,7 +305,7 @@ with image_col:
     st.file_uploader(
         "…or drop an example image",
         type=IMAGE_TYPES,
-        key=state.EXAMPLE,
+        key=_example_key(),
         on_change=_on_image,
         max_upload_size=MAX_IMAGE_MB,
     )
@@ -263,12 +313,38 @@ with image_col:
 _keep_known(state.SCENES, catalogue.scenes)
 _keep_known(state.SCALES, catalogue.scales)
 scene_col, scale_col, k_col, toggle_col = st.columns([3, 2, 2, 1.6], gap="medium")
-scene_col.multiselect("Scenes", catalogue.scenes, key=state.SCENES, placeholder="All scenes")
-scale_col.multiselect("Tile sizes (px)", catalogue.scales, key=state.SCALES, placeholder="All")
-k_col.slider("Hits", 1, MAX_K, key=state.K)
+scene_col.multiselect(
+    "Scenes",
+    catalogue.scenes,
+    key=state.SCENES,
+    placeholder="All scenes",
+    on_change=state.keep,
+    args=(state.SCENES,),
+)
+scale_col.multiselect(
+    "Tile sizes (px)",
+    catalogue.scales,
+    key=state.SCALES,
+    placeholder="All",
+    on_change=state.keep,
+    args=(state.SCALES,),
+)
+k_col.slider("Hits", 1, MAX_K, key=state.K, on_change=state.keep, args=(state.K,))
 with toggle_col:
-    st.toggle("Heat map", key=state.HEAT, help="Where the description fits each scene best")
-    st.toggle("OpenStreetMap", key=state.OSM, help="Needs internet; scene images work offline")
+    st.toggle(
+        "Heat map",
+        key=state.HEAT,
+        help="Where the query fits each scene best",
+        on_change=state.keep,
+        args=(state.HEAT,),
+    )
+    st.toggle(
+        "OpenStreetMap",
+        key=state.OSM,
+        help="Needs internet; scene images work offline",
+        on_change=state.keep,
+        args=(state.OSM,),
+    )
 
 filters = querying.filters(
     st.session_state[state.SCENES], st.session_state[state.SCALES], st.session_state[state.K]
@@ -279,10 +355,13 @@ if st.session_state[state.ERROR]:
     st.error(md(st.session_state[state.ERROR]))
 result: SearchResult | None = st.session_state[state.RESULT]
 hit_thumbs = images.hit_thumbnails(catalogue.manifests, result.hits) if result else {}
-if result is not None:
-    with st.container(horizontal=True, vertical_alignment="center"):
-        _summary(result)
+with st.container(horizontal=True, vertical_alignment="center"):
+    if result is not None:
+        _summary(engine, catalogue, result)
+    else:
         st.space("stretch")
+    _zoom_menu(catalogue)
+    if result is not None:
         _actions(engine, result, filters)
 map_col, gallery_col = st.columns([3, 2], gap="medium")
 with map_col:

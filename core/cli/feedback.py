@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,8 +21,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", help="marks, newest first")
     listing.add_argument("--query")
     listing.add_argument("--scene")
-    export = actions.add_parser("export", help="JSON lines to stdout or --out")
+    export = actions.add_parser("export", help="JSON lines or GeoJSON to stdout or --out")
     export.add_argument("--out", type=Path)
+    export.add_argument(
+        "--format",
+        choices=["jsonl", "geojson"],
+        default="jsonl",
+        help="jsonl: one mark per line (re-importable); geojson: marks on tile footprints",
+    )
     load = actions.add_parser("import", help="merge JSON lines from a file")
     load.add_argument("file", type=Path)
     for action in (listing, export, load):
@@ -41,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
                 f"{m.id:>6}  {m.label:<10} {m.scene}:{m.tile_id:<8} {m.query_kind}:{m.query}{extra}"
             )
     elif args.action == "export":
-        lines = "".join(line + "\n" for line in store.export_jsonl())
+        if args.format == "geojson":
+            from core.store.mark_export import marks_geojson
+
+            collection = marks_geojson(workspace_of(args), reversed(store.marks()))
+            lines = json.dumps(collection) + "\n"
+        else:
+            lines = "".join(line + "\n" for line in store.export_jsonl())
         if not args.out:
             sys.stdout.write(lines)
             return 0

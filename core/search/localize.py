@@ -1,9 +1,11 @@
 """Semantic localisation (paper section V-H): where in a scene a description fits best.
 
-Every tile's stored vectors are scored against the caption (no pixel is re-read), each
-score is averaged into the pixels its window covers over all scales, and the grid is
-median-filtered. The result is a float32 GeoTIFF on the scene's grid at reduced resolution
-and a coloured RGBA overlay warped to Web Mercator (EPSG:3857), as the map draws it.
+Every tile's stored vectors are scored against the query (no pixel is re-read): a caption
+vector with the text scores, an example image's or a tile's visual vector with the cosine
+of image and tile searches. Each score is averaged into the pixels its window covers over
+all scales, and the grid is median-filtered. The result is a float32 GeoTIFF on the scene's
+grid at reduced resolution and a coloured RGBA overlay warped to Web Mercator (EPSG:3857),
+as the map draws it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rasterio.crs import CRS
 from scipy.ndimage import median_filter
 
 from core.search.scenes import SceneIndex
-from core.search.scoring import text_scores
+from core.search.scoring import text_scores, visual_scores
 from tiles import CATALOG_KEY
 from tiles.atomic import atomic_path
 from tiles.overlay import MAP_CRS, warp_to_map
@@ -52,15 +54,22 @@ class HeatMap:
     crs: CRS
 
 
-def heat_map(scene: SceneIndex, query: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:
-    """Average every tile's exact score into the cells it covers, then median-filter."""
+def heat_map(
+    scene: SceneIndex, query: np.ndarray, max_side: int = MAX_SIDE, kind: str = "text"
+) -> HeatMap:
+    """Average every tile's exact score into the cells it covers, then median-filter.
+
+    ``kind`` is the query's (``SearchResult.kind``): ``"text"`` scores a caption vector as a
+    text search does, ``"image"`` a visual vector by cosine, as image and tile searches do.
+    """
     meta = scene.catalog.attrs[CATALOG_KEY]
     width, height = int(meta["width"]), int(meta["height"])
     step = max(1, math.ceil(max(width, height) / max_side))
     rows, cols = math.ceil(height / step), math.ceil(width / step)
     total = np.zeros((rows, cols), dtype=np.float64)
     count = np.zeros((rows, cols), dtype=np.float64)
-    scores = text_scores(scene, np.arange(len(scene)), query)
+    scorer = text_scores if kind == "text" else visual_scores
+    scores = scorer(scene, np.arange(len(scene)), query)
     for (col, row, w, h), score in zip(scene.windows, scores, strict=True):
         r0, r1 = max(0, row // step), min(rows, math.ceil((row + h) / step))
         c0, c1 = max(0, col // step), min(cols, math.ceil((col + w) / step))

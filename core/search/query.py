@@ -26,9 +26,10 @@ def clean_text_query(text: str) -> str:
         raise QueryError("the query is empty: describe what to look for, e.g. 'a baseball field'")
     collapsed = " ".join(text.split())
     if len(collapsed) > MAX_QUERY_CHARS:
+        over = len(collapsed) - MAX_QUERY_CHARS
         raise QueryError(
-            f"the query is {len(collapsed):,} characters long; keep it under {MAX_QUERY_CHARS} "
-            "(a sentence describing one kind of place works best)"
+            f"the query is {len(collapsed):,} characters long, {over:,} over the limit of "
+            f"{MAX_QUERY_CHARS}: shorten it (a sentence describing one kind of place works best)"
         )
     if not re.search(r"\w", collapsed):
         raise QueryError("the query has no words: describe what to look for in words")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
+
+from core.store.tileref import TileRef
+
+QUERY_KINDS = ("text", "image", "tile")  # the keys a result's query is stored under
+Marks = Mapping[str, str]  # "SCENE:TILE" -> "relevant" | "irrelevant", the analyst's marks
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,34 @@ class SearchResult:
         """``{"query", "model", "hits"}`` as printed by ``--format json``."""
         return {"query": self.query, "model": self.model, "hits": [h.to_dict() for h in self.hits]}
 
-    def to_geojson(self) -> dict[str, Any]:
-        """A FeatureCollection of the hits, properties carrying rank, score and tile."""
+    @property
+    def query_kind(self) -> str:
+        """``text``, ``image`` (an example image's name) or ``tile`` (``SCENE:TILE``)."""
+        return next((k for k in QUERY_KINDS if k in self.query), "text")
+
+    @property
+    def query_value(self) -> str:
+        """The query in one string: the text, the image's name, or ``SCENE:TILE``."""
+        return str(self.query.get(self.query_kind, ""))
+
+    def _tags(self, hit: Hit, marks: Marks) -> dict[str, Any]:
+        """What a hit carries into a file besides itself: its query and the analyst's mark."""
+        return {
+            "query_kind": self.query_kind,
+            "query": self.query_value,
+            "mark": marks.get(str(TileRef(hit.scene, hit.tile_id))),
+        }
+
+    def to_geojson(self, marks: Marks | None = None) -> dict[str, Any]:
+        """A FeatureCollection of the hits: rank, score, tile, query and mark in the properties.
+
+        The mark (``relevant``, ``irrelevant`` or null) and the query travel with each hit, so
+        a GIS layer of the hits keeps what they were found for and how they were judged.
+        """
         features = []
         for hit in self.hits:
             props = {k: v for k, v in hit.to_dict().items() if k != "geometry"}
+            props |= self._tags(hit, marks or {})
             features.append(
                 {"type": "Feature", "geometry": mapping(hit.geometry), "properties": props}
             )
@@ -73,8 +102,8 @@ class SearchResult:
             "properties": {"query": self.query, "model": self.model},
         }
 
-    def to_csv(self) -> str:
-        """One row per hit with its bounds and footprint as WKT, for spreadsheets and GIS."""
+    def to_csv(self, marks: Marks | None = None) -> str:
+        """One row per hit: bounds, query, mark (empty when unmarked) and footprint as WKT."""
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
@@ -92,10 +121,14 @@ class SearchResult:
                 "min_lat",
                 "max_lon",
                 "max_lat",
+                "query_kind",
+                "query",
+                "mark",
                 "wkt",
             ]
         )
         for h in self.hits:
+            tags = self._tags(h, marks or {})
             writer.writerow(
                 [
                     h.rank,
@@ -105,6 +138,9 @@ class SearchResult:
                     h.scale,
                     *h.window,
                     *(f"{b:.7f}" for b in h.bounds),
+                    tags["query_kind"],
+                    tags["query"],
+                    tags["mark"] or "",
                     h.geometry.wkt,
                 ]
             )

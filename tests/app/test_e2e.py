@@ -1,5 +1,8 @@
 """End to end in headless Chromium: upload, ingest, search by text and image, mark, export.
 
+Also what only a browser shows: the map fitted to the hits, the gallery starting at the top
+for a new result, the heat map of an image query, and the page kept across a visit.
+
 Runs the real app (`streamlit run app/Home.py`) on a free local port with a temporary
 workspace and fails if the browser requests anything from a host other than the app.
 """
@@ -26,6 +29,15 @@ pytestmark = pytest.mark.slow
 SCENE = DATA_ROOT / "scenes" / "berkeley_z17_webmercator_naip.tif"
 EXAMPLE = DATA_ROOT / "ucm" / "images" / "100.jpg"
 SCREENSHOTS = ROOT / "tests" / "screenshots"
+GALLERY = "[class*='st-key-gallery-']"  # the scroll box of the hit cards, new for each result
+FITTED = """() => {
+    const map = document.querySelector('.leaflet-container').getBoundingClientRect();
+    const hits = [...document.querySelectorAll('path.leaflet-interactive')]
+        .map(p => p.getBoundingClientRect());
+    return {map: [map.left, map.top, map.right, map.bottom],
+            hits: [Math.min(...hits.map(b => b.left)), Math.min(...hits.map(b => b.top)),
+                   Math.max(...hits.map(b => b.right)), Math.max(...hits.map(b => b.bottom))]};
+}"""
 
 
 @pytest.fixture
@@ -111,6 +123,12 @@ def analyst(page, url: str, workspace: Path) -> float:  # noqa: ANN001 - playwri
     assert frame.locator("path.leaflet-interactive").count() == 10
     assert frame.locator("img.leaflet-image-layer").count() == 1  # the scene quicklook
     print(f"text query: hits on the map after {seconds:.2f} s")
+    page.wait_for_timeout(1000)  # the fit's zoom animation
+    box = frame.evaluate(FITTED)
+    (left, top, right, bottom), (h_left, h_top, h_right, h_bottom) = box["map"], box["hits"]
+    assert left < h_left and top < h_top and h_right < right and h_bottom < bottom, box
+    filled = max((h_right - h_left) / (right - left), (h_bottom - h_top) / (bottom - top))
+    assert filled > 0.75, f"the hits fill {filled:.0%} of the map: {box}"
     top = frame.locator(".ss-rank", has_text=re.compile(r"^1$"))
     top.click(force=True)  # through the label to the footprint under it
     expect(frame.locator(".ss-pop img")).to_be_visible(timeout=10_000)
@@ -136,12 +154,25 @@ def analyst(page, url: str, workspace: Path) -> float:  # noqa: ANN001 - playwri
     page.wait_for_timeout(1000)
     page.screenshot(path=SCREENSHOTS / "search-heat.png")
 
-    # Image query: drop an example picture.
+    # Image query, the gallery scrolled down: new hits start at #1, with their heat map.
+    page.locator(GALLERY).evaluate("box => box.scrollTop = box.scrollHeight")
+    assert page.locator(GALLERY).evaluate("box => box.scrollTop") > 500
+    page.screenshot(path=SCREENSHOTS / "search-scrolled.png")
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(EXAMPLE)
     expect(page.get_by_text(f"example image {EXAMPLE.name}")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("✓ relevant")).to_have_count(0, timeout=15_000)  # new hits
     assert map_frame(page).locator(".ss-rank").count() == 10
-    expect(frame.locator("img.leaflet-image-layer")).to_have_count(1)  # heat: text only
+    expect(page.locator(GALLERY)).to_have_count(1)
+    assert page.locator(GALLERY).evaluate("box => box.scrollTop") == 0
+    expect(frame.locator("img.leaflet-image-layer")).to_have_count(2, timeout=30_000)  # + heat
+    assert page.get_by_label("Describe what to find").input_value() == ""  # not the old text
     page.wait_for_timeout(1500)
     page.screenshot(path=SCREENSHOTS / "search-image.png")
+
+    # A visit to the Library (its 2-second refresh runs) keeps the Search page as it was.
+    page.get_by_role("link", name="Library").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("link", name="Search").click()
+    expect(page.get_by_text(f"example image {EXAMPLE.name}")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Heat map", exact=True)).to_be_checked()
     return seconds

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from functools import partial
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from app import resources
-from core.jobs import cancel, list_jobs
+from app import finetuning, resources
+from core.jobs import cancel, get_job, list_jobs
+from core.model.shipped import shipped_scores
 from core.model.versions import ModelRegistry
 from core.store.feedback import Mark, SQLiteFeedback
 from core.store.workspace import Workspace
@@ -62,9 +65,22 @@ def test_counts_review_and_delete(env: Workspace) -> None:
     assert list(counts["query"]) == ["a <b>pool</b>", "a road"]
     assert list(counts["relevant"]) == [1, 1] and list(counts["irrelevant"]) == [1, 0]
     assert not at.button(key="finetune").disabled  # two relevant marks are enough to start
+    cells = [c.value for c in at.text]
+    assert "not relevant" in cells and "irrelevant" not in cells  # as the Search page says it
     at.button(key=f"delete-mark-{gone.id}").click().run()
     assert [m.id for m in store.marks(query="a <b>pool</b>")] == [kept.id]
     assert list(at.dataframe[0].value["irrelevant"]) == [0, 0]
+
+
+def test_marks_export_as_geojson_on_their_footprints(ready_env: Workspace) -> None:
+    store = SQLiteFeedback(ready_env.feedback_db)
+    store.mark(Mark("text", "a road", SMALL_NAME, 3, "relevant"))
+    store.mark(Mark("text", "a road", "deleted-scene", 1, "irrelevant"))
+    at = finetune_page()
+    assert at.get("download_button")[0].label == "All marks as GeoJSON"
+    on_map, gone = json.loads(finetuning.marks_geojson_bytes(ready_env))["features"]
+    assert on_map["geometry"]["type"] == "Polygon" and on_map["properties"]["label"] == "relevant"
+    assert gone["geometry"] is None and "no longer in the workspace" in gone["properties"]["reason"]
 
 
 def test_caption_editor_stores_a_caption(ready_env: Workspace) -> None:
@@ -84,6 +100,10 @@ def test_caption_editor_stores_a_caption(ready_env: Workspace) -> None:
 def test_promotion_refused_by_the_guard(env: Workspace) -> None:
     version = register(env, rsicd_after=15.0)  # a 5-point drop
     at = finetune_page()
+    cells = [c.value for c in at.text]
+    shipped = shipped_scores(ModelRegistry(env).get(0).sha256)  # v0's model card, if shipped
+    v0 = [f"{shipped['rsicd']:.2f}", f"{shipped['ucm']:.2f}"] if shipped else ["not measured"] * 2
+    assert {"15.00", "40.50", *v0} <= set(cells)  # v1 measured after training, v0 before
     comparison = at.dataframe[0].value
     assert list(comparison["measure"]) == [
         "held-out precision@10 · a pool",
@@ -101,13 +121,19 @@ def test_promote_reindexes_and_rollback(ready_env: Workspace) -> None:
     at.button(key=f"promote-{version}").click().run()
     try:
         assert ModelRegistry(ready_env).active().version == version
-        assert f"v{version}" in texts(at) and "Re-embedding 1 scene" in texts(at)
+        assert f"v{version}" in texts(at) and "Re-embedding of 1 scene with it started" in texts(at)
+        assert not any("in the background" in s.value for s in at.success)  # true after it ends
         sidebar = " ".join(h.value for h in at.sidebar.html)
         assert f"v{version} (" in sidebar  # the whole app already reads the new version
         assert resources.engine().version.version == version  # searches load it on next use
         (job,) = list_jobs(ready_env)
         assert job.kind == "reindex" and job.params["name"] == SMALL_NAME
         cancel(ready_env, job.id)
+        deadline = time.time() + 60
+        while get_job(ready_env, job.id).active and time.time() < deadline:
+            time.sleep(0.2)
+        at.run()
+        assert "Re-indexing naip: cancelled" in texts(at)  # the jobs panel says how it went
         at.button(key="rollback-0").click().run()
         assert ModelRegistry(ready_env).active().version == 0
         assert len([j for j in list_jobs(ready_env) if j.kind == "reindex"]) == 2

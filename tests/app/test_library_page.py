@@ -54,6 +54,32 @@ def test_corrupt_upload_shows_the_error_and_writes_nothing(env: Workspace) -> No
     assert list_jobs(env) == []
 
 
+def test_a_refused_upload_keeps_its_error_until_the_file_goes(env: Workspace) -> None:
+    at = library()
+    at.file_uploader[0].upload("broken.tif", b"II*\x00" + bytes(64), "image/tiff")
+    at.run()
+    at.button(key="add-upload").click().run()
+    assert "broken.tif cannot be opened as a raster" in texts(at)
+    at.run()  # the page refreshing (or any other click) keeps it while the file is there
+    assert "broken.tif cannot be opened as a raster" in texts(at)
+    at.file_uploader[0].set_value(("other.tif", b"II*\x00" + bytes(8), "image/tiff")).run()
+    assert "cannot be opened" not in texts(at)  # a new file: the old error no longer applies
+    at.button(key="add-upload").click().run()
+    assert "other.tif cannot be opened as a raster" in texts(at)
+    at.file_uploader[0].clear().run()
+    assert "cannot be opened" not in texts(at)
+
+
+def test_a_refused_import_keeps_its_error_while_the_path_is_chosen(env: Workspace) -> None:
+    at = library()
+    at.text_input(key="import_path").input("../../etc/passwd")
+    at.button(key="add-import").click().run()
+    at.run()
+    assert "outside the import folder" in texts(at)
+    at.text_input(key="import_path").input("elsewhere.tif").run()
+    assert "outside the import folder" not in texts(at)
+
+
 def test_valid_upload_starts_an_ingest_job(env: Workspace) -> None:
     at = library()
     at.file_uploader[0].upload("crop.tif", SMALL_SCENE.read_bytes(), "image/tiff")
@@ -66,15 +92,16 @@ def test_valid_upload_starts_an_ingest_job(env: Workspace) -> None:
         assert job.kind == "ingest" and job.params["name"] == "my-crop"
         assert Path(job.params["source"]) == env.root / "uploads" / "my-crop.tif"
         at.run()
-        assert any("my-crop" in t.value for t in at.text)
+        assert any(">my-<wbr>crop</div>" in h.value for h in at.html)  # wraps at the dash
     finally:
         cancel(env, job.id)
 
 
 def test_ready_scene_is_listed(ready_env: Workspace) -> None:
     at = library()
-    names = [t.value for t in at.text]
-    assert "naip" in names and "EPSG:26911" in names and "60" in names
+    cells = [t.value for t in at.text]
+    assert "EPSG:26911" in cells and "60" in cells
+    assert any(">naip</div>" in h.value for h in at.html)  # wraps between words, not inside
 
 
 def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:

@@ -73,11 +73,44 @@ def test_view_fits_the_best_scene_or_the_focused_hit() -> None:
     assert mapping.hits_view([], None) is None
 
 
-def test_exports_carry_every_hit() -> None:
+def test_fit_box_prefers_zoom_then_hits_then_nearby_scenes() -> None:
+    found = hits()
+    here = (-122.27, 37.86, -122.25, 37.88)
+    near = (-122.25, 37.86, -122.23, 37.88)
+    far = (10.0, 50.0, 10.1, 50.1)
+    scenes = {"here": here, "near": near, "far": far}
+    assert mapping.fit_box(found, None, scenes, []) == mapping.union(h.bounds for h in found)
+    assert mapping.fit_box(found, ("scene", "far"), scenes, []) == far
+    assert mapping.fit_box([], None, scenes, []) == mapping.union([here, near])  # not the world
+    assert mapping.fit_box([], None, scenes, ["far", "gone"]) == far
+    assert mapping.fit_box([], ("scene", "gone"), {}, []) is None
+
+
+def test_the_view_travels_with_the_hits_and_fits_once_per_view() -> None:
+    fmap = mapping.base_map([], False)
+    fit = mapping.FitBounds((-122.26, 37.87, -122.25, 37.88), "7-0-box")
+    script = _get_feature_group_string(mapping.hits_layer(hits(), {}, {}, (), fit), fmap)
+    assert "map_div.fitBounds(" in script  # the map streamlit-folium keeps, not a new one
+    assert "fitBounds([[37.87, -122.26], [37.88, -122.25]]" in script
+    assert "paddingTopLeft: [56, 24]" in script  # clear of the zoom buttons
+    assert 'window.ssView !== "7-0-box"' in script
+    assert '"zoomSnap": 0.1' in fmap.get_root().render()
+
+
+def test_exports_carry_every_hit_with_its_query_and_mark() -> None:
     result = SearchResult({"text": "Tennis courts / pools!"}, "amfmn-x", hits(4))
-    collection = json.loads(export.geojson_bytes(result))
+    marks = {"scene<b>:1": "relevant", "scene<b>:2": "irrelevant"}
+    collection = json.loads(export.geojson_bytes(result, marks))
     assert len(collection["features"]) == 4
-    assert collection["features"][0]["properties"]["rank"] == 1
-    rows = list(csv.DictReader(io.StringIO(export.csv_bytes(result).decode())))
+    props = [f["properties"] for f in collection["features"]]
+    assert props[0]["rank"] == 1 and props[0]["mark"] is None
+    assert [p["mark"] for p in props[1:3]] == ["relevant", "irrelevant"]
+    assert {(p["query_kind"], p["query"]) for p in props} == {("text", "Tennis courts / pools!")}
+    rows = list(csv.DictReader(io.StringIO(export.csv_bytes(result, marks).decode())))
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4]
+    assert [r["mark"] for r in rows] == ["", "relevant", "irrelevant", ""]
+    assert rows[0]["query"] == "Tennis courts / pools!" and rows[0]["wkt"].startswith("POLYGON")
     assert export.file_stem(result) == "sceneseek-tennis-courts-pools"
+    tile = SearchResult({"tile": "naip:7", "refined": {"relevant": 1}}, "amfmn-x", hits(1))
+    (row,) = csv.DictReader(io.StringIO(export.csv_bytes(tile, {}).decode()))
+    assert (row["query_kind"], row["query"]) == ("tile", "naip:7")

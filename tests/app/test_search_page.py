@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import json
+import re
 from functools import partial
 
 import numpy as np
+import pytest
 from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from core.store.feedback import SQLiteFeedback, image_sha256
@@ -27,6 +32,22 @@ def ask(at: AppTest, text: str) -> AppTest:
     return at
 
 
+def summary(at: AppTest) -> str:
+    """The heading saying what the results on screen are for."""
+    return next(h.value for h in at.html if "ss-summary" in h.value)
+
+
+def errors(at: AppTest) -> str:
+    """Every error's text, with Markdown escapes removed."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in at.error))
+
+
+def png(value: int) -> bytes:
+    picture = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), value, np.uint8)).save(picture, format="PNG")
+    return picture.getvalue()
+
+
 def test_no_scene_yet(env: Workspace) -> None:
     at = search_page()
     assert "No scene is ready to search yet" in at.info[0].value
@@ -36,6 +57,23 @@ def test_empty_query_shows_why(ready_env: Workspace) -> None:
     at = ask(search_page(), "   ")
     assert "the query is empty" in at.error[0].value
     assert at.session_state["result"] is None
+
+
+def test_an_overlong_paste_stays_in_the_box_and_keeps_the_results(ready_env: Workspace) -> None:
+    at = ask(search_page(), "a road between trees")
+    result = at.session_state["result"]
+    pasted = "a long road between green trees and fields " * 14  # about 600 characters
+    ask(at, pasted)
+    assert at.text_input(key="query_text").value == pasted  # not dropped, not cut
+    length = len(" ".join(pasted.split()))
+    assert f"{length} characters long, {length - 500} over the limit of 500" in errors(at)
+    assert at.session_state["result"] is result  # not searched, nothing wiped
+    assert "a road between trees" in summary(at) and len(at.image) == 10
+    ask(at, "")
+    assert "the query is empty" in errors(at) and at.session_state["result"] is result
+    assert at.session_state["query"]["text"] == "a road between trees"  # marks go there
+    ask(at, "a road")
+    assert not at.error and "a road" in summary(at)
 
 
 def test_text_query_renders_hits(ready_env: Workspace) -> None:
@@ -81,10 +119,47 @@ def test_refine_and_find_similar(ready_env: Workspace) -> None:
     assert result.hits[0].tile_id == second.tile_id  # a tile is most similar to itself
 
 
+def test_the_heading_and_the_box_agree_with_the_results(ready_env: Workspace) -> None:
+    at = ask(search_page(), "a road between trees")
+    assert at.text_input(key="query_text").value == "a road between trees"
+    hit = at.session_state["result"].hits[1]
+    at.button(key=f"similar-{hit.scene}:{hit.tile_id}").click().run()
+    assert at.text_input(key="query_text").value == ""  # the old text no longer applies
+    assert f"tiles like {hit.scene} #{hit.tile_id}" in summary(at)
+    assert len(at.image) == 11  # the query tile beside the ten hits
+    at.file_uploader[0].upload("example.png", png(120), "image/png").run()
+    assert "example image example.png" in summary(at) and len(at.image) == 11
+    assert at.session_state["example_nonce"] == 1  # the drop zone is empty again
+    ask(at, "a road between trees")
+    assert "a road between trees" in summary(at) and len(at.image) == 10
+
+
+def test_exports_carry_the_query_and_the_marks(
+    ready_env: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: dict[str, bytes] = {}
+    load = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, data, mimetype, kind, filename=None):  # noqa: ANN001, ANN202
+        served[filename] = data
+        return load(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = ask(search_page(), "a road between trees")
+    first, second = at.session_state["result"].hits[:2]
+    at.button(key=f"relevant-{first.scene}:{first.tile_id}").click().run()
+    at.button(key=f"irrelevant-{second.scene}:{second.tile_id}").click().run()
+    collection = json.loads(served["sceneseek-a-road-between-trees.geojson"])
+    props = [f["properties"] for f in collection["features"]]
+    assert [p["mark"] for p in props[:3]] == ["relevant", "irrelevant", None]
+    assert {p["query"] for p in props} == {"a road between trees"}
+    rows = list(csv.DictReader(io.StringIO(served["sceneseek-a-road-between-trees.csv"].decode())))
+    assert [r["mark"] for r in rows[:3]] == ["relevant", "irrelevant", ""]
+    assert rows[0]["query_kind"] == "text" and rows[0]["tile_id"] == str(first.tile_id)
+
+
 def test_image_query_marks_keep_the_image(ready_env: Workspace) -> None:
-    picture = io.BytesIO()
-    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(picture, format="PNG")
-    data = picture.getvalue()
+    data = png(90)
     at = search_page()
     at.file_uploader[0].upload("example.png", data, "image/png")
     at.run()
@@ -105,11 +180,16 @@ def test_filters_rerun_the_query_and_exports_match(ready_env: Workspace) -> None
     result = at.session_state["result"]
     assert len(result.hits) <= 3 and {h.scale for h in result.hits} == {128}
     assert {d.label for d in at.download_button} == {"GeoJSON", "CSV"}
+    at.slider(key="filter_k").set_value(1).run()
+    assert "<b>1 hit</b> for" in summary(at)
 
 
 def test_heat_map_toggle(ready_env: Workspace) -> None:
     at = ask(search_page(), "a road between trees")
     at.toggle(key="show_heat").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    at.file_uploader[0].upload("example.png", png(60), "image/png").run()  # visual heat
     assert not at.exception, at.exception
     assert not at.error
 

@@ -22,7 +22,7 @@ from core.search.localize import heat_map, write_heat_png, write_heat_tif
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.scenes import SearchResources, load_scene
 from core.store.workspace import Workspace
-from tiles import WINDOW_FIELDS, SceneOpenError, TileReader, read_catalog
+from tiles import CATALOG_KEY, WINDOW_FIELDS, SceneOpenError, TileReader, read_catalog
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,6 +181,22 @@ def test_localize_writes_heat_map_on_scene_grid(resources, scenes_dir, tmp_path)
     assert png.shape[2] == 4 and png[..., 3].max() > 0
     min_lon, min_lat, max_lon, max_lat = bounds
     assert -122.27 < min_lon < max_lon < -122.24 and 37.86 < min_lat < max_lat < 37.88
+
+
+def test_visual_heat_map_is_hottest_around_the_query_tile(resources):
+    scene = resources.scenes["berkeley"]
+    small = np.flatnonzero(scene.scales == scene.scales.min())
+    tile = int(small[len(small) // 2])
+    vector = np.asarray(scene.visual[tile], dtype=np.float32)
+    heat = heat_map(scene, vector, kind="image")
+    text = heat_map(scene, resources.encode_text("a stadium"))
+    assert heat.values.shape == text.values.shape and heat.transform == text.transform
+    values = heat.values[np.isfinite(heat.values)]
+    assert -1 <= values.min() < values.max() <= 1 + 1e-5  # cosines, not text scores
+    col, row, w, h = scene.windows[tile]
+    step = scene.catalog.attrs[CATALOG_KEY]["width"] / heat.values.shape[1]
+    centre = heat.values[int((row + h / 2) / step), int((col + w / 2) / step)]
+    assert centre >= np.percentile(values, 90), (centre, np.percentile(values, [50, 90]))
 
 
 def _cli(*args, env=None):
