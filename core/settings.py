@@ -29,6 +29,8 @@ class Settings:
     max_upload_mb: int
     host: str
     default_model: str
+    engine: str
+    cache_dir: Path
 
 
 def get_settings() -> Settings:
@@ -41,4 +43,6 @@ def get_settings() -> Settings:
         max_upload_mb=int(os.environ.get("SCENESEEK_MAX_UPLOAD_MB", "500")),
         host=os.environ.get("SCENESEEK_HOST", "127.0.0.1"),
         default_model=os.environ.get("SCENESEEK_MODEL", "default"),
+        engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
+        cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
     )
