@@ -52,3 +52,7 @@ class SceneNotFoundError(WorkspaceError, FileNotFoundError):
 
 class JobError(SceneSeekError, RuntimeError):
     """Raised when a background job cannot be started, found or cancelled."""
+
+
+class ExportRefusedError(SceneSeekError, RuntimeError):
+    """Raised when an exported ONNX graph does not reproduce torch's vectors closely enough."""
