@@ -58,7 +58,7 @@ def _load_engine(root: str, version: int, tag: str) -> Engine:
     registry = ModelRegistry(ws)
     chosen = registry.get(version)
     loaded = load_engine_model(ws, chosen.path, get_settings().device)
-    resources = SearchResources.load(ws, loaded.model, chosen.tag, loaded.device)
+    resources = SearchResources.load(ws, loaded.model, chosen.tag, loaded.device, loaded.towers)
     return Engine(resources, chosen)
 
 

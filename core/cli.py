@@ -31,6 +31,15 @@ def _default_device() -> str:
     return get_settings().device
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["onnx", "torch"],
+        help="what runs the model: default SCENESEEK_ENGINE, else onnx on a CPU (about 4x "
+        "faster there), torch on CUDA",
+    )
+
+
 def _csv(kind: Callable[[str], object]) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         return tuple(kind(x) for x in text.split(",") if x.strip())
@@ -107,6 +116,7 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file or a registry name")
     p.add_argument("--device", default=_default_device())
+    _add_engine(p)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -122,6 +132,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         progress=not args.json,
+        engine=args.engine,
     )
     if args.json:
         print(json.dumps(report.to_dict()))
@@ -151,6 +162,7 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
         "--checkpoint", help="use this checkpoint instead of the workspace's active model"
     )
     p.add_argument("--device", default=_default_device(), help="auto, cpu or cuda")
+    _add_engine(p)
 
 
 def _configure_ingest(p: argparse.ArgumentParser) -> None:
@@ -205,7 +217,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from core.ingest import IngestOptions, ingest
 
     ws = _workspace(args)
-    loaded = load_engine_model(ws, args.checkpoint, args.device)
+    loaded = load_engine_model(ws, args.checkpoint, args.device, args.engine)
     if args.dask and args.shared_stages:
         raise ConfigError("--shared-stages runs in this process; leave it out with --dask")
     options = IngestOptions(
@@ -224,7 +236,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
         bar.set_postfix_str(f"{rate:.1f} tiles/s")
 
-    embedder, factory = TileEmbedder(loaded.model, loaded.device), None
+    embedder, factory = TileEmbedder(loaded.model, loaded.device, loaded.towers), None
     if args.dask:
         from core.distributed import DaskParts, connect
 
@@ -282,8 +294,8 @@ def _run_search(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
     ws = _workspace(args)
-    loaded = load_engine_model(ws, args.checkpoint, args.device)
-    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    loaded = load_engine_model(ws, args.checkpoint, args.device, args.engine)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
     f = Filters(
         scenes=tuple(args.scene),
         scales=tuple(args.scale),
@@ -331,8 +343,8 @@ def _run_localize(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     text = clean_text_query(args.text)
-    loaded = load_engine_model(ws, args.checkpoint, args.device)
-    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    loaded = load_engine_model(ws, args.checkpoint, args.device, args.engine)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
     scene = res.select([args.scene])[0]
     heat = heat_map(scene, res.encode_text(text))
     write_heat_tif(heat, args.out)

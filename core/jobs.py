@@ -39,7 +39,7 @@ WRITE_INTERVAL_S = 0.5
 CANCEL_GRACE_S = 5.0
 START_GRACE_S = 60.0
 KEEP_FINISHED = 50  # finished jobs kept in the registry (with their logs), newest first
-THROUGHPUT = ("batch_size", "workers", "device")  # job params that never change the vectors
+THROUGHPUT = ("batch_size", "workers", "device", "engine")  # job params that keep the vectors
 Progress = Callable[[str, int, int, float], None]
 JobFunction = Callable[[Workspace, dict[str, Any], Progress], dict[str, Any]]
 
@@ -316,11 +316,12 @@ def _ingest(workspace: Workspace, params: dict[str, Any], progress: Progress) ->
         shared_stages=int(params.get("shared_stages", 0)),
     )
     progress("loading model", 0, 0, 0.0)
-    loaded = load_engine_model(workspace, device=params.get("device") or get_settings().device)
+    device = params.get("device") or get_settings().device
+    loaded = load_engine_model(workspace, device=device, engine=params.get("engine"))
     result = ingest(
         params["source"],
         workspace,
-        embedder=TileEmbedder(loaded.model, loaded.device),
+        embedder=TileEmbedder(loaded.model, loaded.device, loaded.towers),
         model_tag=loaded.tag,
         name=params["name"],
         options=options,

@@ -24,6 +24,7 @@ from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
 from core.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
 from core.model.amfmn import AMFMN
+from core.model.inference import Towers, torch_towers
 from core.query import clean_text_query, load_query_image
 from core.results import Hit, SearchResult
 from core.workspace import Workspace
@@ -111,14 +112,22 @@ class SearchResources:
     device: torch.device
     scenes: dict[str, SceneIndex] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
+    towers: Towers = field(kw_only=True)  # what encodes queries (ONNX Runtime or torch)
 
     @classmethod
     def load(
-        cls, workspace: Workspace, model: AMFMN, model_tag: str, device: torch.device
+        cls,
+        workspace: Workspace,
+        model: AMFMN,
+        model_tag: str,
+        device: torch.device,
+        towers: Towers | None = None,
     ) -> SearchResources:
-        """Load the model's resources and every ready scene of the workspace."""
+        """Load the model's resources and every ready scene; ``towers`` default to torch."""
         limit_blas_threads()
-        resources = cls(model.to(device).eval(), model_tag, workspace, device)
+        model = model.to(device).eval()
+        towers = towers or torch_towers(model, device)
+        resources = cls(model, model_tag, workspace, device, towers=towers)
         resources.refresh()
         return resources
 
@@ -172,25 +181,26 @@ class SearchResources:
     @torch.inference_mode()
     def encode_text(self, text: str) -> np.ndarray:
         """Caption vector of a validated query."""
-        tokens = self.model.tokenize([text]).to(self.device)
-        return self.model.encode_text(tokens).float().cpu().numpy()[0]
+        return self.towers.text(self.model.tokenize([text]))[0]
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Visual vector of one ``S x S x 3`` uint8 example."""
         from core.data.images import to_tensor_batch
 
-        batch = to_tensor_batch([pixels], self.model.cfg.preprocess).to(self.device)
-        return self.model.encode_image(batch).float().cpu().numpy()[0]
+        batch = to_tensor_batch([pixels], self.model.cfg.preprocess)
+        return self.towers.image(batch)["visual"][0]
 
 
 @torch.inference_mode()
-def caption_energy(model: AMFMN) -> np.ndarray:
+def caption_energy(model: AMFMN, towers: Towers | None = None) -> np.ndarray:
     """Mean squared caption vector over typical captions: the text index's weighting."""
     from core.text.reference import REFERENCE_CAPTIONS
 
-    vectors = model.encode_text(model.tokenize(list(REFERENCE_CAPTIONS))).float()
-    return (vectors * vectors).mean(0).cpu().numpy()
+    device = next(model.parameters()).device
+    text = (towers or torch_towers(model, device)).text
+    vectors = text(model.tokenize(list(REFERENCE_CAPTIONS)))
+    return (vectors * vectors).mean(0)
 
 
 @dataclass(frozen=True)
