@@ -380,14 +380,21 @@ def promote(
 ) -> ModelVersion:
     """Make ``version`` active if it passes the guard (rollback to an older one always may).
 
+    Its ONNX graphs are exported first where this machine runs ONNX (a cache hit when it was
+    registered here), so the first query after the switch does not export them.
+
     Raises:
         FinetuneError: when the guard refuses it.
     """
+    from core.model.inference import prepare_checkpoint
+    from core.model.onnx_export import cache_dir_for
+
     registry = ModelRegistry(workspace)
     chosen = registry.get(version)
     reasons = guard_violations(chosen, guard_points) if version > registry.active().version else []
     if reasons:
         raise FinetuneError("promotion refused: " + "; ".join(reasons))
+    prepare_checkpoint(chosen.path, cache_dir_for(workspace))
     return registry.set_active(version)
 
 
