@@ -49,6 +49,7 @@ class SyntheticParts:
     def __init__(self, visual: np.ndarray, gates: np.ndarray) -> None:
         self.visual, self.gates = visual, gates
         self.names = ["visual", "gate"]
+        self.engine = "synthetic"
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Yield each part in order."""

@@ -104,7 +104,7 @@ def run_check(
     ingest(
         mosaic.path,
         workspace,
-        TileEmbedder(loaded.model, loaded.device),
+        TileEmbedder(loaded.model, loaded.device, loaded.towers),
         loaded.tag,
         SCENE,
         options,

@@ -80,3 +80,7 @@ class SignInError(SceneSeekError, PermissionError):
 
 class ForbiddenError(SceneSeekError, PermissionError):
     """Raised when the signed-in person's role does not allow an action."""
+
+
+class ExportRefusedError(SceneSeekError, RuntimeError):
+    """Raised when an exported ONNX graph does not reproduce torch's vectors closely enough."""

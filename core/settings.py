@@ -52,6 +52,8 @@ class Settings:
     max_upload_mb: int
     host: str
     default_model: str
+    engine: str
+    cache_dir: Path
     max_pixels: float
     max_tiles: float
     allow_anonymous: bool = False
@@ -86,4 +88,6 @@ def get_settings() -> Settings:
         max_image_mpx=_number("SCENESEEK_MAX_IMAGE_MPX", 50.0, float),
         min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
+        engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
+        cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
     )

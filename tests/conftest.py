@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 DATA_ROOT = Path(
     os.environ.get("SCENESEEK_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 ).resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX graphs exported by tests land in one folder per session, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("user-cache")
+        patch.setenv("SCENESEEK_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from core.cli.common import (
+    add_engine,
     default_device,
 )
 
@@ -18,6 +19,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file or a registry name")
     p.add_argument("--device", default=default_device())
+    add_engine(p)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         args.dataset,
         args.split,
         device=args.device,
+        engine=args.engine,
         workers=args.workers,
         progress=not args.json,
     )

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         options,
         checkpoint=args.checkpoint,
         device=args.device,
+        engine=args.engine,
         dask=args.dask,
         progress=progress,
     )

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     ws = workspace_of(args)
     text = clean_text_query(args.text)
-    loaded = load_model(ws, args.checkpoint, args.device)
-    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    loaded = load_model(ws, args.checkpoint, args.device, args.engine)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
     scene = res.select([args.scene])[0]
     heat = heat_map(scene, res.encode_text(text))
     write_heat_tif(heat, args.out)

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
     ws = workspace_of(args)
-    loaded = load_model(ws, args.checkpoint, args.device)
-    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    loaded = load_model(ws, args.checkpoint, args.device, args.engine)
+    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
     f = Filters(
         scenes=tuple(args.scene),
         scales=tuple(args.scale),

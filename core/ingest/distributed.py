@@ -96,6 +96,7 @@ class DaskParts:
         self.client, self.checkpoint, self.names = client, checkpoint, names
         self.reader, self.windows = reader, windows
         self.batch_size, self.threads = batch_size, threads
+        self.engine = "torch"  # workers load the checkpoint into torch
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Submit every part, then yield each as soon as its worker returns it."""

@@ -20,7 +20,7 @@ from core.settings import get_settings
 from core.store.workspace import Workspace
 from tiles import TilingConfig
 
-THROUGHPUT = ("batch_size", "workers", "device")  # job params that never change the vectors
+THROUGHPUT = ("batch_size", "workers", "device", "engine")  # params that keep the vectors
 Stage = Callable[[str, int, int, float], None]
 HANDOVER_S = 30.0  # how long a job waits for the app to hand it the scene's writer lock
 
@@ -88,6 +88,7 @@ def ingest_job(workspace: Workspace, params: dict[str, Any], progress: Stage) ->
             name,
             options,
             device=params.get("device") or get_settings().device,
+            engine=params.get("engine"),
             progress=progress,
         )
     return {

@@ -27,6 +27,7 @@ def ingest_scene(
     *,
     checkpoint: str | None = None,
     device: str = "auto",
+    engine: str | None = None,
     dask: str | None = None,
     progress: Stage | None = None,
 ) -> IngestResult:
@@ -39,6 +40,7 @@ def ingest_scene(
         options: Tiling and throughput settings.
         checkpoint: A checkpoint to use instead of the active model version.
         device: ``auto``, ``cpu`` or ``cuda``.
+        engine: ``onnx`` or ``torch`` runs the image tower; default ``SCENESEEK_ENGINE``.
         dask: ``tcp://scheduler:8786`` or ``local:N`` to embed on a Dask cluster.
         progress: Called with (stage, done, total, tiles/s).
 
@@ -53,7 +55,7 @@ def ingest_scene(
         raise ConfigError("--shared-stages runs in this process; leave it out with --dask")
     name = name or scene_name_from(source)
     with workspace.writing(name):  # before the model loads: a second writer fails at once
-        return _launch(source, workspace, name, options, checkpoint, device, dask, progress)
+        return _launch(source, workspace, name, options, checkpoint, device, engine, dask, progress)
 
 
 def _launch(
@@ -63,13 +65,14 @@ def _launch(
     options: IngestOptions,
     checkpoint: str | None,
     device: str,
+    engine: str | None,
     dask: str | None,
     progress: Stage | None,
 ) -> IngestResult:
     if progress:
         progress("loading model", 0, 0, 0.0)
-    loaded = load_model(workspace, checkpoint, device)
-    embedder = TileEmbedder(loaded.model, loaded.device)
+    loaded = load_model(workspace, checkpoint, device, engine)
+    embedder = TileEmbedder(loaded.model, loaded.device, loaded.towers)
     factory = None
     if dask:
         from core.ingest.distributed import DaskParts, connect

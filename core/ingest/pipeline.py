@@ -203,12 +203,13 @@ def _ingest(
     vectors = np.load(result.files["visual"])
     build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC, index_dim=INDEX_DIM)
     if "gate" in result.files:
-        energy = caption_energy(embedder.model)
+        energy = caption_energy(embedder.model, embedder.towers)
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
         build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
     elapsed = time.time() - started
     manifest.status, manifest.model, manifest.finished = READY, model_tag, time.time()
     manifest.ingest_seconds = round(elapsed, 1)
+    manifest.engine = parts.engine  # information only: either engine's vectors interchange
     if result.seconds:
         manifest.embed_tiles_per_second = round(result.computed / result.seconds, 2)
     manifest.save(scene.manifest)

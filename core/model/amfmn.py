@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
@@ -12,6 +14,9 @@ from core.model.config import AMFMNCfg
 from core.model.mvsa import MVSA
 from core.model.reference_captions import REFERENCE_CAPTIONS
 from core.model.text import TextTower, TokenBatch
+
+if TYPE_CHECKING:
+    from core.model.inference import Towers
 
 
 class AMFMN(nn.Module):
@@ -108,7 +113,11 @@ class AMFMN(nn.Module):
 
 
 @torch.inference_mode()
-def caption_energy(model: AMFMN) -> np.ndarray:
+def caption_energy(model: AMFMN, towers: Towers | None = None) -> np.ndarray:
     """Mean squared caption vector over typical captions: the text index's weighting."""
-    vectors = model.encode_text(model.tokenize(list(REFERENCE_CAPTIONS))).float()
-    return (vectors * vectors).mean(0).cpu().numpy()
+    from core.model.inference import torch_towers
+
+    device = next(model.parameters()).device
+    text = (towers or torch_towers(model, device)).text
+    vectors = text(model.tokenize(list(REFERENCE_CAPTIONS)))
+    return (vectors * vectors).mean(0)

@@ -10,6 +10,8 @@ import torch
 from core.device import resolve_device
 from core.model.amfmn import AMFMN
 from core.model.checkpoint import file_sha256, load_checkpoint
+from core.model.inference import Towers, load_towers
+from core.model.onnx_export import cache_dir_for
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import ModelRegistry, model_tag
 from core.store.workspace import Workspace
@@ -17,21 +19,29 @@ from core.store.workspace import Workspace
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode on its device, with the tag its embeddings carry."""
+    """A model in eval mode on its device, with the tag its embeddings carry and its towers."""
 
     model: AMFMN
     tag: str
     device: torch.device
     path: Path
+    towers: Towers
 
 
 def load_model(
-    workspace: Workspace, checkpoint: str | None = None, device: str = "auto"
+    workspace: Workspace,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    engine: str | None = None,
 ) -> LoadedModel:
     """The checkpoint named on the command line, else the workspace's active version.
 
+    ``engine`` (``onnx``, ``torch``; None: ``SCENESEEK_ENGINE``, else ONNX on a CPU) runs
+    the towers; ONNX graphs are cached in the workspace, exported now if missing.
+
     Raises:
         CheckpointError: when the checkpoint is missing or invalid.
+        ConfigError: for an unknown engine, or ONNX on a CUDA device.
     """
     dev = resolve_device(device)
     if checkpoint:
@@ -41,4 +51,5 @@ def load_model(
         version = ModelRegistry(workspace).active()
         path, tag = version.path, version.tag
     model, _ = load_checkpoint(path, dev)
-    return LoadedModel(model, tag, dev, Path(path))
+    towers = load_towers(model, dev, engine, cache_dir_for(workspace))
+    return LoadedModel(model, tag, dev, Path(path), towers)

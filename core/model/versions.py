@@ -109,7 +109,14 @@ class ModelRegistry:
         data: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        """Copy a checkpoint into the registry as a new (inactive) version."""
+        """Copy a checkpoint into the registry as a new (inactive) version.
+
+        Its ONNX graphs are exported here, in the registering job, when this machine runs
+        ONNX (``core.model.inference.prepare_checkpoint``), not at its first query.
+        """
+        from core.model.inference import prepare_checkpoint
+        from core.model.onnx_export import cache_dir_for
+
         with self._locked():
             state = self._load()
             number = max(v["version"] for v in state["versions"]) + 1
@@ -128,7 +135,8 @@ class ModelRegistry:
             )
             state["versions"].append(asdict(version))
             write_json(self.path, state)
-            return version
+        prepare_checkpoint(target, cache_dir_for(self.workspace))
+        return version
 
     def set_active(self, version: int) -> ModelVersion:
         """Make ``version`` active (promotion or rollback), atomically."""

@@ -27,15 +27,19 @@ class Engine:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, workspace: Workspace, version: int, device: str = "auto") -> Engine:
+    def load(
+        cls, workspace: Workspace, version: int, device: str = "auto", engine: str | None = None
+    ) -> Engine:
         """Load model version ``version`` and every ready scene of ``workspace``.
 
         Raises:
             CheckpointError: when the version's checkpoint is missing or invalid.
         """
         chosen = ModelRegistry(workspace).get(version)
-        loaded = load_model(workspace, str(chosen.path), device)
-        resources = SearchResources.load(workspace, loaded.model, chosen.tag, loaded.device)
+        loaded = load_model(workspace, str(chosen.path), device, engine)
+        resources = SearchResources.load(
+            workspace, loaded.model, chosen.tag, loaded.device, loaded.towers
+        )
         return cls(resources, chosen)
 
     @property

@@ -11,6 +11,7 @@ import torch
 from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, SceneNotFoundError
 from core.model.amfmn import AMFMN
+from core.model.inference import Towers, torch_towers
 from core.store.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
 from core.store.manifest import SceneManifest
 from core.store.workspace import Workspace
@@ -100,14 +101,22 @@ class SearchResources:
     device: torch.device
     scenes: dict[str, SceneIndex] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
+    towers: Towers = field(kw_only=True)  # what encodes queries (ONNX Runtime or torch)
 
     @classmethod
     def load(
-        cls, workspace: Workspace, model: AMFMN, model_tag: str, device: torch.device
+        cls,
+        workspace: Workspace,
+        model: AMFMN,
+        model_tag: str,
+        device: torch.device,
+        towers: Towers | None = None,
     ) -> SearchResources:
-        """Load the model's resources and every ready scene of the workspace."""
+        """Load the model's resources and every ready scene; ``towers`` default to torch."""
         limit_blas_threads()
-        resources = cls(model.to(device).eval(), model_tag, workspace, device)
+        model = model.to(device).eval()
+        towers = towers or torch_towers(model, device)
+        resources = cls(model, model_tag, workspace, device, towers=towers)
         resources.refresh()
         return resources
 
@@ -161,13 +170,12 @@ class SearchResources:
     @torch.inference_mode()
     def encode_text(self, text: str) -> np.ndarray:
         """Caption vector of a validated query."""
-        tokens = self.model.tokenize([text]).to(self.device)
-        return self.model.encode_text(tokens).float().cpu().numpy()[0]
+        return self.towers.text(self.model.tokenize([text]))[0]
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Visual vector of one ``S x S x 3`` uint8 example."""
         from core.model.transforms import to_tensor_batch
 
-        batch = to_tensor_batch([pixels], self.model.cfg.preprocess).to(self.device)
-        return self.model.encode_image(batch).float().cpu().numpy()[0]
+        batch = to_tensor_batch([pixels], self.model.cfg.preprocess)
+        return self.towers.image(batch)["visual"][0]

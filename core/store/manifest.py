@@ -37,6 +37,8 @@ class SceneManifest:
         finished: When it became ready (epoch seconds); changes whenever it is rebuilt.
         tiling_version: ``tiles.TILING_VERSION`` of its catalog; older manifests lack it
             (version 1: edge tiles padded past the raster).
+        engine: What ran the image tower (``onnx`` or ``torch``); information only, since
+            the vectors of either engine are interchangeable.
         format: Manifest format version.
         extra: Keys this version does not know, kept as they were.
     """
@@ -52,6 +54,7 @@ class SceneManifest:
     embed_tiles_per_second: float | None = None
     finished: float | None = None
     tiling_version: int | None = None
+    engine: str | None = None
     format: int = MANIFEST_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 

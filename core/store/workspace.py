@@ -10,6 +10,7 @@ Layout (documented in the README)::
       scenes/<name>/visual.ann         annoy index over visual vectors (image queries)
       scenes/<name>/text.ann           annoy index over gated vectors (text queries)
       models/versions.json             model registry (version 0 = shipped default)
+      models/onnx/                     ONNX graphs of the models' towers (core.model.onnx_export)
       feedback.sqlite                  analysts' marks and captions
       jobs/<id>.json                   background job registry
       import/                          server-side import folder for big scenes

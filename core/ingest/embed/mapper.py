@@ -7,12 +7,16 @@ import torch
 
 from core.device import autocast
 from core.model.amfmn import AMFMN
+from core.model.inference import Towers, torch_towers
 
 
 class TileEmbedder:
-    """Runs the image tower on tile batches; CUDA batches go through autocast."""
+    """Runs the image tower on tile batches; CUDA batches go through autocast.
 
-    def __init__(self, model: AMFMN, device: torch.device) -> None:
+    ``towers`` picks the engine (``core.model.inference.load_towers``); default torch.
+    """
+
+    def __init__(self, model: AMFMN, device: torch.device, towers: Towers | None = None) -> None:
         self.device = device
         self.model = model.to(device).eval()
         if device.type == "cpu":
@@ -21,13 +25,15 @@ class TileEmbedder:
         self.mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255
         self.names = ["visual", "gate"] if model.has_gates else ["visual"]
+        self.towers = towers or torch_towers(self.model, device)
+        self.engine = self.towers.image.engine
 
     @torch.inference_mode()
     def __call__(self, pixels: torch.Tensor) -> dict[str, np.ndarray]:
         """``[B, S, S, 3]`` uint8 -> ``{"visual": [B, d], "gate": [B, d]}`` float16 arrays."""
         with autocast(self.device):
-            visual = self.model.encode_image(self.normalise(pixels))
-        return self.arrays(visual)
+            out = self.towers.image(self.normalise(pixels))
+        return {name: out[name].astype(np.float16) for name in self.names}
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[B, H, W, 3]`` uint8 -> normalised ``[B, 3, H, W]`` on the device, channels-last."""

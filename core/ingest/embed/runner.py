@@ -29,6 +29,7 @@ class PartComputer(Protocol):
     """Computes embedding parts ``[start, stop)`` and reports tiles as they are done."""
 
     names: list[str]
+    engine: str  # what runs the image tower, recorded in the manifest
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Yield each finished part (in any order)."""
@@ -48,6 +49,7 @@ class LocalParts:
         self.reader, self.windows, self.embedder = reader, windows, embedder
         self.batch_size, self.workers = batch_size, workers
         self.names = embedder.names
+        self.engine = embedder.engine
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Yield parts in order, one DataLoader per part."""

@@ -174,6 +174,7 @@ class SharedParts:
         self.reader, self.windows, self.workers = reader, windows, workers
         self.shared = SharedFeatureEmbedder(embedder, shared_stages)
         self.names = embedder.names
+        self.engine = "torch"  # the stage crops run on the torch model
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
         """Yield parts in order; blocks never straddle two parts, so each part stands alone."""

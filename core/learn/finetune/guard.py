@@ -79,7 +79,9 @@ def base_metrics(model: AMFMN, n_images: int, data_root: Path | None) -> dict[st
     for name in ("rsicd", "ucm"):
         test = load_dataset(name, "test", data_root)
         subset = test.subset(np.arange(min(n_images, test.n_images)))
-        out[name] = evaluate(model, subset, "cpu", workers=0, progress=False).metrics.mr
+        # torch: this model is being trained; its ONNX graphs are exported once, at registration
+        report = evaluate(model, subset, "cpu", workers=0, progress=False, engine="torch")
+        out[name] = report.metrics.mr
     return out
 
 
@@ -104,14 +106,21 @@ def promote(
 ) -> ModelVersion:
     """Make ``version`` active if it passes the guard (rollback to an older one always may).
 
+    Its ONNX graphs are exported first where this machine runs ONNX (a cache hit when it was
+    registered here), so the first query after the switch does not export them.
+
     Raises:
         FinetuneError: when the guard refuses it.
     """
+    from core.model.inference import prepare_checkpoint
+    from core.model.onnx_export import cache_dir_for
+
     registry = ModelRegistry(workspace)
     chosen = registry.get(version)
     reasons = guard_violations(chosen, guard_points) if version > registry.active().version else []
     if reasons:
         raise FinetuneError("promotion refused: " + "; ".join(reasons))
+    prepare_checkpoint(chosen.path, cache_dir_for(workspace))
     return registry.set_active(version)
 
 
