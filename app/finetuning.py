@@ -13,7 +13,16 @@ import streamlit as st
 
 from app import images, querying
 from app.errors import AppError
-from core import FinetuneCfg, Job, Mark, SQLiteFeedback, Workspace, split_feedback, start_job
+from core import (
+    FinetuneCfg,
+    Job,
+    Mark,
+    SQLiteFeedback,
+    Workspace,
+    split_feedback,
+    start_job,
+    tile_footprint,
+)
 from tiles import WINDOW_FIELDS, read_catalog
 
 CAPTION_THUMB_SIDE = 256
@@ -111,6 +120,7 @@ def save_caption(ws: Workspace, scene: str, tile_id: int, text: str) -> Mark:
         FeedbackError: when the caption is empty.
     """
     kind, query = _caption_query(scene, tile_id)
+    footprint = tile_footprint(ws, scene, tile_id)
     return feedback(ws).mark(
-        Mark(kind, query, scene=scene, tile_id=int(tile_id), label="caption", caption=text)
+        Mark(kind, query, scene, int(tile_id), "caption", caption=text, footprint=footprint)
     )

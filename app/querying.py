@@ -151,4 +151,7 @@ def record_mark(ws: Workspace, query: Query, hit: Hit, label: Label, model: str)
     kind, text = feedback_key(query)
     if query["kind"] == "image":
         text = store.store_image(query["image"])
-    return store.mark(Mark(kind, text, hit.scene, hit.tile_id, label, model=model))
+    footprint = hit.geometry.wkt  # lets the mark follow its ground if the scene is re-tiled
+    return store.mark(
+        Mark(kind, text, hit.scene, hit.tile_id, label, model=model, footprint=footprint)
+    )

@@ -53,6 +53,7 @@ _EXPORTS = {
     "split_feedback": "core.learn.finetune.marks",
     "start_job": "core.jobs",
     "summary": "core.learn.finetune.guard",
+    "tile_footprint": "core.store.reattach",
     "write_heat_png": "core.search.localize",
 }
 

@@ -12,6 +12,7 @@ from core.store.workspace import Workspace
 
 if TYPE_CHECKING:
     from core.ingest.launch import RefreshReport
+    from core.store.reattach import Reattachment
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -78,3 +79,15 @@ def print_refresh(report: RefreshReport) -> None:
         print(f"error: scene {name} is not searchable with the active model: {reason}")
     if not report.failed:
         print(f"every scene is searchable with {report.model} ({report.seconds:.1f} s)")
+
+
+def print_reattachment(report: Reattachment) -> None:
+    """Say which marks moved to new tiles and list those no tile covers."""
+    if report.moved:
+        print(f"{report.moved} marks moved to the tile that covers their ground now")
+    if report.unattached:
+        print(f"{len(report.unattached)} marks cannot be re-attached (left out of fine-tuning):")
+    for item in report.unattached:
+        m = item.mark
+        where = f"{m.scene}:{m.tile_id}"
+        print(f"  {m.id:>6}  {m.label:<10} {where}  {m.query_kind}:{m.query}  {item.reason}")

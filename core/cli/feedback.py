@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.cli.common import (
     add_workspace_only,
+    print_reattachment,
     workspace_of,
 )
 
@@ -22,7 +23,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     listing.add_argument("--scene")
     export = actions.add_parser("export", help="JSON lines to stdout or --out")
     export.add_argument("--out", type=Path)
-    load = actions.add_parser("import", help="merge JSON lines from a file")
+    load = actions.add_parser(
+        "import", help="merge JSON lines from a file; marks move to the tiles covering their ground"
+    )
     load.add_argument("file", type=Path)
     for action in (listing, export, load):
         add_workspace_only(action)
@@ -46,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(lines)
     else:
+        import getpass
+
+        from core.store.reattach import reconcile
+
         with open(args.file) as handle:
-            print(f"imported {store.import_jsonl(handle)} marks")
+            print(f"imported {store.import_jsonl(handle, author=getpass.getuser())} marks")
+        print_reattachment(reconcile(workspace_of(args), store))
     return 0

@@ -21,6 +21,7 @@ from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
 from core.ingest.refresh import can_refresh, recorded_image_tower, refresh_scene
 from core.model.checkpoint import image_tower_fingerprint
 from core.model.loading import load_model
+from core.store.reattach import reconcile
 from core.store.workspace import Workspace
 from tiles import TileReader, TilesError, TilingConfig
 
@@ -71,7 +72,10 @@ def ingest_scene(
                 client, str(loaded.path), embedder.names, reader, windows, options.batch_size
             )
 
-    return ingest(source, workspace, embedder, loaded.tag, name, options, progress, factory)
+    result = ingest(source, workspace, embedder, loaded.tag, name, options, progress, factory)
+    if not result.skipped:
+        reconcile(workspace)  # a re-tiled scene: marks move to the tiles covering their ground
+    return result
 
 
 @dataclass

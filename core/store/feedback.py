@@ -3,7 +3,9 @@
 ``FeedbackStore`` is the provider interface; ``SQLiteFeedback`` keeps records in SQLite in
 WAL mode, so several browser sessions and a fine-tuning job can read and write at once.
 The schema carries a version and migrations, and a repeated mark (same query, scene and
-tile) updates the earlier one instead of adding a duplicate.
+tile) updates the earlier one instead of adding a duplicate. Each mark keeps its tile's
+footprint, so it can follow the ground when tiles change (``core.store.reattach``), and who
+made it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Mark:
     caption: str = ""
     model: str = ""
     created: float = 0.0
+    footprint: str = ""  # the tile's EPSG:4326 polygon (WKT) when marked; "" if unknown
+    author: str = ""  # who made it: the signed-in user, or the OS user of the CLI
     id: int | None = None
 
     def to_dict(self) -> dict[str, object]:
@@ -84,6 +88,10 @@ MIGRATIONS = [
         data BLOB NOT NULL,
         created REAL NOT NULL
     );
+    """,
+    """
+    ALTER TABLE marks ADD COLUMN footprint TEXT NOT NULL DEFAULT '';
+    ALTER TABLE marks ADD COLUMN author TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -137,7 +145,7 @@ class SQLiteFeedback(FeedbackStore):
             )
             cursor = db.execute(
                 "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created, footprint, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     mark.query_kind,
                     mark.query,
@@ -147,10 +155,46 @@ class SQLiteFeedback(FeedbackStore):
                     mark.caption.strip(),
                     mark.model,
                     created,
+                    mark.footprint,
+                    mark.author,
                 ),
             )
             db.execute("COMMIT")
         return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})
+
+    def move(self, mark: Mark, scene: str, tile_id: int, query: str | None = None) -> None:
+        """Re-attach a stored mark to another tile (and, for a tile query, its new name).
+
+        When the tile already holds the same judgement for the same query, the newer of
+        the two is kept, as a repeated mark would.
+        """
+        if mark.id is None:
+            raise FeedbackError("only a stored mark can be moved")
+        query = mark.query if query is None else query
+        kind = "caption" if mark.label == "caption" else "judgement"
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            clash = db.execute(
+                "SELECT id, created FROM marks WHERE query_kind=? AND query=? AND scene=? AND "
+                "tile_id=? AND (CASE WHEN label='caption' THEN 'caption' ELSE 'judgement' END)=?"
+                " AND id<>?",
+                (mark.query_kind, query, scene, int(tile_id), kind, mark.id),
+            ).fetchone()
+            if clash is not None and clash[1] > mark.created:
+                db.execute("DELETE FROM marks WHERE id=?", (mark.id,))
+            else:
+                if clash is not None:
+                    db.execute("DELETE FROM marks WHERE id=?", (clash[0],))
+                db.execute(
+                    "UPDATE marks SET scene=?, tile_id=?, query=? WHERE id=?",
+                    (scene, int(tile_id), query, mark.id),
+                )
+            db.execute("COMMIT")
+
+    def set_footprint(self, mark_id: int, footprint: str) -> None:
+        """Record the footprint of a mark made before footprints were kept."""
+        with self._connect() as db:
+            db.execute("UPDATE marks SET footprint=? WHERE id=?", (footprint, mark_id))
 
     @override
     def delete(self, mark_id: int) -> None:
@@ -202,7 +246,8 @@ class SQLiteFeedback(FeedbackStore):
             yield json.dumps({k: v for k, v in mark.to_dict().items() if k != "id"})
 
     @override
-    def import_jsonl(self, lines: Iterable[str]) -> int:
+    def import_jsonl(self, lines: Iterable[str], author: str = "") -> int:
+        """Merge exported marks; ``author`` is recorded on those that name nobody."""
         count = 0
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -210,6 +255,7 @@ class SQLiteFeedback(FeedbackStore):
             try:
                 data = json.loads(line)
                 data.pop("id", None)
+                data["author"] = data.get("author") or author
                 self.mark(Mark(**data))
             except (json.JSONDecodeError, TypeError) as exc:
                 raise FeedbackError(f"line {number}: not a mark ({exc})") from exc
