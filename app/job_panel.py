@@ -15,7 +15,12 @@ from core import Job, Workspace, cancel, log_path
 
 RECENT = 5
 LOG_LINES = 30
-VERBS = {"ingest": "Ingesting", "reindex": "Re-indexing", "finetune": "Fine-tuning"}
+VERBS = {
+    "ingest": "Ingesting",
+    "reindex": "Re-indexing",
+    "finetune": "Fine-tuning",
+    "refresh": "Bringing the scenes to the active model",
+}
 
 
 def _duration(seconds: float | None) -> str:

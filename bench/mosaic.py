@@ -69,9 +69,15 @@ def make_ucm_mosaic(
     splits: tuple[str, ...] = ("val", "test"),
     columns: int = 21,
     data_root: Path | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> Mosaic:
-    """Write the images of the given UCM splits (unseen by training) as one GeoTIFF."""
+    """Write the images of the given UCM splits (unseen by training) as one GeoTIFF.
+
+    ``classes`` keeps only images of those classes (a smaller scene of look-alikes).
+    """
     paths = [p for split in splits for p in load_dataset("ucm", split, data_root).image_paths]
+    if classes is not None:
+        paths = [p for p in paths if ucm_class(p.name) in classes]
     rows = -(-len(paths) // columns)
     profile = {
         "driver": "GTiff",

@@ -29,6 +29,8 @@ class Settings:
     max_upload_mb: int
     host: str
     default_model: str
+    guard_heldout_drop: float  # largest fall of held-out precision@10 a promotion may bring
+    guard_top10_overlap: float  # least mean top-10 overlap generic queries must keep
 
 
 def get_settings() -> Settings:
@@ -41,4 +43,6 @@ def get_settings() -> Settings:
         max_upload_mb=int(os.environ.get("SCENESEEK_MAX_UPLOAD_MB", "500")),
         host=os.environ.get("SCENESEEK_HOST", "127.0.0.1"),
         default_model=os.environ.get("SCENESEEK_MODEL", "default"),
+        guard_heldout_drop=float(os.environ.get("SCENESEEK_GUARD_HELDOUT_DROP", "0.1")),
+        guard_top10_overlap=float(os.environ.get("SCENESEEK_GUARD_TOP10_OVERLAP", "0.8")),
     )

@@ -19,8 +19,9 @@ from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PartComputer
 from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
 from core.ingest.refresh import can_refresh, recorded_image_tower, refresh_scene
-from core.model.checkpoint import image_tower_fingerprint
+from core.model.checkpoint import checkpoint_image_tower, image_tower_fingerprint
 from core.model.loading import load_model
+from core.model.versions import ModelVersion
 from core.store.reattach import reconcile
 from core.store.workspace import Workspace
 from tiles import TileReader, TilesError, TilingConfig
@@ -141,21 +142,36 @@ def refresh_workspace(
     return report
 
 
-def reembed_seconds(workspace: Workspace, image_tower: str) -> tuple[list[str], float | None]:
-    """Scenes a version with ``image_tower`` would embed again, and about how long it takes.
+def embed_seconds(workspace: Workspace, names: list[str]) -> float | None:
+    """About how long embedding these scenes again takes, from their recorded rates.
 
-    The estimate uses each scene's recorded embedding rate (the mean rate of the others for
-    a scene without one); None when no scene recorded a rate.
+    A scene without a recorded rate counts at the mean rate of the others; None when no
+    scene recorded one.
     """
-    scenes = [workspace.scene(n) for n in workspace.scene_names()]
-    manifests = {s.name: s.read_manifest() for s in scenes}
-    stale = [n for n, m in manifests.items() if recorded_image_tower(workspace, m) != image_tower]
-    rates = [m.embed_tiles_per_second for m in manifests.values() if m.embed_tiles_per_second]
+    manifests = [workspace.scene(n).read_manifest() for n in workspace.scene_names()]
+    rates = [m.embed_tiles_per_second for m in manifests if m.embed_tiles_per_second]
     if not rates:
-        return stale, None if stale else 0.0
-    fallback = sum(rates) / len(rates)
-    total = sum(
-        (manifests[n].n_tiles or 0) / (manifests[n].embed_tiles_per_second or fallback)
-        for n in stale
-    )
-    return stale, total
+        return None if names else 0.0
+    mean = sum(rates) / len(rates)
+    chosen = [m for m in manifests if m.name in names]
+    return sum((m.n_tiles or 0) / (m.embed_tiles_per_second or mean) for m in chosen)
+
+
+def reembed_seconds(workspace: Workspace, image_tower: str) -> tuple[list[str], float | None]:
+    """Scenes a version with ``image_tower`` would embed again, and about how long it takes."""
+    stale = [
+        n
+        for n in workspace.scene_names()
+        if recorded_image_tower(workspace, workspace.scene(n).read_manifest()) != image_tower
+    ]
+    return stale, embed_seconds(workspace, stale)
+
+
+def promotion_cost(workspace: Workspace, version: ModelVersion) -> tuple[list[str], float | None]:
+    """Scenes that making ``version`` active would embed again, and about how long (s).
+
+    Empty when it shares the image tower of every scene's vectors: promotion then only
+    recomputes gates and text indexes.
+    """
+    tower = version.data.get("image_tower") or checkpoint_image_tower(version.path)
+    return reembed_seconds(workspace, tower)

@@ -213,6 +213,12 @@ class SQLiteFeedback(FeedbackStore):
             rows = db.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [Mark(**dict(row)) for row in rows]
 
+    def stamp(self) -> tuple[int, int, float]:
+        """(count, largest id, newest time) of the marks: changes whenever marks do."""
+        with self._connect() as db:
+            row = db.execute("SELECT COUNT(*), MAX(id), MAX(created) FROM marks").fetchone()
+        return int(row[0]), int(row[1] or 0), float(row[2] or 0.0)
+
     def counts(self) -> list[dict[str, object]]:
         """Marks per (query, scene) and label, for the fine-tuning page."""
         with self._connect() as db:
