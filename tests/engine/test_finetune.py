@@ -1,17 +1,30 @@
 """Fine-tuning on marks: the split, what the page is told, the promotion guard, end to end."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from bench.mosaic import ucm_class
+from bench.finetune_check import SCENE, Judge, analyst_marks, ingest_mosaic
+from bench.mosaic import make_ucm_mosaic, ucm_class
 from core.errors import FinetuneError
 from core.learn.finetune.config import FinetuneCfg
 from core.learn.finetune.guard import generic_queries, guard_violations, overlaps
 from core.learn.finetune.loop import finetune
 from core.learn.finetune.marks import readiness, split_feedback
+from core.model.checkpoint import file_sha256, load_checkpoint
+from core.model.loading import load_model
 from core.model.reference_captions import REFERENCE_CAPTIONS
-from core.model.versions import ModelVersion
-from core.store.feedback import Mark
+from core.model.versions import ModelRegistry, ModelVersion
+from core.search.ranking import Filters, search_text
+from core.search.scenes import SearchResources
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.reattach import tile_footprint
 from core.store.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def marks_of(query, relevant, irrelevant=0, scene="s"):
@@ -111,3 +124,77 @@ def test_too_few_marks_is_a_clear_error(model_checkpoint, tmp_path, monkeypatch)
     monkeypatch.setenv("SCENESEEK_MODEL", str(model_checkpoint))
     with pytest.raises(FinetuneError, match="needs 2 more relevant marks"):
         finetune(Workspace(tmp_path), FinetuneCfg(steps=1))
+
+
+LOOK_ALIKES = ("harbor", "beach", "river", "parking lot", "storage tanks", "mobile home park")
+
+
+def run_cli(*args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_fine_tune_and_promote_with_no_datasets(model_checkpoint, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCENESEEK_MODEL", str(model_checkpoint))
+    ws = Workspace(tmp_path / "ws")
+    mosaic = make_ucm_mosaic(
+        tmp_path / "mosaic.tif", data_root=data_root, classes=LOOK_ALIKES, columns=12
+    )
+    labels = ingest_mosaic(ws, mosaic)
+    judge = Judge(ws, labels)
+    base, _ = load_checkpoint(model_checkpoint)
+    relevant, wrong = analyst_marks(judge, base, "marina", "harbor", 20)
+    marked = set(relevant) | set(wrong)
+    before = {c: judge.p10(base, c, c, marked) for c in LOOK_ALIKES}
+    before["marina"] = judge.p10(base, "marina", "harbor", marked)
+
+    # the marks come from another workspace, where the scene has another name: they find
+    # their tiles here by footprint
+    elsewhere = SQLiteFeedback(tmp_path / "elsewhere.sqlite")
+    for tile, label in [(t, "relevant") for t in relevant] + [(t, "irrelevant") for t in wrong]:
+        footprint = tile_footprint(ws, SCENE, tile)
+        elsewhere.mark(Mark("text", "marina", "their-mosaic", tile, label, footprint=footprint))
+    exported = tmp_path / "marks.jsonl"
+    exported.write_text("".join(line + "\n" for line in elsewhere.export_jsonl()))
+    env = {
+        **os.environ,
+        "SCENESEEK_DATA": str(tmp_path / "empty"),
+        "SCENESEEK_MODEL": str(model_checkpoint),
+    }
+    (tmp_path / "empty").mkdir()
+    imported = run_cli("feedback", "import", exported, "--workspace", ws.root, env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "20 marks moved to the tile that covers their ground" in imported.stdout
+    assert {(m.scene, m.tile_id) for m in SQLiteFeedback(ws.feedback_db).marks()} == {
+        (SCENE, t) for t in marked
+    }
+
+    scene = ws.scene(SCENE)
+    visual = (scene.embeddings / "visual.npy").read_bytes()
+    visual_index = scene.visual_index.read_bytes()
+    tuned = run_cli("finetune", "--workspace", ws.root, "--promote", env=env)
+    assert tuned.returncode == 0, tuned.stderr
+    assert "gates and text index recomputed (no re-embedding)" in tuned.stdout
+
+    registry = ModelRegistry(ws)
+    assert registry.active().version == 1 and registry.active().parent == 0
+    assert (scene.embeddings / "visual.npy").read_bytes() == visual
+    assert scene.visual_index.read_bytes() == visual_index
+    loaded = load_model(ws, device="cpu")
+    resources = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
+    assert set(resources.scenes) == {SCENE} and not resources.stale
+    assert search_text(resources, "marina", Filters(k=10)).model == registry.active().tag
+
+    after = {c: judge.p10(loaded.model, c, c, marked) for c in LOOK_ALIKES}
+    after["marina"] = judge.p10(loaded.model, "marina", "harbor", marked)
+    assert after["marina"] >= before["marina"] + 0.2, (before, after)
+    for query in LOOK_ALIKES:  # no other query collapses
+        assert after[query] >= before[query] - 0.2, (query, before, after)
+    assert file_sha256(registry.get(0).path) == file_sha256(model_checkpoint)
