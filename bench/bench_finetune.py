@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bench.finetune_check import ANALYST_QUERIES, ingest_mosaic, run_query
-from bench.mosaic import make_ucm_mosaic
+from bench.mosaic import Mosaic, make_ucm_mosaic, ucm_class, ucm_images
 from bench.synthetic import mixed_vectors, real_vectors
 from core.ingest.refresh import refresh_scene
 from core.learn.finetune.config import FinetuneCfg
@@ -42,11 +42,17 @@ RECIPES = {
 }
 
 
-def quality(queries: list[str], marks: list[int], recipe: str) -> None:
+def quality(queries: list[str], marks: list[int], recipe: str, keep: Path | None) -> None:
     cfg = RECIPES[recipe]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = keep or Path(scratch)  # with --keep, a later run reuses the ingested mosaic
+        path = Path(tmp) / "mosaic.tif"
+        if path.exists():
+            mosaic = Mosaic(path, tuple(ucm_class(p.name) for p in ucm_images()), 21)
+        else:
+            mosaic = make_ucm_mosaic(path)
         pristine = Workspace(Path(tmp) / "pristine")
-        labels = ingest_mosaic(pristine, make_ucm_mosaic(Path(tmp) / "mosaic.tif"))
+        labels = ingest_mosaic(pristine, mosaic)
         print(f"recipe {recipe!r}: {cfg}\n")
         print(
             "| query | marks | P@10 before | after | worst other query (change) | others' mean change | others down > 0.1 | guard | fine-tune s |"
@@ -62,7 +68,7 @@ def quality(queries: list[str], marks: list[int], recipe: str) -> None:
                 guard = "refused" if guard_violations(r.version) else "passes"
                 seconds = r.version.metrics["seconds"]
                 print(
-                    f"| {query} | {n} | {r.before:.1f} | {r.after:.1f} | {worst} ({change:+.1f}) | {np.mean(changes):+.3f} | {down} | {guard} | {seconds:.0f} |",
+                    f"| {query} | {n} | {r.before:.1f} | {r.after:.1f} | {worst} ({change:+.1f}) | {np.mean(changes):+.3f} | {down} | {guard} | {seconds:.0f} ({r.cpu_seconds:.0f}) |",
                     flush=True,
                 )
                 rows.append((n, r.before, r.after, down, min(changes), seconds))
@@ -143,13 +149,15 @@ def main() -> None:
     q.add_argument("--marks", default="5,10,20")
     q.add_argument("--recipe", choices=sorted(RECIPES), default="workspace")
     q.add_argument("--steps", type=int)
+    q.add_argument("--keep", type=Path, help="folder to keep the ingested mosaic in, for reruns")
     p = actions.add_parser("promotion")
     p.add_argument("--tiles", default="10000,100000")
     args = parser.parse_args()
     if args.action == "quality":
         if args.steps:
             RECIPES[args.recipe] = replace(RECIPES[args.recipe], steps=args.steps)
-        quality(args.queries.split(","), [int(m) for m in args.marks.split(",")], args.recipe)
+        marks = [int(m) for m in args.marks.split(",")]
+        quality(args.queries.split(","), marks, args.recipe, args.keep)
     else:
         promotion([int(n) for n in args.tiles.split(",")])
 

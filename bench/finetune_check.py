@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,7 @@ class QueryResult:
     after: float
     others: dict[str, tuple[float, float]]  # other query: (before, after)
     version: ModelVersion
+    cpu_seconds: float  # CPU time of fine-tuning (all threads): less skewed by a busy machine
 
     @property
     def worst_other(self) -> tuple[str, float]:
@@ -154,7 +156,9 @@ def run_query(
     cls = ANALYST_QUERIES.get(query, query)
     relevant, wrong = analyst_marks(judge, base, query, cls, n_marks)
     store_marks(workspace, query, relevant, wrong)
+    cpu = time.process_time()
     version = finetune(workspace, cfg)
+    cpu = time.process_time() - cpu
     tuned, _ = load_checkpoint(version.path)
     marked = set(relevant) | set(wrong)
     others = {
@@ -162,4 +166,4 @@ def run_query(
         for q, c in other_queries(query).items()
     }
     before, after = judge.p10(base, query, cls, marked), judge.p10(tuned, query, cls, marked)
-    return QueryResult(query, n_marks, before, after, others, version)
+    return QueryResult(query, n_marks, before, after, others, version, cpu)

@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.finetune_check import SCENE, Judge, analyst_marks, ingest_mosaic
 from bench.mosaic import make_ucm_mosaic, ucm_class
 from core.errors import FinetuneError
 from core.learn.finetune.config import FinetuneCfg
+from core.learn.finetune.features import CachedTexts, encode_texts
 from core.learn.finetune.guard import generic_queries, guard_violations, overlaps
 from core.learn.finetune.loop import finetune
 from core.learn.finetune.marks import readiness, split_feedback
@@ -198,3 +200,12 @@ def test_fine_tune_and_promote_with_no_datasets(model_checkpoint, data_root, tmp
     for query in LOOK_ALIKES:  # no other query collapses
         assert after[query] >= before[query] - 0.2, (query, before, after)
     assert file_sha256(registry.get(0).path) == file_sha256(model_checkpoint)
+
+
+def test_cached_text_prefix_gives_the_same_vectors(model_checkpoint):
+    model, _ = load_checkpoint(model_checkpoint)
+    texts = ["a marina", "many white storage tanks next to a long road", "a"]
+    cached = CachedTexts(model)
+    cached(texts[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(cached(texts), encode_texts(model, texts), atol=1e-5, rtol=1e-4)

@@ -122,3 +122,38 @@ def encode_texts(model: AMFMN, texts: list[str]) -> torch.Tensor:
     with torch.no_grad():
         states, mask = model.text.prefix(model.tokenize(texts))
     return model.text.forward_from(states, mask)
+
+
+class CachedTexts:
+    """Caption vectors whose frozen text prefix is computed once per caption.
+
+    Fine-tuning encodes the same few queries at every step; only the trainable layers need
+    to run again. Each caption's prefix states are kept unpadded and padded per batch (the
+    mask hides the padding, so the vectors equal those of ``encode_texts``).
+    """
+
+    def __init__(self, model: AMFMN) -> None:
+        self.model = model
+        self._states: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sequence = True  # states run along the tokens (else one pooled vector each)
+
+    @torch.no_grad()
+    def _prefix(self, texts: list[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._states]
+        for start in range(0, len(missing), 64):
+            chunk = missing[start : start + 64]
+            states, mask = self.model.text.prefix(self.model.tokenize(chunk))
+            self._sequence = states.shape[:2] == mask.shape
+            for i, text in enumerate(chunk):
+                length = int(mask[i].sum())
+                own = states[i, :length] if self._sequence else states[i]
+                self._states[text] = (own, mask[i, :length])
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """``[len(texts), d]`` caption vectors; gradients reach the trainable layers."""
+        self._prefix(texts)
+        states = [self._states[t][0] for t in texts]
+        mask = torch.nn.utils.rnn.pad_sequence([self._states[t][1] for t in texts], True)
+        if self._sequence:
+            return self.model.text.forward_from(torch.nn.utils.rnn.pad_sequence(states, True), mask)
+        return self.model.text.forward_from(torch.stack(states), mask)

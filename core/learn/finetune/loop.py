@@ -13,6 +13,7 @@ an inactive version.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import asdict
@@ -24,7 +25,13 @@ import torch.nn.functional as F
 
 from core.errors import FinetuneError
 from core.learn.finetune.config import FinetuneCfg, Progress
-from core.learn.finetune.features import Tile, TileVectors, encode_taps, encode_texts
+from core.learn.finetune.features import (
+    CachedTexts,
+    Tile,
+    TileVectors,
+    encode_taps,
+    encode_texts,
+)
 from core.learn.finetune.guard import base_metrics, check_tiles, generic_queries, measure, overlaps
 from core.learn.finetune.marks import FeedbackSplit, finetune_plan, split_feedback
 from core.learn.finetune.replay import Replay, build_replay
@@ -64,6 +71,7 @@ class _Step:
         self.model, self.parent, self.vectors = model, parent, vectors
         self.split, self.generic, self.pool, self.cfg = split, generic, pool, cfg
         self.rng = random.Random(cfg.seed)
+        self.texts = CachedTexts(model)
         with torch.no_grad():
             self.parent_text = torch.cat(
                 [encode_texts(parent, generic[i : i + 64]) for i in range(0, len(generic), 64)]
@@ -89,7 +97,7 @@ class _Step:
         texts = sorted({p.text for p in pairs})
         column = torch.tensor([texts.index(p.text) for p in pairs])
         visual = self.vectors.visual([(p.scene, p.tile_id) for p in pairs] + negatives)
-        scores = self.model.scores(visual, encode_texts(self.model, texts))
+        scores = self.model.scores(visual, self.texts(texts))
         n = len(pairs)
         positive = scores[torch.arange(n), column]
         negative = scores[n:].view(n, cfg.negatives_per_pair, -1)
@@ -100,7 +108,7 @@ class _Step:
         """Generic queries keep their caption vectors and their ranking of unmarked tiles."""
         cfg, rng = self.cfg, self.rng
         chosen = rng.sample(range(len(self.generic)), min(cfg.distill_queries, len(self.generic)))
-        text = encode_texts(self.model, [self.generic[i] for i in chosen])
+        text = self.texts([self.generic[i] for i in chosen])
         parent_text = self.parent_text[chosen]
         loss = cfg.text_distill * (1 - F.cosine_similarity(text, parent_text, dim=-1)).mean()
         tiles = rng.sample(self.pool, min(cfg.distill_tiles, len(self.pool)))
@@ -147,7 +155,7 @@ def finetune(
     registry = ModelRegistry(workspace)
     parent_version = registry.active()
     model, _ = load_checkpoint(parent_version.path)
-    parent, _ = load_checkpoint(parent_version.path)
+    parent = copy.deepcopy(model)  # the teacher: stays as the active version is
     plan = finetune_plan(workspace, cfg.holdout_fraction, cfg.min_relevant)
     marks, ready = plan.marks, plan.readiness
     if not ready.ready:
