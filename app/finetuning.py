@@ -16,13 +16,18 @@ from app import images, querying
 from app.errors import AppError
 from core import (
     FinetuneCfg,
+    FinetunePlan,
     Job,
     Mark,
+    ModelVersion,
     SQLiteFeedback,
     Workspace,
+    embed_seconds,
+    finetune_plan,
     marks_geojson,
-    split_feedback,
+    promotion_cost,
     start_job,
+    tile_footprint,
 )
 from tiles import WINDOW_FIELDS, read_catalog
 
@@ -67,9 +72,40 @@ def marked_queries(ws: Workspace) -> dict[str, str]:
     }
 
 
-def training_pairs(ws: Workspace, cfg: FinetuneCfg) -> int:
-    """How many training pairs the marks give now, counted as fine-tuning will count them."""
-    return len(split_feedback(feedback(ws).marks(), cfg.holdout_fraction).train_pairs)
+@st.cache_data(max_entries=8, show_spinner=False)
+def _plan(root: str, stamp: tuple, holdout_fraction: float, min_relevant: int) -> FinetunePlan:
+    return finetune_plan(Workspace(root), holdout_fraction, min_relevant)
+
+
+def plan(ws: Workspace, cfg: FinetuneCfg) -> FinetunePlan:
+    """What the marks give fine-tuning now, as it will count them (after re-attachment).
+
+    Cached until a mark or a scene changes, since the page redraws it every few seconds.
+    """
+    scenes = tuple((n, ws.scene(n).read_manifest().finished) for n in ws.scene_names())
+    stamp = (feedback(ws).stamp(), scenes)
+    return _plan(str(ws.root), stamp, cfg.holdout_fraction, cfg.min_relevant)
+
+
+def reembed_note(ws: Workspace, version: ModelVersion) -> str:
+    """What promoting ``version`` costs, in words."""
+    stale, seconds = promotion_cost(ws, version)
+    if not stale:
+        return "reuses every scene's stored vectors: only gates and text indexes are recomputed"
+    took = f"about {_minutes(seconds)}" if seconds is not None else "as long as ingesting took"
+    return f"re-embeds {len(stale)} scene(s), {took}, since its image tower differs"
+
+
+def image_tower_estimate(ws: Workspace) -> str:
+    """How long re-embedding every scene would take, from the recorded embedding rates."""
+    seconds = embed_seconds(ws, ws.scene_names())
+    if seconds is None:
+        return "promotion will then re-embed every scene"
+    return f"promotion will then re-embed every scene: about {_minutes(seconds)}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def start_finetune(ws: Workspace, cfg: FinetuneCfg, jobs: list[Job], owner: str = "") -> Job:
@@ -133,6 +169,7 @@ def save_caption(ws: Workspace, scene: str, tile_id: int, text: str, author: str
         FeedbackError: when the caption is empty.
     """
     kind, query = _caption_query(scene, tile_id)
+    footprint = tile_footprint(ws, scene, tile_id)
     return feedback(ws).mark(
         Mark(
             kind,
@@ -141,6 +178,7 @@ def save_caption(ws: Workspace, scene: str, tile_id: int, text: str, author: str
             tile_id=int(tile_id),
             label="caption",
             caption=text,
+            footprint=footprint,
             author=author,
         )
     )

@@ -16,7 +16,12 @@ from core import Job, SceneSeekError, Workspace, cancel, log_path, queue_positio
 
 RECENT = 5
 LOG_LINES = 30
-VERBS = {"ingest": "Ingesting", "reindex": "Re-indexing", "finetune": "Fine-tuning"}
+VERBS = {
+    "ingest": "Ingesting",
+    "reindex": "Re-indexing",
+    "finetune": "Fine-tuning",
+    "refresh": "Bringing the scenes to the active model",
+}
 
 
 def _duration(seconds: float | None) -> str:

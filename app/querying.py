@@ -176,4 +176,16 @@ def record_mark(
     kind, text = feedback_key(query)
     if query["kind"] == "image":
         text = store.store_image(query["image"])
-    return store.mark(Mark(kind, text, hit.scene, hit.tile_id, label, model=model, author=author))
+    footprint = hit.geometry.wkt  # lets the mark follow its ground if the scene is re-tiled
+    return store.mark(
+        Mark(
+            kind,
+            text,
+            hit.scene,
+            hit.tile_id,
+            label,
+            model=model,
+            footprint=footprint,
+            author=author,
+        )
+    )

@@ -51,7 +51,7 @@ FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlappin
 NOTICE = "library_notice"  # (level, message) shown once after an action
 # Fine-tune page (widget-owned: their defaults come from core.FinetuneCfg)
 STEPS = "finetune_steps"  # training steps
-GUARD = "promote_guard"  # the promotion guard, in mR points
+IMAGE_TOWER = "finetune_image_tower"  # also fine-tune the image tower (promotion re-embeds)
 REVIEW_QUERY = "review_query"  # which query's marks are reviewed
 CAPTION_HIT = "caption_hit"  # hit of the last search to caption
 CAPTION_SCENE = "caption_scene"  # or any tile: its scene
@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
     FAST_INGEST: False,
     NOTICE: None,
     KEPT: {},
+    IMAGE_TOWER: False,
 }
 
 

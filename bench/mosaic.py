@@ -64,14 +64,28 @@ def ucm_class(file_name: str) -> str:
     return UCM_CLASSES[(int(match.group(1)) - 1) // 100]
 
 
+def ucm_images(
+    splits: tuple[str, ...] = ("val", "test"),
+    data_root: Path | None = None,
+    classes: tuple[str, ...] | None = None,
+) -> list[Path]:
+    """The UCM images a mosaic holds, in cell order."""
+    paths = [p for split in splits for p in load_dataset("ucm", split, data_root).image_paths]
+    return [p for p in paths if classes is None or ucm_class(p.name) in classes]
+
+
 def make_ucm_mosaic(
     path: Path,
     splits: tuple[str, ...] = ("val", "test"),
     columns: int = 21,
     data_root: Path | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> Mosaic:
-    """Write the images of the given UCM splits (unseen by training) as one GeoTIFF."""
-    paths = [p for split in splits for p in load_dataset("ucm", split, data_root).image_paths]
+    """Write the images of the given UCM splits (unseen by training) as one GeoTIFF.
+
+    ``classes`` keeps only images of those classes (a smaller scene of look-alikes).
+    """
+    paths = ucm_images(splits, data_root, classes)
     rows = -(-len(paths) // columns)
     profile = {
         "driver": "GTiff",

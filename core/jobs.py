@@ -1,4 +1,4 @@
-"""Background jobs (ingest, re-index, fine-tune): a queue of processes with a concurrency limit.
+"""Background jobs (ingest, re-index, fine-tune, refresh): a queue of processes, a limit at once.
 
 Streamlit threads die with the browser session, so long work runs as ``python -m core
 job-run ID`` in a new process session: it survives page reloads, closed tabs and even a
@@ -369,8 +369,17 @@ def _finetune(workspace: Workspace, params: dict[str, Any], progress: Progress) 
     return {"version": version.version, "parent": version.parent, **summary(version)}
 
 
+def _refresh(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Bring every scene to the active model version, after a promotion or rollback."""
+    from core.ingest.launch import refresh_workspace
+
+    device = params.get("device") or get_settings().device
+    return refresh_workspace(workspace, device, progress).to_dict()
+
+
 JOB_KINDS: dict[str, JobFunction] = {
     "ingest": _ingest,
     "reindex": _reindex,
     "finetune": _finetune,
+    "refresh": _refresh,
 }

@@ -56,6 +56,8 @@ class Settings:
     cache_dir: Path
     max_pixels: float
     max_tiles: float
+    guard_heldout_drop: float  # largest fall of held-out precision@10 a promotion may bring
+    guard_top10_overlap: float  # least mean top-10 overlap generic queries must keep
     allow_anonymous: bool = False
     session_hours: float = 12.0
     signin_failures: int = 5
@@ -90,4 +92,6 @@ def get_settings() -> Settings:
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
+        guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),
+        guard_top10_overlap=_number("SCENESEEK_GUARD_TOP10_OVERLAP", 0.8, float),
     )

@@ -18,12 +18,13 @@ from core import (
     Job,
     ModelRegistry,
     ModelVersion,
+    Readiness,
     SceneSeekError,
     list_jobs,
 )
 
 POLL_S = 2.0
-JOB_KINDS = ("finetune", "reindex")  # the jobs this page starts
+JOB_KINDS = ("finetune", "refresh", "reindex")  # the jobs this page starts or follows
 REVIEW_LIMIT = 100
 SWITCH = {  # button key prefix: label and help
     "promote": ("Promote", "Make this version active if it passes the guard"),
@@ -45,12 +46,27 @@ def _seen(versions: list[ModelVersion], active: ModelVersion) -> tuple[tuple[int
 
 
 def _start(jobs: list[Job]) -> None:
-    cfg = FinetuneCfg(steps=int(st.session_state[state.STEPS]))
+    cfg = FinetuneCfg(
+        steps=int(st.session_state[state.STEPS]),
+        image_tower=bool(st.session_state[state.IMAGE_TOWER]),
+    )
     try:
         user = auth.require("finetune")
         finetuning.start_finetune(ws, cfg, jobs, owner=user.name)
     except (AppError, SceneSeekError) as exc:
         st.error(md(str(exc)))
+
+
+def _what_trains(ready: Readiness, unattached: int) -> str:
+    """One line: how the marks are used."""
+    text = (
+        f"{ready.train_pairs} relevant marks and captions train, with "
+        f"{ready.train_negatives} not-relevant marks; {ready.heldout} marks are held out "
+        "to check the result (a query's first relevant marks always train)."
+    )
+    if unattached:
+        text += f" {unattached} marks no tile covers any more are left out (see Marks)."
+    return text
 
 
 @st.fragment(run_every=POLL_S)
@@ -59,38 +75,49 @@ def _training(seen: tuple[tuple[int, ...], int]) -> None:
     if _seen(*_read_registry()) != seen:
         st.rerun()  # a fine-tune finished, or another session switched the model
     jobs = list_jobs(ws)
-    pairs = finetuning.training_pairs(ws, defaults)
+    plan = finetuning.plan(ws, defaults)
+    ready = plan.readiness
     running = any(j.kind == "finetune" and j.active for j in jobs)
     if not auth.can("finetune"):
         jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
         return
-    steps, go = st.columns([1, 3], vertical_alignment="bottom")
-    steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=state.STEPS)
-    if go.button(
-        "Fine-tune",
-        key="finetune",
-        type="primary",
-        icon=":material/model_training:",
-        disabled=pairs < defaults.min_relevant or running,
-        help="Train a new version from the active one on the marks; it is not promoted",
-    ):
-        _start(jobs)
-        jobs = list_jobs(ws)
-    if pairs < defaults.min_relevant:
-        st.caption(
-            f"Fine-tuning needs at least {defaults.min_relevant} relevant marks or captions on "
-            f"text queries; so far it has {pairs}. Mark hits on the Search page, or write "
-            "captions below."
+    st.caption(md(_what_trains(ready, len(plan.unattached))))
+    if not ready.ready:
+        st.info(
+            md(f"To start, fine-tuning needs {ready.missing}."),
+            icon=":material/info:",
         )
-    jobs_view(ws, [j for j in jobs if j.kind in JOB_KINDS])
+        st.caption(
+            "Mark hits of a text query on the Search page, or write captions below. "
+            "Nothing else is needed: no dataset, only this workspace."
+        )
+    else:
+        steps, tower, go = st.columns([1, 2, 2], vertical_alignment="bottom")
+        steps.number_input("Steps", 10, 5000, defaults.steps, step=10, key=state.STEPS)
+        tower.checkbox(
+            "Also fine-tune the image tower",
+            key=state.IMAGE_TOWER,
+            help="Slower, and the new version no longer reuses the stored vectors",
+        )
+        go.button(
+            "Fine-tune",
+            key="finetune",
+            type="primary",
+            icon=":material/model_training:",
+            disabled=running,
+            help="Train a new version from the active one on the marks; it is not promoted",
+            on_click=_start,
+            args=(jobs,),
+        )
+        if st.session_state[state.IMAGE_TOWER]:
+            st.warning(md(finetuning.image_tower_estimate(ws).capitalize() + "."))
+    jobs_view(ws, [j for j in list_jobs(ws) if j.kind in JOB_KINDS])
 
 
 def _switch(version: int) -> None:
     try:
         user = auth.require("switch_model")
-        outcome = model_versions.switch_model(
-            ws, version, float(st.session_state[state.GUARD]), list_jobs(ws), owner=user.name
-        )
+        outcome = model_versions.switch_model(ws, version, owner=user.name)
     except SceneSeekError as exc:
         notices.notify("error", str(exc))
         return
@@ -100,15 +127,17 @@ def _switch(version: int) -> None:
 def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
     rows = model_versions.version_rows(versions, active)
     datasets = sorted({name for row in rows for name in row.base_mr})
-    widths = [1.6, 0.8, 0.8, 1, 1.6, *([1] * len(datasets)), 1.5, 1.2]
+    widths = [1.6, 0.8, 0.8, 1, 1.6, *([1] * len(datasets)), 1, 1, 1.5, 1.2]
     header = ["Version", "Parent", "Pairs", "Negatives", "Scenes"]
-    header += [f"{name.upper()} mR" for name in datasets] + ["Created", ""]
+    header += [f"{name.upper()} mR" for name in datasets]
+    header += ["Held-out P@10", "Top 10 kept", "Created", ""]
     for column, title in zip(st.columns(widths), header, strict=True):
         column.caption(title)
     for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
         values = [row.label, row.parent, row.pairs, row.negatives, row.scenes]
-        values += [row.base_mr.get(name, "not measured") for name in datasets] + [row.created]
+        values += [row.base_mr.get(name, "not measured") for name in datasets]
+        values += [row.heldout, row.kept, row.created]
         for cell, value in zip(cells[:-1], values, strict=True):
             cell.text(value)
         with cells[-1]:
@@ -119,12 +148,13 @@ def _versions_table(versions: list[ModelVersion], active: ModelVersion) -> None:
                 continue
             name = "promote" if row.newer else "rollback"
             label, tip = SWITCH[name]
+            chosen = next(v for v in versions if v.version == row.version)
             st.button(
                 label,
                 key=f"{name}-{row.version}",
                 on_click=_switch,
                 args=(row.version,),
-                help=f"{tip}; every scene is then re-embedded with it",
+                help=f"{tip}; it {finetuning.reembed_note(ws, chosen)}",
             )
 
 
@@ -144,8 +174,10 @@ def _comparisons(versions: list[ModelVersion]) -> None:
                         f"After (v{version.version})", format="%.3f"
                     ),
                     "change": st.column_config.NumberColumn("Change", format="%+.3f"),
+                    "meaning": "What it means",
                 },
             )
+            st.caption(md(f"Promoting it {finetuning.reembed_note(ws, version)}."))
 
 
 def _counts() -> None:
@@ -175,6 +207,31 @@ def _counts() -> None:
         on_click="ignore",
         help="Every mark on its tile footprint, for review in a GIS; a mark whose scene or tile "
         "is gone has no geometry and says why",
+    )
+
+
+def _unattached() -> None:
+    lost = finetuning.plan(ws, defaults).unattached
+    if not lost:
+        return
+    st.warning(
+        md(
+            f"{len(lost)} marks cannot be re-attached: no tile covers their ground now "
+            "(the scene was re-tiled or removed, or the marks came from another workspace). "
+            "They are kept, but fine-tuning leaves them out."
+        )
+    )
+    st.dataframe(
+        [
+            {
+                "query": finetuning.query_label(u.mark.query_kind, u.mark.query),
+                "mark": u.mark.label,
+                "tile": f"{u.mark.scene}:{u.mark.tile_id}",
+                "why": u.reason,
+            }
+            for u in lost
+        ],
+        hide_index=True,
     )
 
 
@@ -284,7 +341,8 @@ def _caption_editor() -> None:
 st.title("Fine-tune")
 st.caption(
     "Teach the model from your marks: train a new version in the background, compare it "
-    "with its parent, then promote it (or roll back). Version 0, the shipped model, is kept."
+    "with its parent, then promote it (or roll back). Only this workspace is needed, and "
+    "promotion reuses the stored vectors. Version 0, the shipped model, is kept."
 )
 try:
     all_versions, active_model = _read_registry()
@@ -296,19 +354,13 @@ _training(_seen(all_versions, active_model))
 
 st.subheader("Model versions")
 notices.show()
-st.number_input(
-    "Guard: largest drop in RSICD or UCM test mR allowed when promoting (points)",
-    0.0,
-    100.0,
-    defaults.guard_points,
-    step=0.5,
-    key=state.GUARD,
-)
+st.caption(md(model_versions.guard_text()))
 _versions_table(all_versions, active_model)
 _comparisons(all_versions)
 
 st.subheader("Marks")
 _counts()
+_unattached()
 _review()
 
 st.subheader("Captions")

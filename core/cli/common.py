@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import WorkspaceError
 from core.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from core.ingest.launch import RefreshReport
+    from core.store.reattach import Reattachment
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -84,3 +90,36 @@ def add_workspace_only(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="workspace folder (default SCENESEEK_WORKSPACE or ./workspace)",
     )
+
+
+def stage_printer() -> Callable[[str, int, int, float], None]:
+    """A progress callback that prints each stage to stderr."""
+
+    def progress(stage: str, done: int, total: int, rate: float) -> None:
+        print(f"{stage} {done}/{total}", file=sys.stderr)
+
+    return progress
+
+
+def print_refresh(report: RefreshReport) -> None:
+    """Say how the scenes were brought to the active model, one line per kind of outcome."""
+    if report.refreshed:
+        print(f"gates and text index recomputed (no re-embedding): {', '.join(report.refreshed)}")
+    if report.reembedded:
+        print(f"embedded again (another image tower): {', '.join(report.reembedded)}")
+    for name, reason in report.failed.items():
+        print(f"error: scene {name} is not searchable with the active model: {reason}")
+    if not report.failed:
+        print(f"every scene is searchable with {report.model} ({report.seconds:.1f} s)")
+
+
+def print_reattachment(report: Reattachment) -> None:
+    """Say which marks moved to new tiles and list those no tile covers."""
+    if report.moved:
+        print(f"{report.moved} marks moved to the tile that covers their ground now")
+    if report.unattached:
+        print(f"{len(report.unattached)} marks cannot be re-attached (left out of fine-tuning):")
+    for item in report.unattached:
+        m = item.mark
+        where = f"{m.scene}:{m.tile_id}"
+        print(f"  {m.id:>6}  {m.label:<10} {where}  {m.query_kind}:{m.query}  {item.reason}")

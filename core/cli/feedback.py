@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.cli.common import (
     add_workspace_only,
+    print_reattachment,
     workspace_of,
 )
 
@@ -29,7 +30,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="jsonl",
         help="jsonl: one mark per line (re-importable); geojson: marks on tile footprints",
     )
-    load = actions.add_parser("import", help="merge JSON lines from a file")
+    load = actions.add_parser(
+        "import", help="merge JSON lines from a file; marks move to the tiles covering their ground"
+    )
     load.add_argument("file", type=Path)
     for action in (listing, export, load):
         add_workspace_only(action)
@@ -63,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise FeedbackError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     else:
+        import getpass
+
+        from core.store.reattach import reconcile
+
         try:
             text = args.file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise FeedbackError(f"cannot read {args.file}: {reason or exc}") from exc
-        print(f"imported {store.import_jsonl(text.splitlines())} marks")
+        imported = store.import_jsonl(text.splitlines(), author=getpass.getuser())
+        print(f"imported {imported} marks")
+        print_reattachment(reconcile(workspace_of(args), store))
     return 0

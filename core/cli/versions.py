@@ -6,6 +6,9 @@ import argparse
 
 from core.cli.common import (
     add_workspace_only,
+    default_device,
+    print_refresh,
+    stage_printer,
     workspace_of,
 )
 
@@ -20,11 +23,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("version", type=int)
         action.add_argument("--guard", type=float, default=2.0)
+        action.add_argument("--device", default=default_device(), help="auto, cpu or cuda")
         add_workspace_only(action)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
+    from core.ingest.launch import refresh_workspace
     from core.learn.finetune.guard import promote
     from core.model.versions import ModelRegistry
 
@@ -38,4 +43,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     chosen = promote(ws, args.version, args.guard if args.action == "promote" else float("inf"))
     print(f"active model: {chosen.label}")
+    print_refresh(refresh_workspace(ws, args.device, progress=stage_printer()))
     return 0

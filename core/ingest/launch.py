@@ -1,22 +1,30 @@
 """One call that loads the model, picks where embedding runs (here or on Dask) and ingests.
 
 The CLI and the background jobs both start ingests through ``ingest_scene``, so they wire
-the model, the embedder and the cluster the same way.
+the model, the embedder and the cluster the same way; ``refresh_workspace`` brings every
+scene to the active version after a promotion or rollback, loading the model once.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ConfigError, SceneSeekError
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PartComputer
 from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
+from core.ingest.refresh import can_refresh, recorded_image_tower, refresh_scene
+from core.model.checkpoint import checkpoint_image_tower, image_tower_fingerprint
 from core.model.loading import load_model
+from core.model.versions import ModelVersion
+from core.store.reattach import reconcile
 from core.store.workspace import Workspace, scene_name_from
-from tiles import TileReader
+from tiles import TileReader, TilesError, TilingConfig
 
 
 def ingest_scene(
@@ -84,4 +92,105 @@ def _launch(
                 client, str(loaded.path), embedder.names, reader, windows, options.batch_size
             )
 
-    return ingest(source, workspace, embedder, loaded.tag, name, options, progress, factory)
+    result = ingest(source, workspace, embedder, loaded.tag, name, options, progress, factory)
+    if not result.skipped:
+        reconcile(workspace)  # a re-tiled scene: marks move to the tiles covering their ground
+    return result
+
+
+@dataclass
+class RefreshReport:
+    """What ``refresh_workspace`` did to each scene."""
+
+    model: str
+    refreshed: list[str] = field(default_factory=list)  # gates and text index recomputed
+    reembedded: list[str] = field(default_factory=list)  # another image tower: embedded again
+    current: list[str] = field(default_factory=list)  # already on the active version
+    failed: dict[str, str] = field(default_factory=dict)  # scene: why it could not be brought
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, for a job's result and the CLI."""
+        return self.__dict__.copy()
+
+
+def options_of(fingerprint: dict[str, Any]) -> IngestOptions:
+    """The ingest options a scene's recorded fingerprint names."""
+    tiling = {k: tuple(v) if isinstance(v, list) else v for k, v in fingerprint["tiling"].items()}
+    return IngestOptions(
+        tiling=TilingConfig(**tiling), shared_stages=int(fingerprint.get("shared_stages", 0))
+    )
+
+
+def refresh_workspace(
+    workspace: Workspace, device: str = "auto", progress: Stage | None = None
+) -> RefreshReport:
+    """Bring every ready scene to the active model version; returns what was done.
+
+    Scenes whose vectors share the active version's image tower get new gates and a new
+    text index from their stored vectors (seconds); the others are embedded again from
+    their recorded source (as long as ingestion took). A scene that fails is reported and
+    the others still proceed.
+    """
+    started = time.time()
+    loaded = load_model(workspace, device=device)
+    tower = image_tower_fingerprint(loaded.model)
+    report = RefreshReport(loaded.tag)
+    names = workspace.scene_names()
+    for number, name in enumerate(names):
+        if progress:
+            progress(f"bringing {name} to the active model", number, len(names), 0.0)
+        scene = workspace.scene(name)
+        manifest = scene.read_manifest()
+        if manifest.model == loaded.tag and recorded_image_tower(workspace, manifest) == tower:
+            report.current.append(name)
+        elif can_refresh(workspace, scene, tower):
+            refresh_scene(scene, loaded.model, loaded.tag, tower)
+            report.refreshed.append(name)
+        elif manifest.source is None:
+            report.failed[name] = "no recorded source; delete the scene and add it again"
+        else:
+            try:
+                embedder = TileEmbedder(loaded.model, loaded.device, loaded.towers)
+                options = options_of(manifest.fingerprint)
+                ingest(manifest.source, workspace, embedder, loaded.tag, name, options, progress)
+                report.reembedded.append(name)
+            except (SceneSeekError, TilesError, OSError) as exc:
+                report.failed[name] = str(exc)
+    report.seconds = round(time.time() - started, 2)
+    return report
+
+
+def embed_seconds(workspace: Workspace, names: list[str]) -> float | None:
+    """About how long embedding these scenes again takes, from their recorded rates.
+
+    A scene without a recorded rate counts at the mean rate of the others; None when no
+    scene recorded one.
+    """
+    manifests = [workspace.scene(n).read_manifest() for n in workspace.scene_names()]
+    rates = [m.embed_tiles_per_second for m in manifests if m.embed_tiles_per_second]
+    if not rates:
+        return None if names else 0.0
+    mean = sum(rates) / len(rates)
+    chosen = [m for m in manifests if m.name in names]
+    return sum((m.n_tiles or 0) / (m.embed_tiles_per_second or mean) for m in chosen)
+
+
+def reembed_seconds(workspace: Workspace, image_tower: str) -> tuple[list[str], float | None]:
+    """Scenes a version with ``image_tower`` would embed again, and about how long it takes."""
+    stale = [
+        n
+        for n in workspace.scene_names()
+        if recorded_image_tower(workspace, workspace.scene(n).read_manifest()) != image_tower
+    ]
+    return stale, embed_seconds(workspace, stale)
+
+
+def promotion_cost(workspace: Workspace, version: ModelVersion) -> tuple[list[str], float | None]:
+    """Scenes that making ``version`` active would embed again, and about how long (s).
+
+    Empty when it shares the image tower of every scene's vectors: promotion then only
+    recomputes gates and text indexes.
+    """
+    tower = version.data.get("image_tower") or checkpoint_image_tower(version.path)
+    return reembed_seconds(workspace, tower)

@@ -2,7 +2,9 @@
 
 Each stage's output is written atomically and the manifest is written last, so a kill at
 any point leaves either the previous scene or a resumable partial one, never a half file a
-search would read. Rerunning the same command resumes; with unchanged inputs it is a no-op.
+search would read. Rerunning the same command resumes; with unchanged inputs it is a no-op,
+and when only the model version changed but not its image tower it recomputes just the gates
+and the text index from the stored vectors (``refresh``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import numpy as np
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
+from core.ingest.refresh import can_refresh, refresh_scene
 from core.model.amfmn import caption_energy
+from core.model.checkpoint import image_tower_fingerprint
 from core.settings import get_settings
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
 from core.store.manifest import READY, SceneManifest
@@ -90,6 +94,11 @@ def _run_tag(fingerprint: dict[str, Any]) -> str:
     """
     text = json.dumps(fingerprint, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _same_input(recorded: dict[str, Any], fingerprint: dict[str, Any]) -> bool:
+    """Same source and tiling: only the model differs, or nothing does."""
+    return {**recorded, "model": None} == {**fingerprint, "model": None}
 
 
 def _normalise(value: Any) -> Any:
@@ -162,7 +171,17 @@ def _ingest(
     check_free_space(workspace, 0, f"ingesting {scene.name}")
     summary = _scene_summary(source, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
+    image_tower = image_tower_fingerprint(embedder.model)
     manifest = scene.read_manifest()
+    if (
+        manifest.model != model_tag
+        and _same_input(manifest.fingerprint, fingerprint)
+        and can_refresh(workspace, scene, image_tower)
+    ):
+        refresh_scene(scene, embedder.model, model_tag, image_tower, progress)
+        return IngestResult(
+            scene.name, manifest.n_tiles or 0, False, time.time() - started, 0.0, model_tag
+        )
     if manifest.fingerprint != fingerprint:
         _reset(scene)
     elif manifest.ready:
@@ -201,13 +220,14 @@ def _ingest(
     if progress:
         progress("indexing", 0, 2, 0.0)
     vectors = np.load(result.files["visual"])
-    build_index(vectors, scene.visual_index, model_tag, VISUAL_METRIC, index_dim=INDEX_DIM)
+    build_index(vectors, scene.visual_index, image_tower, VISUAL_METRIC, index_dim=INDEX_DIM)
     if "gate" in result.files:
         energy = caption_energy(embedder.model, embedder.towers)
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
         build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
     elapsed = time.time() - started
     manifest.status, manifest.model, manifest.finished = READY, model_tag, time.time()
+    manifest.image_tower = image_tower
     manifest.ingest_seconds = round(elapsed, 1)
     manifest.engine = parts.engine  # information only: either engine's vectors interchange
     if result.seconds:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tiles.atomic import atomic_path
 
 FORMAT = "sceneseek-amfmn"
 FORMAT_VERSION = 1
+IMAGE_TOWER = ("backbone.", "global_proj.", "mvsa.")  # what the stored visual vector depends on
 
 
 @dataclass
@@ -46,6 +49,52 @@ def trained_state(model: AMFMN, dtype: torch.dtype | None = None) -> dict[str, t
                 tensor = tensor.to(dtype)
             state[f"{prefix}.{key}"] = tensor.contiguous()
     return state
+
+
+def image_tower_digest(config: AMFMNCfg, state: Mapping[str, torch.Tensor]) -> str:
+    """Identity of the modules before the stored visual vector (``image-`` + SHA-256 prefix).
+
+    Stored vectors and the visual index stay valid across model versions that share it, so
+    a version that changed only the text tower or the gate needs no re-embedding. Values are
+    hashed as float32, so a float16 file and the float32 model loaded from it agree.
+    """
+    digest = hashlib.sha256()
+    spec = {
+        "embed_dim": config.embed_dim,
+        "vision": asdict(config.vision),
+        "preprocess": asdict(config.preprocess),
+    }
+    digest.update(json.dumps(spec, sort_keys=True).encode())
+    for key in sorted(k for k in state if k.startswith(IMAGE_TOWER)):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().float().contiguous().numpy().tobytes())
+    return f"image-{digest.hexdigest()[:16]}"
+
+
+def image_tower_fingerprint(model: AMFMN) -> str:
+    """``image_tower_digest`` of a model in memory."""
+    return image_tower_digest(model.cfg, trained_state(model))
+
+
+def checkpoint_image_tower(path: str | Path) -> str:
+    """``image_tower_digest`` of a checkpoint file, without building the model.
+
+    Raises:
+        CheckpointError: for unreadable files or other formats.
+    """
+    path = Path(path).resolve()
+    stat = path.stat() if path.is_file() else None
+    return _file_image_tower(
+        str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1
+    )
+
+
+@lru_cache(maxsize=32)
+def _file_image_tower(path: str, size: int, mtime_ns: int) -> str:
+    from safetensors.torch import load_file
+
+    info = read_info(path)
+    return image_tower_digest(info.config, load_file(path))
 
 
 def file_sha256(path: str | Path) -> str:

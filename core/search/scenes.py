@@ -55,6 +55,9 @@ class SceneIndex:
 def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> SceneIndex:
     """Load a ready scene, refusing one embedded by another model version.
 
+    The visual index is keyed by the image tower that made it (by the model version in
+    manifests from before that record), the text index by the whole model version.
+
     Raises:
         SceneNotFoundError: when it is missing or not ready.
         IndexMismatchError: when it was embedded by another model version.
@@ -85,7 +88,9 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
         catalog=read_catalog(scene.catalog),
         visual=visual,
         gate=gate,
-        visual_ann=load_index(scene.visual_index, dim, model_tag, VISUAL_METRIC),
+        visual_ann=load_index(
+            scene.visual_index, dim, manifest.image_tower or model_tag, VISUAL_METRIC
+        ),
         text_ann=text_ann,
         manifest=manifest,
     )

@@ -3,7 +3,9 @@
 ``FeedbackStore`` is the provider interface; ``SQLiteFeedback`` keeps records in SQLite in
 WAL mode, so several browser sessions and a fine-tuning job can read and write at once.
 The schema carries a version and migrations, and a repeated mark (same query, scene and
-tile) updates the earlier one instead of adding a duplicate.
+tile) updates the earlier one instead of adding a duplicate. Each mark keeps its tile's
+footprint, so it can follow the ground when tiles change (``core.store.reattach``), and who
+made it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Mark:
     caption: str = ""
     model: str = ""
     created: float = 0.0
+    footprint: str = ""  # the tile's EPSG:4326 polygon (WKT) when marked; "" if unknown
+    author: str = ""  # who made it: the signed-in user, or the OS user of the CLI
     id: int | None = None
     author: str = ""  # who made it: the signed-in name ("" from the CLI or anonymously)
 
@@ -87,8 +91,9 @@ MIGRATIONS = [
         created REAL NOT NULL
     );
     """,
-    # 3: marks.author, who made each mark (issue #16, sign-in and roles)
+    # 3: each mark's tile footprint (re-attached after re-tiling) and who made it
     """
+    ALTER TABLE marks ADD COLUMN footprint TEXT NOT NULL DEFAULT '';
     ALTER TABLE marks ADD COLUMN author TEXT NOT NULL DEFAULT '';
     """,
 ]
@@ -187,7 +192,7 @@ class SQLiteFeedback(FeedbackStore):
             )
             cursor = db.execute(
                 "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
-                " created, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created, footprint, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     mark.query_kind,
                     mark.query,
@@ -197,11 +202,46 @@ class SQLiteFeedback(FeedbackStore):
                     mark.caption.strip(),
                     mark.model,
                     created,
+                    mark.footprint,
                     mark.author,
                 ),
             )
             db.execute("COMMIT")
         return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})
+
+    def move(self, mark: Mark, scene: str, tile_id: int, query: str | None = None) -> None:
+        """Re-attach a stored mark to another tile (and, for a tile query, its new name).
+
+        When the tile already holds the same judgement for the same query, the newer of
+        the two is kept, as a repeated mark would.
+        """
+        if mark.id is None:
+            raise FeedbackError("only a stored mark can be moved")
+        query = mark.query if query is None else query
+        kind = "caption" if mark.label == "caption" else "judgement"
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            clash = db.execute(
+                "SELECT id, created FROM marks WHERE query_kind=? AND query=? AND scene=? AND "
+                "tile_id=? AND (CASE WHEN label='caption' THEN 'caption' ELSE 'judgement' END)=?"
+                " AND id<>?",
+                (mark.query_kind, query, scene, int(tile_id), kind, mark.id),
+            ).fetchone()
+            if clash is not None and clash[1] > mark.created:
+                db.execute("DELETE FROM marks WHERE id=?", (mark.id,))
+            else:
+                if clash is not None:
+                    db.execute("DELETE FROM marks WHERE id=?", (clash[0],))
+                db.execute(
+                    "UPDATE marks SET scene=?, tile_id=?, query=? WHERE id=?",
+                    (scene, int(tile_id), query, mark.id),
+                )
+            db.execute("COMMIT")
+
+    def set_footprint(self, mark_id: int, footprint: str) -> None:
+        """Record the footprint of a mark made before footprints were kept."""
+        with self._connect() as db:
+            db.execute("UPDATE marks SET footprint=? WHERE id=?", (footprint, mark_id))
 
     @override
     def delete(self, mark_id: int) -> None:
@@ -219,6 +259,12 @@ class SQLiteFeedback(FeedbackStore):
             db.row_factory = sqlite3.Row
             rows = db.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [Mark(**dict(row)) for row in rows]
+
+    def stamp(self) -> tuple[int, int, float]:
+        """(count, largest id, newest time) of the marks: changes whenever marks do."""
+        with self._connect() as db:
+            row = db.execute("SELECT COUNT(*), MAX(id), MAX(created) FROM marks").fetchone()
+        return int(row[0]), int(row[1] or 0), float(row[2] or 0.0)
 
     def counts(self) -> list[dict[str, object]]:
         """Marks per (query, scene) and label, for the fine-tuning page."""
@@ -253,8 +299,10 @@ class SQLiteFeedback(FeedbackStore):
             yield json.dumps({k: v for k, v in mark.to_dict().items() if k != "id"})
 
     @override
-    def import_jsonl(self, lines: Iterable[str]) -> int:
+    def import_jsonl(self, lines: Iterable[str], author: str = "") -> int:
         """Merge exported marks, all or nothing: every line is checked before any is stored.
+
+        ``author`` is recorded on the marks that name nobody.
 
         Raises:
             FeedbackError: naming the first line that is not a mark.
@@ -266,6 +314,7 @@ class SQLiteFeedback(FeedbackStore):
             try:
                 data = json.loads(line)
                 data.pop("id", None)
+                data["author"] = data.get("author") or author
                 mark = Mark(**data)
                 int(mark.tile_id)
             except (ValueError, TypeError, AttributeError) as exc:

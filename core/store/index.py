@@ -167,3 +167,15 @@ def load_index(path: Path, dim: int, model: str, metric: str) -> VectorIndex:
     index = AnnoyIndex(meta.index_dim or dim, metric)
     index.load(str(path))
     return VectorIndex(index, projection)
+
+
+def rekey_index(path: Path, model: str) -> None:
+    """Record another identity in an index's sidecar, for vectors it would build identically.
+
+    The visual index depends only on the image tower: a model version that shares it takes
+    the index over by renaming it here, without a rebuild.
+    """
+    sidecar = meta_path(path)
+    meta = read_json(sidecar)
+    if meta.get("model") != model:
+        write_json(sidecar, {**meta, "model": model})

@@ -126,7 +126,7 @@ def test_finetune_job_without_marks_fails_in_plain_words(env: Workspace) -> None
     job = start_job(env, "finetune", {"cfg": {"steps": 1}})
     failed = wait_for(env, job.id, lambda j: not j.active)
     assert failed.status == "failed"
-    assert "fine-tuning needs at least 2 relevant marks" in failed.error
+    assert "fine-tuning cannot start yet: it needs 2 more relevant marks" in failed.error
 
 
 def test_starting_a_job_forgets_old_finished_ones(

@@ -170,3 +170,25 @@ def test_cli_feedback_errors_are_one_line(tmp_path):
         )
         assert out.returncode == 2 and out.stderr.startswith("error: no workspace"), out.stderr
     assert not (tmp_path / "typo").exists()
+
+
+def test_footprint_and_author_round_trip_and_older_exports_still_import(tmp_path):
+    a = SQLiteFeedback(tmp_path / "a.sqlite")
+    a.mark(mark(footprint="POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))", author="ana"))
+    b = SQLiteFeedback(tmp_path / "b.sqlite")
+    b.import_jsonl(a.export_jsonl())
+    (m,) = b.marks()
+    assert m.footprint.startswith("POLYGON") and m.author == "ana"
+    old = '{"query_kind": "text", "query": "q", "scene": "s", "tile_id": 1, "label": "relevant"}'
+    assert b.import_jsonl([old]) == 1
+
+
+def test_a_moved_mark_keeps_the_newer_judgement_of_its_new_tile(tmp_path):
+    store = SQLiteFeedback(tmp_path / "f.sqlite")
+    older = store.mark(mark(tile=1, label="relevant", created=100.0))
+    store.mark(mark(tile=2, label="irrelevant", created=200.0))
+    store.move(older, "berkeley", 2)
+    assert [(m.tile_id, m.label) for m in store.marks()] == [(2, "irrelevant")]
+    newer = store.mark(mark(tile=3, label="relevant", created=300.0))
+    store.move(newer, "berkeley", 2)
+    assert [(m.tile_id, m.label) for m in store.marks()] == [(2, "relevant")]

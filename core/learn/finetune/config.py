@@ -10,17 +10,61 @@ Progress = Callable[[str, int, int, float], None]
 
 @dataclass(frozen=True)
 class FinetuneCfg:
-    """Fine-tuning settings; the defaults take a few minutes on a 2-core CPU."""
+    """Fine-tuning settings; the defaults need only the workspace and take about a minute.
+
+    By default only what comes after the stored visual vectors learns (the text tower and the
+    soft-attention gate), so a new version reuses every scene's vectors. Forgetting is held
+    back by distillation toward the parent on generic queries and unmarked tiles.
+
+    Attributes:
+        steps: Optimisation steps.
+        lr: Adam learning rate.
+        margin: Hinge margin between a relevant tile and a negative.
+        pairs_per_step: (query, relevant tile) pairs per step.
+        negatives_per_pair: Negatives per pair: up to half from the query's not-relevant
+            marks, the rest random unmarked tiles of the same scene.
+        distill_queries: Generic queries per step in the distillation terms.
+        distill_tiles: Unmarked tiles per step in the ranking-distillation term.
+        text_distill: Weight of ``1 - cos`` between new and parent caption vectors of the
+            generic queries.
+        rank_distill: Weight of the KL divergence between new and parent rankings of unmarked
+            tiles for the generic queries.
+        temperature: Softmax temperature of the ranking distillation (scores are cosines).
+        holdout_fraction: Share of each query's marks held out to check the result; a query
+            keeps at least ``min_relevant`` relevant marks for training.
+        min_relevant: Relevant marks (or captions) training needs in all.
+        image_tower: Also fine-tune the image tower (the backbone's trainable stages, MVSA
+            and its projection); promotion then re-embeds every scene.
+        check_tiles: Most tiles the before/after checks rank (a seeded sample beyond).
+        image_pool: Tiles whose pixels are read for the checks when the image tower learns.
+        replay_images: With the RSICD and UCM datasets installed, also replay that many of
+            their training images (0: the workspace alone).
+        replay_batch: Replayed images per step.
+        replay_weight: Weight of the replay loss.
+        eval_images: With the datasets installed, also measure the paper's test mR on that
+            many images before and after (0: not measured).
+        guard_points: Largest fall of that mR allowed to promote, when it is measured.
+        seed: Seed of every random choice.
+    """
 
     steps: int = 60
+    lr: float = 1e-4
+    margin: float = 0.2
     pairs_per_step: int = 12
-    negatives_per_pair: int = 8
-    replay_images: int = 512
+    negatives_per_pair: int = 16
+    distill_queries: int = 8
+    distill_tiles: int = 128
+    text_distill: float = 1.0
+    rank_distill: float = 1.0
+    temperature: float = 0.05
+    holdout_fraction: float = 0.25
+    min_relevant: int = 2
+    image_tower: bool = False
+    check_tiles: int = 100_000
+    image_pool: int = 512
+    replay_images: int = 0
     replay_batch: int = 48
     replay_weight: float = 1.0
-    lr: float = 1e-4
-    holdout_fraction: float = 0.25
-    eval_images: int = 200
+    eval_images: int = 0
     guard_points: float = 2.0
-    min_relevant: int = 2
     seed: int = 0

@@ -1,37 +1,141 @@
 """The fine-tuning loop: train a new version from the active one on the workspace's marks.
 
-Training pairs come from the feedback store (see ``marks``); each step also replays a batch
-of the base training data (see ``replay``) with the usual dynamic-margin triplet loss, so the
-model does not forget what it knew. The new model is measured before and after (see
-``guard``) and registered as a version.
+It needs only the workspace: the marks (relevant, not relevant, captions) and the scenes'
+stored vectors. Each step ranks every sampled relevant tile above the query's not-relevant
+marks and random unmarked tiles, and two distillation terms toward the parent (learning
+without forgetting) keep everything else where it was: the caption vectors of generic
+queries (the reference captions and the marked queries not being trained), and how those
+queries rank unmarked tiles. With the RSICD and UCM datasets installed, a replay of their
+training data and the paper's mR may be added (``FinetuneCfg.replay_images``,
+``eval_images``). The result is measured before and after (see ``guard``) and registered as
+an inactive version.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core.errors import FinetuneError
 from core.learn.finetune.config import FinetuneCfg, Progress
-from core.learn.finetune.features import TileFeatures, encode_taps, encode_texts
-from core.learn.finetune.guard import (
-    base_metrics,
-    heldout_precision,
+from core.learn.finetune.features import (
+    CachedTexts,
+    Tile,
+    TileVectors,
+    encode_taps,
+    encode_texts,
 )
-from core.learn.finetune.marks import split_feedback
-from core.learn.finetune.replay import build_replay
+from core.learn.finetune.guard import base_metrics, check_tiles, generic_queries, measure, overlaps
+from core.learn.finetune.marks import FeedbackSplit, finetune_plan, split_feedback
+from core.learn.finetune.replay import Replay, build_replay
 from core.learn.train.loss import dynamic_margin, ranking_loss, triplet_loss
-from core.model.checkpoint import load_checkpoint, save_checkpoint
+from core.model.amfmn import AMFMN
+from core.model.checkpoint import image_tower_fingerprint, load_checkpoint, save_checkpoint
 from core.model.versions import ModelRegistry, ModelVersion
-from core.store.feedback import SQLiteFeedback
 from core.store.workspace import Workspace
+
+
+def trainable_parameters(model: AMFMN, image_tower: bool) -> list[torch.nn.Parameter]:
+    """What learns: the text tower and the gate, plus the image tower when asked."""
+    model.requires_grad_(False)
+    chosen = [
+        module
+        for name, module in model.trained_modules().items()
+        if image_tower or name.startswith("text") or name == "attention"
+    ]
+    for module in chosen:
+        module.requires_grad_(True)
+    return [p for module in chosen for p in module.parameters()]
+
+
+class _Step:
+    """One optimisation step's losses, from the split, the tiles and the parent model."""
+
+    def __init__(
+        self,
+        model: AMFMN,
+        parent: AMFMN,
+        vectors: TileVectors,
+        split: FeedbackSplit,
+        generic: list[str],
+        pool: list[Tile],
+        cfg: FinetuneCfg,
+    ) -> None:
+        self.model, self.parent, self.vectors = model, parent, vectors
+        self.split, self.generic, self.pool, self.cfg = split, generic, pool, cfg
+        self.rng = random.Random(cfg.seed)
+        self.texts = CachedTexts(model)
+        with torch.no_grad():
+            self.parent_text = torch.cat(
+                [encode_texts(parent, generic[i : i + 64]) for i in range(0, len(generic), 64)]
+            )
+        self.positives = {
+            text: {(p.scene, p.tile_id) for p in split.train_pairs if p.text == text}
+            for text in split.trained_queries
+        }
+
+    def ranking(self) -> torch.Tensor:
+        """Relevant tiles above not-relevant marks and random unmarked tiles."""
+        cfg, rng = self.cfg, self.rng
+        pairs = [rng.choice(self.split.train_pairs) for _ in range(cfg.pairs_per_step)]
+        negatives: list[Tile] = []
+        for pair in pairs:
+            marked = self.split.train_negatives.get(pair.text, [])
+            picks = rng.sample(marked, min(len(marked), cfg.negatives_per_pair // 2))
+            while len(picks) < cfg.negatives_per_pair:
+                tile = rng.choice(self.pool)
+                if tile not in self.positives[pair.text]:
+                    picks.append(tile)
+            negatives.extend(picks)
+        texts = sorted({p.text for p in pairs})
+        column = torch.tensor([texts.index(p.text) for p in pairs])
+        visual = self.vectors.visual([(p.scene, p.tile_id) for p in pairs] + negatives)
+        scores = self.model.scores(visual, self.texts(texts))
+        n = len(pairs)
+        positive = scores[torch.arange(n), column]
+        negative = scores[n:].view(n, cfg.negatives_per_pair, -1)
+        negative = negative.gather(2, column.view(n, 1, 1).expand(n, cfg.negatives_per_pair, 1))
+        return ranking_loss(positive, negative[..., 0], cfg.margin)
+
+    def distillation(self) -> torch.Tensor:
+        """Generic queries keep their caption vectors and their ranking of unmarked tiles."""
+        cfg, rng = self.cfg, self.rng
+        chosen = rng.sample(range(len(self.generic)), min(cfg.distill_queries, len(self.generic)))
+        text = self.texts([self.generic[i] for i in chosen])
+        parent_text = self.parent_text[chosen]
+        loss = cfg.text_distill * (1 - F.cosine_similarity(text, parent_text, dim=-1)).mean()
+        tiles = rng.sample(self.pool, min(cfg.distill_tiles, len(self.pool)))
+        if cfg.rank_distill and len(tiles) > 1:
+            new = self.model.scores(self.vectors.visual(tiles), text) / cfg.temperature
+            with torch.no_grad():
+                old = self.parent.scores(self.vectors.visual(tiles, self.parent), parent_text)
+                target = F.log_softmax(old / cfg.temperature, dim=0)
+            kl = (target.exp() * (target - F.log_softmax(new, dim=0))).sum(0).mean()
+            loss = loss + cfg.rank_distill * kl
+        return loss
+
+
+def _replay_loss(
+    model: AMFMN, replay: Replay, cfg: FinetuneCfg, rng: random.Random
+) -> torch.Tensor:
+    """The base training data's triplet loss on a batch of replayed images."""
+    n = replay.captions.n_images
+    ids = torch.tensor(rng.sample(range(n), min(cfg.replay_batch, n)))
+    captions = torch.tensor([rng.choice(list(replay.captions.captions_of(int(i)))) for i in ids])
+    visual = encode_taps(model, [t[ids] for t in replay.taps])
+    text = encode_texts(model, [replay.captions.captions[int(c)] for c in captions])
+    prior = torch.from_numpy(replay.prior.matrix(ids.numpy(), captions.numpy()))
+    positives = torch.eye(len(ids), dtype=torch.bool)
+    scores = model.scores(visual, text)
+    return triplet_loss(scores, positives, dynamic_margin(prior), "hardest")
 
 
 def finetune(
@@ -43,108 +147,84 @@ def finetune(
     """Train a new version from the active one on the workspace's marks and register it.
 
     Raises:
-        FinetuneError: when there are fewer than ``cfg.min_relevant`` usable relevant marks.
+        FinetuneError: when the marks give fewer than ``cfg.min_relevant`` training pairs.
+        DatasetNotFoundError: when replay or the paper's mR is asked for without datasets.
     """
     report = progress or (lambda *a: None)
     started = time.time()
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
     registry = ModelRegistry(workspace)
-    parent = registry.active()
-    model, _ = load_checkpoint(parent.path)
-    marks = SQLiteFeedback(workspace.feedback_db).marks()
-    split = split_feedback(marks, cfg.holdout_fraction)
-    if len(split.train_pairs) < cfg.min_relevant:
-        raise FinetuneError(
-            f"fine-tuning needs at least {cfg.min_relevant} relevant marks or captions on text "
-            f"queries; the workspace has {len(split.train_pairs)} usable for training"
-        )
-    features = TileFeatures(workspace, model)
+    parent_version = registry.active()
+    model, _ = load_checkpoint(parent_version.path)
+    parent = copy.deepcopy(model)  # the teacher: stays as the active version is
+    plan = finetune_plan(workspace, cfg.holdout_fraction, cfg.min_relevant)
+    marks, ready = plan.marks, plan.readiness
+    if not ready.ready:
+        raise FinetuneError(f"fine-tuning cannot start yet: it needs {ready.missing}")
+    split = split_feedback(marks, cfg.holdout_fraction, cfg.min_relevant)
+    vectors = TileVectors(workspace, model, cfg.image_tower)
+    generic = generic_queries(split, [m.query for m in marks if m.query_kind == "text"])
+    limit = cfg.image_pool if cfg.image_tower else cfg.check_tiles
+    tiles = check_tiles(vectors, workspace.scene_names(), split, limit, cfg.seed)
+    marked = split.train_tiles | {t for judged in split.heldout.values() for t in judged}
+    pool = [t for t in tiles if t not in marked]
     report("measuring the current model", 0, cfg.steps, 0.0)
-    before = {
-        "heldout_p10": heldout_precision(model, features, split),
-        "base_mR": base_metrics(model, cfg.eval_images, data_root),
-    }
-    report("sampling replay data", 0, cfg.steps, 0.0)
-    replay = build_replay(model, cfg.replay_images, cfg.seed, data_root)
-    params = [
-        p for m in model.trained_modules().values() for p in m.parameters() if p.requires_grad
-    ]
+    with torch.no_grad():
+        before = measure(model, vectors.visual(tiles), tiles, split, generic)
+        if cfg.eval_images:
+            before["base_mR"] = base_metrics(model, cfg.eval_images, data_root)
+    replay = (
+        build_replay(model, cfg.replay_images, cfg.seed, data_root) if cfg.replay_images else None
+    )
+    params = trainable_parameters(model, cfg.image_tower)
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    by_scene: dict[str, int] = defaultdict(int)
-    for pair in split.train_pairs:
-        by_scene[pair.scene] += 1
+    step = _Step(model, parent, vectors, split, generic, pool, cfg)
+    rng = random.Random(cfg.seed + 1)
     losses = []
-    for step in range(cfg.steps):
+    for number in range(cfg.steps):
         model.train()
-        pairs = [rng.choice(split.train_pairs) for _ in range(cfg.pairs_per_step)]
-        negatives = []
-        for pair in pairs:
-            marked = split.train_negatives.get(pair.text, [])
-            picks = rng.sample(marked, min(len(marked), cfg.negatives_per_pair // 2))
-            positive_tiles = {
-                (p.scene, p.tile_id) for p in split.train_pairs if p.text == pair.text
-            }
-            while len(picks) < cfg.negatives_per_pair:
-                tile = (pair.scene, rng.randrange(features.n_tiles(pair.scene)))
-                if tile not in positive_tiles:
-                    picks.append(tile)
-            negatives.append(picks)
-        tiles = [(p.scene, p.tile_id) for p in pairs] + [t for negs in negatives for t in negs]
-        visual = encode_taps(model, features.taps(tiles))
-        text = encode_texts(model, [p.text for p in pairs])
-        n = len(pairs)
-        positive = model.scores(visual[:n], text).diagonal()
-        negative_visual = visual[n:].view(n, cfg.negatives_per_pair, -1)
-        negative = torch.stack(
-            [model.scores(negative_visual[i], text[i : i + 1])[:, 0] for i in range(n)]
-        )
-        loss = ranking_loss(positive, negative, dynamic_margin(torch.zeros(())))
-        ids = torch.tensor(
-            rng.sample(
-                range(replay.captions.n_images), min(cfg.replay_batch, replay.captions.n_images)
-            )
-        )
-        caption_ids = torch.tensor(
-            [int(rng.choice(list(replay.captions.captions_of(int(i))))) for i in ids]
-        )
-        replay_visual = encode_taps(model, [t[ids] for t in replay.taps])
-        replay_text = encode_texts(model, [replay.captions.captions[int(c)] for c in caption_ids])
-        prior = torch.from_numpy(replay.prior.matrix(ids.numpy(), caption_ids.numpy()))
-        positives = torch.eye(len(ids), dtype=torch.bool)
-        loss = loss + cfg.replay_weight * triplet_loss(
-            model.scores(replay_visual, replay_text), positives, dynamic_margin(prior), "hardest"
-        )
+        loss = step.ranking() + step.distillation()
+        if replay is not None:
+            loss = loss + cfg.replay_weight * _replay_loss(model, replay, cfg, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 2.0)
         optimizer.step()
         losses.append(loss.item())
-        report("fine-tuning", step + 1, cfg.steps, (step + 1) / max(time.time() - started, 1e-9))
+        report(
+            "fine-tuning", number + 1, cfg.steps, (number + 1) / max(time.time() - started, 1e-9)
+        )
     model.eval()
     report("measuring the new model", cfg.steps, cfg.steps, 0.0)
-    after = {
-        "heldout_p10": heldout_precision(model, features, split),
-        "base_mR": base_metrics(model, cfg.eval_images, data_root),
-    }
+    with torch.no_grad():
+        after = measure(model, vectors.visual(tiles), tiles, split, generic)
+        if cfg.eval_images:
+            after["base_mR"] = base_metrics(model, cfg.eval_images, data_root)
+    kept = overlaps(before.pop("top10"), after.pop("top10"))
     data = {
         "pairs": len(split.train_pairs),
         "negatives": sum(len(v) for v in split.train_negatives.values()),
+        "heldout": ready.heldout,
         "heldout_queries": len(split.heldout),
-        "scenes": sorted(by_scene),
+        "scenes": sorted({p.scene for p in split.train_pairs}),
+        "unattached_marks": len(plan.unattached),
+        "image_tower": image_tower_fingerprint(model),
         "cfg": asdict(cfg),
     }
     metrics = {
         "before": before,
         "after": after,
-        "final_loss": float(np.mean(losses[-10:])),
+        "top10_overlap": kept,
+        "top10_overlap_mean": float(np.mean(list(kept.values()))) if kept else 1.0,
+        "checked_tiles": len(tiles),
+        "final_loss": float(np.mean(losses[-10:])) if losses else 0.0,
         "seconds": round(time.time() - started, 1),
     }
     out = workspace.models_dir / f"candidate-{uuid.uuid4().hex[:12]}.safetensors"  # one per run
     try:
-        save_checkpoint(model, out, {"finetune": data, "parent": parent.version}, metrics)
+        save_checkpoint(model, out, {"finetune": data, "parent": parent_version.version}, metrics)
         return registry.register(
-            out, parent.version, note="fine-tuned on feedback", data=data, metrics=metrics
+            out, parent_version.version, note="fine-tuned on feedback", data=data, metrics=metrics
         )
     finally:
         out.unlink(missing_ok=True)

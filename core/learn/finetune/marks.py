@@ -2,7 +2,9 @@
 
 A text query (or a caption written for a tile) is paired with the tiles marked relevant;
 its negatives are the tiles marked not relevant. Image-query marks carry no text and are not
-used. A deterministic share of the marks is held out to measure the result.
+used. A deterministic share of each query's marks is held out to check the result, but
+never so many that the query keeps fewer than ``min_relevant`` relevant marks to train on:
+the first marks of a query always train.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from core.store.feedback import Mark
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.reattach import Unattached, reconcile
+from core.store.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -31,31 +35,143 @@ class FeedbackSplit:
     heldout: dict[str, dict[tuple[str, int], bool]] = field(default_factory=dict)
     used_marks: set[int] = field(default_factory=set)
 
+    @property
+    def trained_queries(self) -> set[str]:
+        """Texts with at least one training pair."""
+        return {p.text for p in self.train_pairs}
 
-def _held_out(mark: Mark, fraction: float) -> bool:
-    """Deterministic split of marks, stable across runs and machines."""
-    key = f"{mark.query}|{mark.scene}|{mark.tile_id}".encode()
-    return int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+    @property
+    def train_tiles(self) -> set[tuple[str, int]]:
+        """Every tile a training pair or negative names."""
+        tiles = {(p.scene, p.tile_id) for p in self.train_pairs}
+        return tiles | {t for negatives in self.train_negatives.values() for t in negatives}
 
 
-def split_feedback(marks: list[Mark], holdout_fraction: float) -> FeedbackSplit:
+def _order(mark: Mark) -> str:
+    """Deterministic order of marks, stable across runs and machines."""
+    return hashlib.sha256(f"{mark.query}|{mark.scene}|{mark.tile_id}".encode()).hexdigest()
+
+
+def _held_out(marks: list[Mark], fraction: float, keep: int) -> set[int]:
+    """Positions (in ``marks``) of the share held out, leaving at least ``keep`` to train."""
+    count = max(0, min(int(fraction * len(marks)), len(marks) - keep))
+    ranked = sorted(range(len(marks)), key=lambda i: _order(marks[i]))
+    return set(ranked[:count])
+
+
+def split_feedback(
+    marks: list[Mark], holdout_fraction: float, min_relevant: int = 2
+) -> FeedbackSplit:
     """Training pairs, their negatives, and held-out judgements per text query."""
     split = FeedbackSplit()
+    by_query: dict[str, dict[str, list[Mark]]] = {}
     for mark in marks:
         if mark.label == "caption":
             split.train_pairs.append(Pair(mark.caption, mark.scene, mark.tile_id))
-            continue
-        if mark.query_kind != "text":
-            continue
-        if _held_out(mark, holdout_fraction):
-            split.heldout.setdefault(mark.query, {})[(mark.scene, mark.tile_id)] = (
-                mark.label == "relevant"
-            )
-            continue
-        if mark.label == "relevant":
-            split.train_pairs.append(Pair(mark.query, mark.scene, mark.tile_id))
-        else:
-            split.train_negatives.setdefault(mark.query, []).append((mark.scene, mark.tile_id))
-        if mark.id is not None:
-            split.used_marks.add(mark.id)
+            if mark.id is not None:
+                split.used_marks.add(mark.id)
+        elif mark.query_kind == "text":
+            by_query.setdefault(mark.query, {}).setdefault(mark.label, []).append(mark)
+    for query, labels in by_query.items():
+        for label, group in labels.items():
+            keep = min_relevant if label == "relevant" else 0
+            held = _held_out(group, holdout_fraction, keep)
+            for i, mark in enumerate(group):
+                tile = (mark.scene, mark.tile_id)
+                if i in held:
+                    split.heldout.setdefault(query, {})[tile] = label == "relevant"
+                    continue
+                if label == "relevant":
+                    split.train_pairs.append(Pair(query, *tile))
+                else:
+                    split.train_negatives.setdefault(query, []).append(tile)
+                if mark.id is not None:
+                    split.used_marks.add(mark.id)
     return split
+
+
+@dataclass(frozen=True)
+class QueryMarks:
+    """How one text query's marks are used."""
+
+    query: str
+    relevant: int
+    irrelevant: int
+    train_relevant: int
+    heldout_relevant: int
+    heldout_irrelevant: int
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What the marks give fine-tuning now, and what is missing to start."""
+
+    queries: list[QueryMarks]
+    captions: int
+    train_pairs: int
+    train_negatives: int
+    heldout: int
+    min_relevant: int
+
+    @property
+    def ready(self) -> bool:
+        """True when fine-tuning can start."""
+        return self.train_pairs >= self.min_relevant
+
+    @property
+    def missing(self) -> str:
+        """What to add before fine-tuning can start, in words ("" when ready)."""
+        if self.ready:
+            return ""
+        short = self.min_relevant - self.train_pairs
+        marks = f"{short} more relevant mark{'s' if short > 1 else ''}"
+        best = max(self.queries, key=lambda q: (q.relevant, q.query), default=None)
+        if best is None:
+            return f"{marks} on a text query (or {short} tile caption{'s' if short > 1 else ''})"
+        return f"{marks} for '{best.query}' (or {short} tile caption{'s' if short > 1 else ''})"
+
+
+def readiness(marks: list[Mark], holdout_fraction: float, min_relevant: int) -> Readiness:
+    """Count what ``split_feedback`` makes of the marks, per text query."""
+    split = split_feedback(marks, holdout_fraction, min_relevant)
+    queries = []
+    for query in sorted(
+        {m.query for m in marks if m.query_kind == "text" and m.label != "caption"}
+    ):
+        own = [m for m in marks if m.query_kind == "text" and m.query == query]
+        held = split.heldout.get(query, {})
+        queries.append(
+            QueryMarks(
+                query,
+                relevant=sum(m.label == "relevant" for m in own),
+                irrelevant=sum(m.label == "irrelevant" for m in own),
+                train_relevant=sum(p.text == query for p in split.train_pairs),
+                heldout_relevant=sum(held.values()),
+                heldout_irrelevant=sum(not v for v in held.values()),
+            )
+        )
+    return Readiness(
+        queries,
+        captions=sum(m.label == "caption" for m in marks),
+        train_pairs=len(split.train_pairs),
+        train_negatives=sum(map(len, split.train_negatives.values())),
+        heldout=sum(map(len, split.heldout.values())),
+        min_relevant=min_relevant,
+    )
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """The marks fine-tuning would use now, and the ones no tile covers any more."""
+
+    marks: list[Mark]
+    readiness: Readiness
+    unattached: list[Unattached]
+
+
+def finetune_plan(workspace: Workspace, holdout_fraction: float, min_relevant: int) -> FinetunePlan:
+    """Re-attach the marks to the current tiles, then count what fine-tuning would use."""
+    store = SQLiteFeedback(workspace.feedback_db)
+    placed = reconcile(workspace, store)
+    marks = [m for m in store.marks() if m.id not in placed.unattached_ids]
+    return FinetunePlan(marks, readiness(marks, holdout_fraction, min_relevant), placed.unattached)
