@@ -92,6 +92,7 @@ def _launch(
                 client, str(loaded.path), embedder.names, reader, windows, options.batch_size
             )
 
+    reconcile(workspace)  # marks of the current tiling record their footprints first
     result = ingest(source, workspace, embedder, loaded.tag, name, options, progress, factory)
     if not result.skipped:
         reconcile(workspace)  # a re-tiled scene: marks move to the tiles covering their ground

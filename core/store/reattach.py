@@ -135,7 +135,9 @@ def reconcile(workspace: Workspace, store: SQLiteFeedback | None = None) -> Reat
     """Re-attach every mark to the tile that covers its ground; backfill missing footprints.
 
     A mark made before footprints were kept gets its tile's footprint when the catalog is
-    older than the mark (so the tile is the one it judged); until then it is used by tile id.
+    older than the mark (so the tile is the one it judged); when the scene was re-tiled
+    since, its ground is unknown and it is listed as unattached, never moved by guesswork.
+    Ingest reconciles before re-tiling a scene too, so marks take their footprints along.
     """
     store = store or SQLiteFeedback(workspace.feedback_db)
     scenes = workspace.scene_names()
@@ -151,6 +153,10 @@ def reconcile(workspace: Workspace, store: SQLiteFeedback | None = None) -> Reat
             elif tiles is not None and tiles.written <= mark.created and mark.id is not None:
                 store.set_footprint(mark.id, geometry.wkt)
                 report.backfilled += 1
+            else:
+                report.unattached.append(
+                    Unattached(mark, "made before the scene was re-tiled, with no footprint")
+                )
             continue
         place = _locate(workspace, mark, shapely.from_wkt(mark.footprint), scenes)
         if isinstance(place, str):

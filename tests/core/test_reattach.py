@@ -108,4 +108,5 @@ def test_old_marks_get_footprints_when_the_catalog_predates_them(ws):
     assert report.backfilled == 1
     by_tile = {m.tile_id: m.footprint for m in store.marks()}
     assert by_tile[3] == tile_footprint(ws, "s", 3) and by_tile[4] == ""
-    assert [u.mark.tile_id for u in report.unattached] == [10_000]
+    assert sorted(u.mark.tile_id for u in report.unattached) == [4, 10_000]  # 4: ground unknown
+    assert "re-tiled" in next(u.reason for u in report.unattached if u.mark.tile_id == 4)
