@@ -7,7 +7,8 @@ model is needed. Where things live:
 - ``core.model``: the network, its configs, checkpoints, shipped weights, versions, loading.
 - ``core.store``: the workspace on disk: layout, manifests, indexes, feedback, tile names.
 - ``core.ingest``: GeoTIFF to vectors and indexes (tiling, embedding, Dask).
-- ``core.search``: loaded scenes, scoring, ranking, refine, results, heat maps.
+- ``core.search``: loaded scenes, scoring, ranking, refine, results, heat maps; ``change``:
+  change search between two dates of one place.
 - ``core.learn``: datasets, training, evaluation, fine-tuning.
 - ``core.jobs``, ``core.cli``: background jobs and ``python -m core``.
 """
@@ -19,6 +20,9 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ChangeHit": "core.search.change.results",
+    "ChangeQuery": "core.search.change.query",
+    "ChangeResult": "core.search.change.results",
     "Engine": "core.search.engine",
     "FeedbackError": "core.errors",
     "Filters": "core.search.ranking",
@@ -32,26 +36,35 @@ _EXPORTS = {
     "NAME_PATTERN": "core.store.workspace",
     "SQLiteFeedback": "core.store.feedback",
     "SceneManifest": "core.store.manifest",
+    "ScenePair": "core.search.change.pair",
     "SceneSeekError": "core.errors",
     "SearchResult": "core.search.results",
     "TileRef": "core.store.tileref",
     "Workspace": "core.store.workspace",
     "cancel": "core.jobs",
+    "change_heat": "core.search.change.pair",
+    "change_search": "core.search.change.query",
     "get_settings": "core.settings",
     "heat_map": "core.search.localize",
     "image_sha256": "core.store.feedback",
     "ingest_params": "core.jobs",
+    "is_aligned": "core.search.change.align",
     "list_jobs": "core.jobs",
     "load_model": "core.model.loading",
+    "load_pair": "core.search.change.pair",
     "log_path": "core.jobs",
+    "pair_dir": "core.store.pairs",
+    "prepare_pair": "core.search.change.align",
     "promote": "core.learn.finetune.guard",
     "refine": "core.search.refine",
+    "scene_date": "core.search.change.results",
     "scene_name_from": "core.store.workspace",
     "search_image": "core.search.ranking",
     "search_text": "core.search.ranking",
     "search_tile": "core.search.ranking",
     "split_feedback": "core.learn.finetune.marks",
     "start_job": "core.jobs",
+    "suggest_pairs": "core.search.change.pair",
     "summary": "core.learn.finetune.guard",
     "write_heat_png": "core.search.localize",
 }

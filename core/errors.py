@@ -60,3 +60,7 @@ class FeedbackError(SceneSeekError, ValueError):
 
 class FinetuneError(SceneSeekError, ValueError):
     """Raised when there are not enough marks to fine-tune, or promotion is refused."""
+
+
+class PairError(SceneSeekError, ValueError):
+    """Raised when two scenes cannot be compared: one scene twice, or no common ground."""
