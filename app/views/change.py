@@ -21,6 +21,7 @@ MAX_IMAGE_MB = 50
 MAX_K = 50
 MIN_CHANGE = {"all tiles": 0.0, "changed (z ≥ 1)": 1.0, "z ≥ 2": 2.0, "z ≥ 3": 3.0}
 HEAT_OPACITY = 0.7
+MAX_SUGGESTED = 3
 
 ws = workspace()
 
@@ -30,10 +31,9 @@ def _label(name: str) -> str:
     return f"{name} ({day})" if day else name
 
 
-def _pick_defaults(names: list[str]) -> None:
+def _pick_defaults(names: list[str], suggested: list[tuple[str, str, float]]) -> None:
     """Start from the best overlapping pair; keep the analyst's picks while they exist."""
-    best = suggest_pairs(ws)[:1]
-    before, after = best[0][:2] if best else (names[0], names[-1])
+    before, after = suggested[0][:2] if suggested else (names[0], names[-1])
     if st.session_state[state.CHANGE_BEFORE] not in names:
         st.session_state[state.CHANGE_BEFORE] = before
     if st.session_state[state.CHANGE_AFTER] not in names:
@@ -140,13 +140,19 @@ names = querying.catalogue(engine).scenes
 if len(names) < 2:
     st.info("Change search compares two scenes of the same place: add both dates in the Library.")
     st.stop()
-_pick_defaults(names)
+suggested = suggest_pairs(ws)
+_pick_defaults(names, suggested)
 before_col, after_col, option_col = st.columns([3, 3, 2], gap="medium")
 before_col.selectbox("Earlier date", names, key=state.CHANGE_BEFORE, format_func=_label)
 after_col.selectbox("Later date", names, key=state.CHANGE_AFTER, format_func=_label)
 with option_col:
     st.toggle("Change heat map", key=state.CHANGE_HEAT, help="How much each place changed")
     st.toggle("OpenStreetMap", key=state.OSM, help="Needs internet; scene images work offline")
+if suggested:
+    st.caption(
+        "Scenes that overlap: "
+        + md(", ".join(f"{a} → {b} ({share:.0%})" for a, b, share in suggested[:MAX_SUGGESTED]))
+    )
 before, after = st.session_state[state.CHANGE_BEFORE], st.session_state[state.CHANGE_AFTER]
 try:
     finished = changes.pair_finished(ws, before, after, engine.version.tag)

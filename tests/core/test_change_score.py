@@ -92,3 +92,5 @@ def test_results_carry_both_dates_in_every_format():
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
     assert rows[0]["change"] == "3.500000" and rows[1]["change"] == ""
     assert rows[0]["before_scene"] == "early_20090818" and rows[0]["tile_id"] == "7"
+    table = result.to_table().splitlines()
+    assert "(early_20090818 -> late)" in table[0] and table[2].endswith("3.50")

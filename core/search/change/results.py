@@ -79,6 +79,15 @@ class ChangeResult(SearchResult):
         collection["properties"]["pair"] = self.pair
         return collection
 
+    def to_table(self) -> str:
+        """The search table, naming both scenes, with each hit's change score at its end."""
+        lines = super().to_table().splitlines()
+        lines[0] += f"  ({self.before} -> {self.after})"
+        lines[1] += "  change"
+        for i, hit in enumerate(self.hits, start=2):
+            lines[i] += f"  {hit.change:6.2f}"
+        return "\n".join(lines)
+
     def to_csv(self) -> str:
         """The search CSV plus change, both scores and both scenes on every row."""
         rows = list(csv.reader(io.StringIO(super().to_csv())))
