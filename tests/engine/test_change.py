@@ -182,12 +182,13 @@ def test_scenes_without_common_ground_are_refused(setup):
         load_pair(res, "later", "earlier")
 
 
-def test_cli_prints_the_search_contract_and_errors(setup):
+def test_cli_prints_the_search_contract_and_errors(setup, tmp_path):
     ws, _, _, _, _, _ = setup
     base = [sys.executable, "-m", "core", "change", "--workspace", str(ws.root)]
     base += ["--device", "cpu", "--checkpoint", str(setup[1].path)]
     out = subprocess.run(
-        [*base, "--before", "earlier", "--after", "later", "--text", "storage tanks", "--k", "3"],
+        [*base, "--before", "earlier", "--after", "later", "--text", "storage tanks", "--k", "3"]
+        + ["--heat", str(tmp_path / "change.tif")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -201,6 +202,7 @@ def test_cli_prints_the_search_contract_and_errors(setup):
         hit
     )
     assert hit["scene"] == "later" and _paste_inside(hit["window"]) is not None
+    assert (tmp_path / "change.tif").is_file() and (tmp_path / "change.png").is_file()
     bad = subprocess.run(
         [*base, "--before", "elsewhere", "--after", "later", "--format", "geojson"],
         cwd=ROOT,
