@@ -26,6 +26,7 @@ PAGES = {
     "Scenes": [
         st.Page("views/library.py", title="Library", icon=":material/photo_library:", default=True),
         st.Page("views/search.py", title="Search", icon=":material/travel_explore:"),
+        st.Page("views/change.py", title="Change", icon=":material/compare:"),
     ],
     "Model": [
         st.Page("views/finetune.py", title="Fine-tune", icon=":material/model_training:"),

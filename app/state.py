@@ -49,6 +49,19 @@ OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
 FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlapping tiles
 NOTICE = "library_notice"  # (level, message) shown once after an action
+# Change page
+CHANGE_BEFORE = "change_before"  # earlier scene picker
+CHANGE_AFTER = "change_after"  # later scene picker (hits use its tiles)
+CHANGE_TEXT = "change_text"  # what appeared or went; empty: the biggest changes
+CHANGE_EXAMPLE = "change_example"  # example-image drop zone (widget-owned: no default)
+CHANGE_DIRECTION = "change_direction"  # "new" or "gone"
+CHANGE_K = "change_k"  # number of hits
+CHANGE_MIN = "change_min"  # only tiles whose change score reaches this (0: all tiles)
+CHANGE_HEAT = "change_heat"  # change heat-map toggle
+CHANGE_OPACITY = "change_opacity"  # opacity of the later date over the earlier one
+CHANGE_RESULT = "change_result"  # core ChangeResult on screen, or None
+CHANGE_RESULT_KEY = "change_result_key"  # what CHANGE_RESULT answers; a change reruns it
+CHANGE_ERROR = "change_error"  # message of the last failed change query
 # Fine-tune page (widget-owned: their defaults come from core.FinetuneCfg)
 STEPS = "finetune_steps"  # training steps
 IMAGE_TOWER = "finetune_image_tower"  # also fine-tune the image tower (promotion re-embeds)
@@ -93,6 +106,17 @@ DEFAULTS: dict[str, Any] = {
     NOTICE: None,
     KEPT: {},
     IMAGE_TOWER: False,
+    CHANGE_BEFORE: None,
+    CHANGE_AFTER: None,
+    CHANGE_TEXT: "",
+    CHANGE_DIRECTION: "new",
+    CHANGE_K: 10,
+    CHANGE_MIN: 0.0,
+    CHANGE_HEAT: True,
+    CHANGE_OPACITY: 1.0,
+    CHANGE_RESULT: None,
+    CHANGE_RESULT_KEY: None,
+    CHANGE_ERROR: "",
 }
 
 

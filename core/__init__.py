@@ -7,7 +7,8 @@ model is needed. Where things live:
 - ``core.model``: the network, its configs, checkpoints, shipped weights, versions, loading.
 - ``core.store``: the workspace on disk: layout, manifests, indexes, feedback, tile names.
 - ``core.ingest``: GeoTIFF to vectors and indexes (tiling, embedding, Dask).
-- ``core.search``: loaded scenes, scoring, ranking, refine, results, heat maps.
+- ``core.search``: loaded scenes, scoring, ranking, refine, results, heat maps; ``change``:
+  change search between two dates of one place.
 - ``core.learn``: datasets, training, evaluation, fine-tuning.
 - ``core.jobs``, ``core.cli``: background jobs and ``python -m core``.
 """
@@ -20,6 +21,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "ANONYMOUS": "core.store.users",
+    "ChangeHit": "core.search.change.results",
+    "ChangeQuery": "core.search.change.query",
+    "ChangeResult": "core.search.change.results",
     "Engine": "core.search.engine",
     "FeedbackError": "core.errors",
     "Filters": "core.search.ranking",
@@ -36,6 +40,7 @@ _EXPORTS = {
     "Readiness": "core.learn.finetune.marks",
     "SQLiteFeedback": "core.store.feedback",
     "SceneManifest": "core.store.manifest",
+    "ScenePair": "core.search.change.pair",
     "SceneSeekError": "core.errors",
     "SearchResult": "core.search.results",
     "SignInError": "core.errors",
@@ -45,6 +50,8 @@ _EXPORTS = {
     "Workspace": "core.store.workspace",
     "anonymous_refusal": "core.store.users",
     "cancel": "core.jobs",
+    "change_heat": "core.search.change.pair",
+    "change_search": "core.search.change.query",
     "check_free_space": "core.store.workspace",
     "embed_seconds": "core.ingest.launch",
     "finetune_plan": "core.learn.finetune.marks",
@@ -52,15 +59,20 @@ _EXPORTS = {
     "heat_map": "core.search.localize",
     "image_sha256": "core.store.feedback",
     "ingest_params": "core.jobs",
+    "is_aligned": "core.search.change.align",
     "list_jobs": "core.jobs",
     "load_model": "core.model.loading",
     "load_query_image": "core.search.query",
     "log_path": "core.jobs",
     "marks_geojson": "core.store.mark_export",
+    "load_pair": "core.search.change.pair",
+    "pair_dir": "core.store.pairs",
+    "prepare_pair": "core.search.change.align",
     "promote": "core.learn.finetune.guard",
     "queue_positions": "core.jobs",
     "promotion_cost": "core.ingest.launch",
     "refine": "core.search.refine",
+    "scene_date": "core.search.change.results",
     "scene_name_from": "core.store.workspace",
     "search_image": "core.search.ranking",
     "search_text": "core.search.ranking",
@@ -68,6 +80,7 @@ _EXPORTS = {
     "shipped_scores": "core.model.shipped",
     "split_feedback": "core.learn.finetune.marks",
     "start_job": "core.jobs",
+    "suggest_pairs": "core.search.change.pair",
     "summary": "core.learn.finetune.guard",
     "tile_footprint": "core.store.reattach",
     "write_heat_png": "core.search.localize",

@@ -84,3 +84,7 @@ class ForbiddenError(SceneSeekError, PermissionError):
 
 class ExportRefusedError(SceneSeekError, RuntimeError):
     """Raised when an exported ONNX graph does not reproduce torch's vectors closely enough."""
+
+
+class PairError(SceneSeekError, ValueError):
+    """Raised when two scenes cannot be compared: one scene twice, or no common ground."""

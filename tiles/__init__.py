@@ -12,6 +12,7 @@ Nothing here imports torch.
 """
 
 _EXPORTS = {
+    "AlignedTileReader": "tiles.aligned",
     "AlphaBandIgnoredWarning": "tiles.errors",
     "BandSelectionError": "tiles.errors",
     "CATALOG_KEY": "tiles.catalog",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "NIRBandDroppedWarning": "tiles.errors",
     "NotGeoTiffError": "tiles.errors",
     "NotGeoreferencedError": "tiles.errors",
+    "PixelGrid": "tiles.aligned",
     "SceneInfo": "tiles.scene",
     "SceneOpenError": "tiles.errors",
     "SceneReadError": "tiles.errors",
@@ -63,12 +65,14 @@ __all__ = [
     "TIFF_SIGNATURES",
     "TILING_VERSION",
     "WINDOW_FIELDS",
+    "AlignedTileReader",
     "AlphaBandIgnoredWarning",
     "BandSelectionError",
     "CatalogError",
     "NIRBandDroppedWarning",
     "NotGeoTiffError",
     "NotGeoreferencedError",
+    "PixelGrid",
     "SceneInfo",
     "SceneOpenError",
     "SceneReadError",

@@ -22,6 +22,7 @@ COMMANDS = {
     "ingest": "ingest",
     "search": "search",
     "localize": "localize",
+    "change": "change",
     "models": "models",
     "export": "export",
     "job-run": "job_run",

@@ -62,15 +62,23 @@ def heat_map(
     ``kind`` is the query's (``SearchResult.kind``): ``"text"`` scores a caption vector as a
     text search does, ``"image"`` a visual vector by cosine, as image and tile searches do.
     """
+    scorer = text_scores if kind == "text" else visual_scores
+    return tile_heat(scene, scorer(scene, np.arange(len(scene)), query), max_side)
+
+
+def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:
+    """Average one value per tile into the cells it covers, then median-filter.
+
+    Tiles whose value is NaN (e.g. not comparable in a change map) are left out.
+    """
     meta = scene.catalog.attrs[CATALOG_KEY]
     width, height = int(meta["width"]), int(meta["height"])
     step = max(1, math.ceil(max(width, height) / max_side))
     rows, cols = math.ceil(height / step), math.ceil(width / step)
     total = np.zeros((rows, cols), dtype=np.float64)
     count = np.zeros((rows, cols), dtype=np.float64)
-    scorer = text_scores if kind == "text" else visual_scores
-    scores = scorer(scene, np.arange(len(scene)), query)
-    for (col, row, w, h), score in zip(scene.windows, scores, strict=True):
+    finite = np.isfinite(values)
+    for (col, row, w, h), score in zip(scene.windows[finite], values[finite], strict=True):
         r0, r1 = max(0, row // step), min(rows, math.ceil((row + h) / step))
         c0, c1 = max(0, col // step), min(cols, math.ceil((col + w) / step))
         total[r0:r1, c0:c1] += score
