@@ -184,19 +184,21 @@ def test_jobs_wait_in_line_beyond_the_concurrency_limit(
     assert get_job(env, second.id).pid is None
 
 
-def test_promote_queues_one_reindex_per_scene(env: Workspace, monkeypatch) -> None:
+def test_a_model_switch_queues_one_refresh_job(env: Workspace, monkeypatch) -> None:
     from app.model_versions import switch_model
     from core.model.versions import ModelRegistry
 
     monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
+    monkeypatch.setenv("SCENESEEK_ENGINE", "torch")  # the queue, not ONNX exports
     for name in ("a", "b", "c"):
         env.scene(name).root.mkdir(parents=True)
+        env.scene(name).manifest.write_text('{"name": "%s", "status": "ready"}' % name)
     ModelRegistry(env).versions()
     busy_slot(env)
-    switch = switch_model(env, 0, 2.0, [], owner="admin")
-    assert sorted(switch.reindexing) == ["a", "b", "c"]
-    queued = [j for j in list_jobs(env) if j.kind == "reindex" and j.id != "busy"]
-    assert len(queued) == 3 and all(j.waiting for j in queued)  # no process started yet
+    switch = switch_model(env, 0, owner="admin")
+    assert switch.scenes == 3 and switch.job is not None
+    queued = [j for j in list_jobs(env) if j.kind == "refresh" and j.id != "busy"]
+    assert len(queued) == 1 and queued[0].waiting and queued[0].owner == "admin"
 
 
 def test_cancel_never_signals_a_process_it_cannot_prove_is_the_job(env: Workspace) -> None:

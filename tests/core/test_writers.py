@@ -81,7 +81,10 @@ def test_parts_of_another_run_are_never_reused(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("part-*"))  # the other run's part is gone too
 
 
-def test_concurrent_registrations_lose_no_version(tmp_path: Path) -> None:
+def test_concurrent_registrations_lose_no_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCENESEEK_ENGINE", "torch")  # the registry's lock, not ONNX exports
     checkpoint = tmp_path / "base.safetensors"
     checkpoint.write_bytes(bytes(4 * 2**20))
     ws = Workspace(tmp_path / "ws")
