@@ -187,12 +187,13 @@ def test_jobs_wait_in_line_beyond_the_concurrency_limit(
 def test_a_model_switch_queues_one_refresh_job(env: Workspace, monkeypatch) -> None:
     from app.model_versions import switch_model
     from core.model.versions import ModelRegistry
+    from core.store.manifest import SceneManifest
 
     monkeypatch.setenv("SCENESEEK_MAX_JOBS", "1")
     monkeypatch.setenv("SCENESEEK_ENGINE", "torch")  # the queue, not ONNX exports
     for name in ("a", "b", "c"):
         env.scene(name).root.mkdir(parents=True)
-        env.scene(name).manifest.write_text('{"name": "%s", "status": "ready"}' % name)
+        SceneManifest(name, status="ready").save(env.scene(name).manifest)
     ModelRegistry(env).versions()
     busy_slot(env)
     switch = switch_model(env, 0, owner="admin")
