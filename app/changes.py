@@ -22,15 +22,16 @@ from app.resources import Engine
 from core import (
     ChangeQuery,
     ChangeResult,
+    Job,
     ScenePair,
     Workspace,
     change_heat,
     change_search,
-    get_settings,
     is_aligned,
+    list_jobs,
     load_pair,
     pair_dir,
-    prepare_pair,
+    start_job,
     write_heat_png,
 )
 from tiles import AlignedTileReader, TilesError, read_catalog
@@ -50,14 +51,19 @@ def pair_finished(ws: Workspace, before: str, after: str, tag: str) -> float | N
     return pair_dir(ws, before, after).read_manifest().finished
 
 
-def align(ws: Workspace, before: str, after: str) -> None:
-    """Embed the earlier scene on the later scene's tiles (once per pair and model).
+def align_jobs(ws: Workspace, before: str, after: str) -> list[Job]:
+    """The background jobs that embed this pair, newest first."""
+    wanted = {"before": before, "after": after}
+    return [j for j in list_jobs(ws) if j.kind == "align" and j.params == wanted]
+
+
+def start_align(ws: Workspace, before: str, after: str, owner: str) -> Job:
+    """Embed the earlier scene on the later scene's tiles in the background (once per pair).
 
     Raises:
-        PairError: when the scenes share no tile.
-        CheckpointError: when the model cannot be loaded.
+        JobError: when the job cannot be queued.
     """
-    prepare_pair(ws, before, after, device=get_settings().device)
+    return start_job(ws, "align", {"before": before, "after": after}, owner=owner)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring the change of every tile…")

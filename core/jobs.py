@@ -377,9 +377,26 @@ def _refresh(workspace: Workspace, params: dict[str, Any], progress: Progress) -
     return refresh_workspace(workspace, device, progress).to_dict()
 
 
+def _align(workspace: Workspace, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Embed the earlier scene of a pair on the later scene's tiles (change search)."""
+    from core.search.change.align import prepare_pair
+
+    device = params.get("device") or get_settings().device
+    before, after = params["before"], params["after"]
+    pair = prepare_pair(
+        workspace,
+        before,
+        after,
+        device=device,
+        progress=lambda done, total, rate: progress("aligning", done, total, rate),
+    )
+    return {"before": pair.before, "after": pair.after, "comparable": pair.comparable}
+
+
 JOB_KINDS: dict[str, JobFunction] = {
     "ingest": _ingest,
     "reindex": _reindex,
     "finetune": _finetune,
     "refresh": _refresh,
+    "align": _align,
 }

@@ -7,9 +7,10 @@ import html
 import streamlit as st
 from streamlit_folium import st_folium
 
-from app import changes, export, images, querying, state
+from app import auth, changes, export, images, querying, state
 from app import map as mapping
 from app.frame import model_missing
+from app.job_panel import jobs_view
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
 from app.text import md
@@ -22,8 +23,37 @@ MAX_K = 50
 MIN_CHANGE = {"all tiles": 0.0, "changed (z ≥ 1)": 1.0, "z ≥ 2": 2.0, "z ≥ 3": 3.0}
 HEAT_OPACITY = 0.7
 MAX_SUGGESTED = 3
+POLL_S = 2.0  # how often the alignment's progress is redrawn
 
 ws = workspace()
+
+
+@st.fragment(run_every=POLL_S)
+def _aligning(before: str, after: str) -> None:
+    """Start the pair's alignment job, show its progress, and redraw the page once it is done."""
+    jobs = changes.align_jobs(ws, before, after)
+    if jobs and jobs[0].status == "done":
+        st.rerun()
+    if not any(j.active for j in jobs):
+        if auth.can("align_pair"):
+            st.button(
+                "Compare these dates",
+                type="primary",
+                icon=":material/compare:",
+                on_click=_start_align,
+                args=(before, after),
+            )
+        else:
+            st.caption("An editor compares these dates once; then everyone can search them.")
+    jobs_view(ws, jobs)
+
+
+def _start_align(before: str, after: str) -> None:
+    try:
+        user = auth.require("align_pair")
+        changes.start_align(ws, before, after, owner=user.name)
+    except SceneSeekError as exc:
+        st.error(md(str(exc)))
 
 
 def _label(name: str) -> str:
@@ -165,14 +195,7 @@ if finished is None:
         f"The earlier scene is read on the later scene's {tiles:,} tiles and embedded once; "
         "the pair is then kept in the workspace."
     )
-    if st.button("Compare these dates", type="primary", icon=":material/compare:"):
-        with st.spinner(f"Embedding {before} on {after}'s tiles…"):
-            try:
-                changes.align(ws, before, after)
-            except SceneSeekError as exc:
-                st.error(md(str(exc)))
-                st.stop()
-        st.rerun()
+    _aligning(before, after)
     st.stop()
 pair = changes.loaded_pair(engine, ws, before, after, finished)
 
@@ -219,7 +242,7 @@ if result is not None:
         stem = export.file_stem(result)
         st.download_button(
             "GeoJSON",
-            export.geojson_bytes(result),
+            export.geojson_bytes(result, {}),
             file_name=f"{stem}.geojson",
             mime="application/geo+json",
             icon=":material/download:",
@@ -227,7 +250,7 @@ if result is not None:
         )
         st.download_button(
             "CSV",
-            export.csv_bytes(result),
+            export.csv_bytes(result, {}),
             file_name=f"{stem}.csv",
             mime="text/csv",
             icon=":material/download:",

@@ -51,6 +51,7 @@ ACTIONS: dict[str, Role] = {
     "add_scene": "editor",
     "delete_scene": "editor",
     "reindex": "editor",
+    "align_pair": "editor",
     "caption": "editor",
     "delete_mark": "editor",
     "finetune": "editor",

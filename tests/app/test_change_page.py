@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from app import export
 from bench.change_pair import Edit, edited_copy, storage_tank_images
+from core.jobs import get_job, list_jobs
 from core.store.pairs import pair_dir
 from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_NAME, SMALL_SCENE, SMALL_TILING, open_page
@@ -61,6 +63,12 @@ def test_compare_then_biggest_changes_and_new_by_text(pair_env: Workspace) -> No
     compare = next(b for b in at.button if b.label == "Compare these dates")
     compare.click().run()
     assert not at.exception, at.exception
+    (job,) = [j for j in list_jobs(pair_env) if j.kind == "align"]  # in the background
+    deadline = time.time() + TIMEOUT
+    while get_job(pair_env, job.id).active and time.time() < deadline:
+        time.sleep(0.5)
+    assert get_job(pair_env, job.id).status == "done", get_job(pair_env, job.id).error
+    at.run()
     assert pair_dir(pair_env, SMALL_NAME, LATER).read_manifest().ready
     result = at.session_state["change_result"]
     assert result.kind == "change" and len(result.hits) == 10
@@ -74,7 +82,7 @@ def test_compare_then_biggest_changes_and_new_by_text(pair_env: Workspace) -> No
     at.radio(key="change_direction").set_value("gone").run()
     assert at.session_state["change_result"].query["direction"] == "gone"
     assert {d.label for d in at.download_button} == {"GeoJSON", "CSV"}
-    exported = json.loads(export.geojson_bytes(at.session_state["change_result"]))
+    exported = json.loads(export.geojson_bytes(at.session_state["change_result"], {}))
     assert exported["properties"]["pair"]["before"]["scene"] == SMALL_NAME
 
 

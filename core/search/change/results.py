@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from core.search.results import Hit, SearchResult
+from core.search.results import Hit, Marks, SearchResult
 
 DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")
 CHANGE_FIELDS = ("change", "before_score", "after_score")
@@ -73,9 +73,9 @@ class ChangeResult(SearchResult):
         """``{"query", "model", "pair", "hits"}``."""
         return {**super().to_dict(), "pair": self.pair}
 
-    def to_geojson(self) -> dict[str, Any]:
+    def to_geojson(self, marks: Marks | None = None) -> dict[str, Any]:
         """The search FeatureCollection, with the pair among its properties."""
-        collection = super().to_geojson()
+        collection = super().to_geojson(marks)
         collection["properties"]["pair"] = self.pair
         return collection
 
@@ -88,9 +88,9 @@ class ChangeResult(SearchResult):
             lines[i] += f"  {hit.change:6.2f}"
         return "\n".join(lines)
 
-    def to_csv(self) -> str:
+    def to_csv(self, marks: Marks | None = None) -> str:
         """The search CSV plus change, both scores and both scenes on every row."""
-        rows = list(csv.reader(io.StringIO(super().to_csv())))
+        rows = list(csv.reader(io.StringIO(super().to_csv(marks))))
         rows[0] += ["change", "before_score", "after_score", "before_scene", "after_scene"]
         for row, hit in zip(rows[1:], self.hits, strict=True):
             values = hit.to_dict()
