@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import streamlit as st
+
 from core import SearchResult
 
 
@@ -26,3 +28,20 @@ def geojson_bytes(result: SearchResult, marks: dict[str, str]) -> bytes:
 def csv_bytes(result: SearchResult, marks: dict[str, str]) -> bytes:
     """One row per hit with bounds, query, mark and WKT footprint."""
     return result.to_csv(marks).encode("utf-8")
+
+
+def download_buttons(result: SearchResult, marks: dict[str, str]) -> None:
+    """GeoJSON and CSV download buttons of a result (downloads never rerun the page)."""
+    stem = file_stem(result)
+    for label, data, suffix, mime in (
+        ("GeoJSON", geojson_bytes(result, marks), "geojson", "application/geo+json"),
+        ("CSV", csv_bytes(result, marks), "csv", "text/csv"),
+    ):
+        st.download_button(
+            label,
+            data,
+            file_name=f"{stem}.{suffix}",
+            mime=mime,
+            icon=":material/download:",
+            on_click="ignore",
+        )

@@ -26,6 +26,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import psutil
@@ -382,14 +383,8 @@ def _align(workspace: Workspace, params: dict[str, Any], progress: Progress) -> 
     from core.search.change.align import prepare_pair
 
     device = params.get("device") or get_settings().device
-    before, after = params["before"], params["after"]
-    pair = prepare_pair(
-        workspace,
-        before,
-        after,
-        device=device,
-        progress=lambda done, total, rate: progress("aligning", done, total, rate),
-    )
+    stage = partial(progress, "aligning")
+    pair = prepare_pair(workspace, params["before"], params["after"], device=device, progress=stage)
     return {"before": pair.before, "after": pair.after, "comparable": pair.comparable}
 
 

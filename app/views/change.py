@@ -239,23 +239,7 @@ if result is not None:
             width="content",
         )
         st.space("stretch")
-        stem = export.file_stem(result)
-        st.download_button(
-            "GeoJSON",
-            export.geojson_bytes(result, {}),
-            file_name=f"{stem}.geojson",
-            mime="application/geo+json",
-            icon=":material/download:",
-            on_click="ignore",
-        )
-        st.download_button(
-            "CSV",
-            export.csv_bytes(result, {}),
-            file_name=f"{stem}.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            on_click="ignore",
-        )
+        export.download_buttons(result, {})
 map_col, gallery_col = st.columns([3, 2], gap="medium")
 with map_col:
     try:

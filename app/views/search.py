@@ -161,23 +161,7 @@ def _actions(engine: Engine, result: SearchResult, f: Filters) -> None:
         args=(engine, f),
         help="Re-rank instantly: towards the relevant hits, away from the others",
     )
-    stem = export.file_stem(result)
-    st.download_button(
-        "GeoJSON",
-        export.geojson_bytes(result, marks),
-        file_name=f"{stem}.geojson",
-        mime="application/geo+json",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    st.download_button(
-        "CSV",
-        export.csv_bytes(result, marks),
-        file_name=f"{stem}.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-    )
+    export.download_buttons(result, marks)
 
 
 def _map(
