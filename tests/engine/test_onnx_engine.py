@@ -60,8 +60,8 @@ def top10(res, query, image=False):
 def test_manifest_records_the_engine_outside_the_fingerprint(workspaces):
     for engine, (ws, _) in workspaces.items():
         manifest = ws.scene("berkeley").read_manifest()
-        assert manifest["engine"] == engine
-        assert "engine" not in json.dumps(manifest["fingerprint"])
+        assert manifest.engine == engine
+        assert "engine" not in json.dumps(manifest.fingerprint)
 
 
 def test_each_engine_finds_the_same_top_10_in_a_scene_embedded_by_either(workspaces, tmp_path):
