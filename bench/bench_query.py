@@ -116,7 +116,7 @@ def timed(
                 query = model.encode_text(model.tokenize([query])).float().numpy()[0]
         hits = rank([scene], kind, query, Filters(k=10, suppress_overlaps=False))
         latencies.append((time.perf_counter() - t0) * 1000)
-        found.append((query, {t for _, t, _ in hits}))
+        found.append((query, {c.tile for c in hits}))
     return np.array(latencies[3:]), found[3:]  # the first three queries warm the caches
 
 
