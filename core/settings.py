@@ -65,6 +65,8 @@ class Settings:
     max_image_mpx: float = 50.0
     min_free_gb: float = 2.0
     max_jobs: int = 1
+    dask: str = ""  # tcp://scheduler:8786 or local:N: the app searches through Dask shards
+    dask_timeout_s: float = 60.0  # longest wait for a scheduler or a shard's answer
 
 
 def get_settings() -> Settings:
@@ -90,6 +92,8 @@ def get_settings() -> Settings:
         max_image_mpx=_number("SCENESEEK_MAX_IMAGE_MPX", 50.0, float),
         min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
+        dask=os.environ.get("SCENESEEK_DASK", "").strip(),
+        dask_timeout_s=_number("SCENESEEK_DASK_TIMEOUT_S", 60.0, float),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),
