@@ -141,6 +141,16 @@ def promotion(sizes: list[int]) -> None:
             print(f"| {n:,} | {gates_s:.1f} | {text_s:.1f} | {total:.1f} | {same} |", flush=True)
 
 
+def overridden(cfg: FinetuneCfg, pairs: list[str]) -> FinetuneCfg:
+    """``cfg`` with ``FIELD=VALUE`` overrides, each value cast to the field's type."""
+    changes = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        kind = type(getattr(cfg, name))
+        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(cfg, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     actions = parser.add_subparsers(dest="action", required=True)
@@ -148,14 +158,19 @@ def main() -> None:
     q.add_argument("--queries", default=",".join(list(ANALYST_QUERIES)[:6]))
     q.add_argument("--marks", default="5,10,20")
     q.add_argument("--recipe", choices=sorted(RECIPES), default="workspace")
-    q.add_argument("--steps", type=int)
+    q.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a FinetuneCfg field of the recipe, e.g. --set steps=30",
+    )
     q.add_argument("--keep", type=Path, help="folder to keep the ingested mosaic in, for reruns")
     p = actions.add_parser("promotion")
     p.add_argument("--tiles", default="10000,100000")
     args = parser.parse_args()
     if args.action == "quality":
-        if args.steps:
-            RECIPES[args.recipe] = replace(RECIPES[args.recipe], steps=args.steps)
+        RECIPES[args.recipe] = overridden(RECIPES[args.recipe], args.set)
         marks = [int(m) for m in args.marks.split(",")]
         quality(args.queries.split(","), marks, args.recipe, args.keep)
     else:

@@ -33,6 +33,8 @@ from core.device import limit_blas_threads
 from core.learn.data.sources import load_dataset
 from core.model.amfmn import caption_energy
 from core.model.checkpoint import load_checkpoint
+from core.model.inference import Towers, load_towers
+from core.model.onnx_export import cache_dir_for
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import model_tag
 from core.search.ranking import Filters, rank
@@ -110,16 +112,16 @@ def synthetic_scene(
 
 
 def timed(
-    model: torch.nn.Module, scene: SceneIndex, kind: str, queries: list
+    model: torch.nn.Module, towers: Towers, scene: SceneIndex, kind: str, queries: list
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, set[int]]]]:
-    """Milliseconds per query (text: encode + ANN + re-rank; image: ANN + re-rank of a given
-    visual vector) and each query's vector with the tiles it found."""
+    """Milliseconds per query (text: encode with ``towers`` + ANN + re-rank; image: ANN +
+    re-rank of a given visual vector) and each query's vector with the tiles it found."""
     latencies, found = [], []
     for query in queries:
         t0 = time.perf_counter()
         if kind == "text":
             with torch.inference_mode():
-                query = model.encode_text(model.tokenize([query])).float().numpy()[0]
+                query = np.asarray(towers.text(model.tokenize([query])), np.float32)[0]
         hits = rank([scene], kind, query, Filters(k=10, suppress_overlaps=False))
         latencies.append((time.perf_counter() - t0) * 1000)
         found.append((query, {c.tile for c in hits}))
@@ -150,6 +152,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--engines", default="torch,onnx", help="text encoders to time")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 2)
     path = resolve_checkpoint(args.checkpoint)
@@ -159,6 +162,8 @@ def main() -> None:
     examples = list(visual[args.images :])  # image queries: real images outside the mixes
     visual, gates = visual[: args.images], gates[: args.images]
     energy = caption_energy(model)
+    engines = args.engines.split(",")
+    towers = {e: load_towers(model, torch.device("cpu"), e, cache_dir_for(None)) for e in engines}
     captions = list(load_dataset("rsicd", "test").captions)[::5][: args.queries]
     limit_blas_threads()  # as SearchResources.load does
     rows = []
@@ -167,19 +172,27 @@ def main() -> None:
             gc.collect()
             rss_before = psutil.Process().memory_info().rss / 2**20
             scene, (text_s, visual_s) = synthetic_scene(visual, gates, energy, n, Path(tmp), tag)
-            text_ms, text_found = timed(model, scene, "text", captions[:1] * 3 + captions)
-            image_ms, image_found = timed(model, scene, "image", examples[:1] * 3 + examples)
+            text = {
+                e: timed(model, towers[e], scene, "text", captions[:1] * 3 + captions)
+                for e in engines
+            }
+            image_ms, image_found = timed(
+                model, towers[engines[0]], scene, "image", examples[:1] * 3 + examples
+            )
             rss = psutil.Process().memory_info().rss / 2**20 - rss_before
             names = ("text.ann", "visual.ann", "visual.npy", "gate.npy")
             rows.append(
                 {
                     "n": n,
-                    "text": (
-                        text_ms,
-                        recall(scene, "text", text_found),
-                        text_s,
-                        mib(Path(tmp) / "text.ann"),
-                    ),
+                    **{
+                        f"text ({e})": (
+                            ms,
+                            recall(scene, "text", found),
+                            text_s,
+                            mib(Path(tmp) / "text.ann"),
+                        )
+                        for e, (ms, found) in text.items()
+                    },
                     "image": (
                         image_ms,
                         recall(scene, "image", image_found),
@@ -194,7 +207,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| queries | tiles | p50 ms | p95 ms | recall@10 vs exact | index build s | index MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind in ("text", "image"):
+    for kind in [*(f"text ({e})" for e in engines), "image"]:
         for row in rows:
             ms, rec, build, size = row[kind]
             print(

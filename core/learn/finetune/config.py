@@ -33,6 +33,8 @@ class FinetuneCfg:
         holdout_fraction: Share of each query's marks held out to check the result; a query
             keeps at least ``min_relevant`` relevant marks for training.
         min_relevant: Relevant marks (or captions) training needs in all.
+        gate: Also fine-tune the soft-attention gate (``attention``), which every query's
+            ranking goes through.
         image_tower: Also fine-tune the image tower (the backbone's trainable stages, MVSA
             and its projection); promotion then re-embeds every scene.
         check_tiles: Most tiles the before/after checks rank (a seeded sample beyond).
@@ -59,6 +61,7 @@ class FinetuneCfg:
     temperature: float = 0.05
     holdout_fraction: float = 0.25
     min_relevant: int = 2
+    gate: bool = True
     image_tower: bool = False
     check_tiles: int = 100_000
     image_pool: int = 512

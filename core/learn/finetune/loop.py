@@ -43,13 +43,13 @@ from core.model.versions import ModelRegistry, ModelVersion
 from core.store.workspace import Workspace
 
 
-def trainable_parameters(model: AMFMN, image_tower: bool) -> list[torch.nn.Parameter]:
-    """What learns: the text tower and the gate, plus the image tower when asked."""
+def trainable_parameters(model: AMFMN, cfg: FinetuneCfg) -> list[torch.nn.Parameter]:
+    """What learns: the text tower, the gate and the image tower as ``cfg`` asks."""
     model.requires_grad_(False)
     chosen = [
         module
         for name, module in model.trained_modules().items()
-        if image_tower or name.startswith("text") or name == "attention"
+        if cfg.image_tower or name.startswith("text") or (cfg.gate and name == "attention")
     ]
     for module in chosen:
         module.requires_grad_(True)
@@ -176,7 +176,7 @@ def finetune(
     replay = (
         build_replay(model, cfg.replay_images, cfg.seed, data_root) if cfg.replay_images else None
     )
-    params = trainable_parameters(model, cfg.image_tower)
+    params = trainable_parameters(model, cfg)
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     step = _Step(model, parent, vectors, split, generic, pool, cfg)
     rng = random.Random(cfg.seed + 1)
