@@ -38,7 +38,9 @@ from core.store.workspace import Workspace
 
 RECIPES = {
     "workspace": FinetuneCfg(),
-    "replay": FinetuneCfg(image_tower=True, replay_images=512, text_distill=0.0, rank_distill=0.0),
+    "replay": FinetuneCfg(
+        lr=1e-4, image_tower=True, replay_images=512, text_distill=0.0, rank_distill=0.0
+    ),
 }
 
 

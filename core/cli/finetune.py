@@ -13,6 +13,7 @@ from core.cli.common import (
     stage_printer,
     workspace_of,
 )
+from core.learn.finetune.config import FinetuneCfg
 
 HELP = "fine-tune the active model on the marks (needs only the workspace)"
 
@@ -20,8 +21,8 @@ HELP = "fine-tune the active model on the marks (needs only the workspace)"
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare this subcommand's arguments."""
     add_workspace_only(p)
-    p.add_argument("--steps", type=int, help="optimisation steps (default 60)")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--steps", type=int, help=f"optimisation steps (default {FinetuneCfg.steps})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {FinetuneCfg.lr:g})")
     p.add_argument(
         "--image-tower",
         action="store_true",
@@ -53,7 +54,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
     from core.ingest.launch import reembed_seconds, refresh_workspace
-    from core.learn.finetune.config import FinetuneCfg
     from core.learn.finetune.guard import promote, summary
     from core.learn.finetune.loop import finetune
     from core.store.reattach import reconcile

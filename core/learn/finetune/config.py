@@ -18,7 +18,8 @@ class FinetuneCfg:
 
     Attributes:
         steps: Optimisation steps.
-        lr: Adam learning rate.
+        lr: Adam learning rate; small, because a few steps already lift a marked query and
+            larger steps move the rankings of unrelated queries (docs/RESULTS.md).
         margin: Hinge margin between a relevant tile and a negative.
         pairs_per_step: (query, relevant tile) pairs per step.
         negatives_per_pair: Negatives per pair: up to half from the query's not-relevant
@@ -50,7 +51,7 @@ class FinetuneCfg:
     """
 
     steps: int = 60
-    lr: float = 1e-4
+    lr: float = 2e-6
     margin: float = 0.2
     pairs_per_step: int = 12
     negatives_per_pair: int = 16
