@@ -198,7 +198,7 @@ def test_fine_tune_and_promote_with_no_datasets(model_checkpoint, data_root, tmp
     after["marina"] = judge.p10(loaded.model, "marina", "harbor", marked)
     assert after["marina"] >= before["marina"] + 0.2, (before, after)
     for query in LOOK_ALIKES:  # no other query collapses
-        assert after[query] >= before[query] - 0.2, (query, before, after)
+        assert after[query] >= before[query] - 0.2 - 1e-9, (query, before, after)
     assert file_sha256(registry.get(0).path) == file_sha256(model_checkpoint)
 
 
