@@ -12,6 +12,7 @@ Nothing here imports torch.
 """
 
 _EXPORTS = {
+    "CREDENTIAL_VARIABLES": "tiles.allowlist",
     "AlignedTileReader": "tiles.aligned",
     "AllowList": "tiles.allowlist",
     "AlphaBandIgnoredWarning": "tiles.errors",
@@ -73,6 +74,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CREDENTIAL_VARIABLES",
     "CATALOG_KEY",
     "MAX_PIXELS",
     "MAX_TILES",

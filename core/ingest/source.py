@@ -15,9 +15,13 @@ from typing import Any
 
 from core.settings import get_settings
 from tiles import (
+    CREDENTIAL_VARIABLES,
     AllowList,
+    RemoteRefusedError,
     check_remote_gtiff,
+    has_credentials,
     is_remote,
+    is_stac_item,
     network_env,
     redact_url,
     resolve_remote,
@@ -102,3 +106,34 @@ def stac_href(item: str | Path, asset: str | None) -> str:
         tiles.RemoteRefusedError: The item URL is not allowed.
     """
     return stac_asset(item, asset, allow_list())
+
+
+def remote_scene_url(source: str, asset: str | None = None) -> str:
+    """The COG URL a page may queue for ingest: checked now, so refusals show at once.
+
+    A STAC item URL (``.json``, or any URL with ``asset``) gives its asset's URL. URLs that
+    carry credentials are refused: the server's environment holds those, never a page,
+    and a job record would keep them. GDAL's tiled-GeoTIFF check runs in the job.
+
+    Raises:
+        tiles.RemoteRefusedError: Credentials in the URL, or a URL or redirect not allowed.
+        tiles.RemoteReadError: The URL cannot be read.
+        tiles.NotGeoTiffError: Its bytes are not a TIFF.
+        tiles.SceneOpenError: The STAC item cannot be read or lacks the asset.
+    """
+    _refuse_local_or_credentials(source)
+    url = stac_href(source, asset) if asset or is_stac_item(source) else source
+    _refuse_local_or_credentials(url)
+    resolve_remote(url, allow_list())
+    return url
+
+
+def _refuse_local_or_credentials(url: str) -> None:
+    """A page reads no server file (STAC items included) and passes no credentials."""
+    if not is_remote(url):
+        raise RemoteRefusedError(f"{url}: only http(s):// and s3:// URLs are read from here")
+    if has_credentials(url):
+        raise RemoteRefusedError(
+            f"{redact_url(url)}: credentials are not taken from this page; the operator sets "
+            f"them in the server's environment ({CREDENTIAL_VARIABLES})"
+        )
