@@ -7,6 +7,8 @@ below must not wipe it while the bad file still sits in the box.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import auth, scenes, state, uploads
@@ -97,6 +99,14 @@ def _add_upload() -> None:
     _notice("success", f"Ingesting {name}: follow its progress below.")
 
 
+def _queue(source: str | Path, owner: str) -> str:
+    """Queue the ingest of a server-side file or a URL, named after it; returns the name."""
+    name, _ = scenes.add_scene(
+        ws, scene_name_from(source), lambda name: source, _tiling(), _shared_stages(), owner=owner
+    )
+    return name
+
+
 def _add_import() -> None:
     chosen = _chosen_import()
     if not chosen:
@@ -104,15 +114,7 @@ def _add_import() -> None:
         return
     try:
         user = auth.require("add_scene")
-        source = uploads.resolve_import(settings.import_dir, chosen)
-        name, _ = scenes.add_scene(
-            ws,
-            scene_name_from(source),
-            lambda name: source,
-            _tiling(),
-            _shared_stages(),
-            owner=user.name,
-        )
+        name = _queue(uploads.resolve_import(settings.import_dir, chosen), user.name)
     except (AppError, SceneSeekError) as exc:
         st.session_state[state.IMPORT_ERROR] = (chosen, str(exc))
         return
@@ -128,15 +130,8 @@ def _add_remote() -> None:
         return
     try:
         user = auth.require("add_scene")
-        source = remote_scene_url(url, st.session_state[state.REMOTE_ASSET].strip() or None)
-        name, _ = scenes.add_scene(
-            ws,
-            scene_name_from(source),
-            lambda name: source,
-            _tiling(),
-            _shared_stages(),
-            owner=user.name,
-        )
+        asset = st.session_state[state.REMOTE_ASSET].strip() or None
+        name = _queue(remote_scene_url(url, asset), user.name)
     except (AppError, SceneSeekError, TilesError) as exc:
         st.session_state[state.REMOTE_ERROR] = (url, str(exc))
         return
