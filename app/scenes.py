@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.errors import AppError
 from app.uploads import uploads_dir
@@ -36,6 +37,7 @@ class SceneRow:
     model: str
     status: str
     job: Job | None
+    source: str = ""
 
 
 def _status(manifest: SceneManifest, job: Job | None, active: ModelVersion) -> str:
@@ -71,9 +73,19 @@ def scene_rows(
                 model=labels.get(tag, tag),
                 status=_status(manifest, busy.get(name), active),
                 job=busy.get(name),
+                source=source_label(manifest.source),
             )
         )
     return rows
+
+
+def source_label(source: str | None) -> str:
+    """Where a scene came from, short: the file name, or host and file name of a URL."""
+    if not source:
+        return ""
+    parts = urlsplit(source)
+    name = PurePosixPath(parts.path).name
+    return f"{parts.hostname}/…/{name}" if parts.scheme and parts.hostname else Path(source).name
 
 
 def tiling(sizes: list[int], overlap: float, min_valid: float) -> dict[str, Any]:
@@ -111,7 +123,7 @@ def new_scene_name(ws: Workspace, wanted: str, jobs: list[Job]) -> str:
 def add_scene(
     ws: Workspace,
     wanted: str,
-    save: Callable[[str], Path],
+    save: Callable[[str], Path | str],
     tiles: dict[str, Any],
     shared_stages: int = 0,
     owner: str = "",
@@ -136,7 +148,7 @@ def add_scene(
             job = start_job(ws, "ingest", params, owner=owner)
         except BaseException:
             if upload:
-                source.unlink(missing_ok=True)
+                Path(source).unlink(missing_ok=True)
             raise
     return name, job
 

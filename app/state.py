@@ -44,6 +44,9 @@ UPLOAD_ERROR = "upload_error"  # (file_id, message) of a refused upload, kept wh
 IMPORT_CHOICE = "import_choice"  # file picked from the import folder listing
 IMPORT_PATH = "import_path"  # or a path typed by the analyst (must stay inside the folder)
 IMPORT_ERROR = "import_error"  # (path, message) of a refused import, kept while it is chosen
+REMOTE_URL = "remote_url"  # COG or STAC item URL typed by an editor
+REMOTE_ASSET = "remote_asset"  # the STAC item's asset key (blank: the URL is a COG)
+REMOTE_ERROR = "remote_error"  # (url, message) of a refused URL, kept while it is typed
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
@@ -99,6 +102,9 @@ DEFAULTS: dict[str, Any] = {
     IMPORT_CHOICE: None,
     IMPORT_PATH: "",
     IMPORT_ERROR: None,
+    REMOTE_URL: "",
+    REMOTE_ASSET: "",
+    REMOTE_ERROR: None,
     TILE_SIZES: [256, 512, 1024],
     OVERLAP: 0.5,
     MIN_VALID: 0.5,

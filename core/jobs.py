@@ -38,7 +38,7 @@ from core.settings import PROJECT_ROOT, get_settings
 from core.store.jobs import ACTIVE, Job, job_path, load_job, log_path, save_job, stored_jobs
 from core.store.locks import WRITER
 from core.store.workspace import Workspace
-from tiles import TilesError
+from tiles import TilesError, redact_text
 
 __all__ = [
     "ACTIVE",
@@ -333,12 +333,14 @@ def _run(workspace: Workspace, job: Job) -> int:
         reporter.save(status="cancelled", finished=time.time())
         return 130
     except (SceneSeekError, TilesError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        reporter.save(status="failed", error=str(exc), finished=time.time())
+        message = redact_text(str(exc))  # a URL's credentials never reach the record
+        print(f"error: {message}", file=sys.stderr)
+        reporter.save(status="failed", error=message, finished=time.time())
         return 1
     except Exception as exc:
-        traceback.print_exc()
-        reporter.save(status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
+        print(redact_text(traceback.format_exc()), file=sys.stderr)
+        error = redact_text(f"{type(exc).__name__}: {exc}")
+        reporter.save(status="failed", error=error, finished=time.time())
         return 1
     reporter.save(status="done", stage="done", result=result, eta_s=0.0, finished=time.time())
     return 0

@@ -37,6 +37,11 @@ def _number(name: str, default: N, kind: Callable[[str], N]) -> N:
     return value
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """Comma-separated entries, blanks dropped."""
+    return tuple(e.strip() for e in os.environ.get(name, "").split(",") if e.strip())
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -67,6 +72,9 @@ class Settings:
     max_jobs: int = 1
     dask: str = ""  # tcp://scheduler:8786 or local:N: the app searches through Dask shards
     dask_timeout_s: float = 60.0  # longest wait for a scheduler or a shard's answer
+    remote_allow: tuple[str, ...] = ()  # hosts, IP networks, s3://bucket prefixes; empty: off
+    remote_retries: int = 3
+    remote_retry_delay_s: float = 1.0
 
 
 def get_settings() -> Settings:
@@ -94,6 +102,9 @@ def get_settings() -> Settings:
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
         dask=os.environ.get("SCENESEEK_DASK", "").strip(),
         dask_timeout_s=_number("SCENESEEK_DASK_TIMEOUT_S", 60.0, float),
+        remote_allow=_list("SCENESEEK_REMOTE_ALLOW"),
+        remote_retries=_number("SCENESEEK_REMOTE_RETRIES", 3, int),
+        remote_retry_delay_s=_number("SCENESEEK_REMOTE_RETRY_DELAY_S", 1.0, float),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),

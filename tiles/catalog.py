@@ -35,7 +35,7 @@ from tiles.grid import (
 )
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
 from tiles.limits import MAX_PIXELS, MAX_TILES, check_scene_size
-from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
+from tiles.scene import PathLike, SceneInfo, describe_dataset, is_local_path, open_scene
 
 CATALOG_KEY = "sceneseek_tiles"
 FORMAT_VERSION = 1
@@ -61,7 +61,7 @@ def _metadata(
     return {
         "format_version": FORMAT_VERSION,
         "tiling_version": TILING_VERSION,
-        "source": os.path.abspath(info.path),
+        "source": os.path.abspath(info.path) if is_local_path(info.path) else info.path,
         "crs_wkt": info.crs.to_wkt(),
         "transform": [float(v) for v in tuple(info.transform)[:6]],
         "width": info.width,

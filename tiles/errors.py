@@ -42,6 +42,18 @@ class CatalogError(TilesError, ValueError):
     """Raised when a file is not a tile catalog written by this package."""
 
 
+class RemoteRefusedError(TilesError, PermissionError):
+    """Raised when a URL is not on the allow-list, reaches a private address or carries secrets."""
+
+
+class RemoteReadError(TilesError, OSError):
+    """Raised when a remote scene cannot be reached or does not answer like a COG server."""
+
+
+class NoOverviewsWarning(UserWarning):
+    """Raised when a remote scene has no overviews, so coarse tiles read full-resolution bytes."""
+
+
 class AlphaBandIgnoredWarning(UserWarning):
     """Raised when a band tagged alpha holds image data and is used neither as mask nor colour."""
 

@@ -74,12 +74,16 @@ class TileReader:
         self._opened: _Opened | None = None
 
     @classmethod
-    def from_catalog(cls, catalog: gpd.GeoDataFrame, out_size: int | None = None) -> TileReader:
+    def from_catalog(
+        cls, catalog: gpd.GeoDataFrame, out_size: int | None = None, path: PathLike | None = None
+    ) -> TileReader:
         """Reader with exactly the bands, stretch and output size a catalog was built with.
 
         Args:
             catalog: A catalog from :func:`tiles.catalog.build_catalog` or ``read_catalog``.
             out_size: Override of the catalog's model input size.
+            path: Where to read the scene instead of the catalog's recorded source (a
+                remote scene's recorded URL has its credentials stripped).
 
         Returns:
             The reader.
@@ -95,7 +99,7 @@ class TileReader:
             )
         stretch = None if meta["stretch"] is None else Stretch.from_dict(meta["stretch"])
         return cls(
-            meta["source"],
+            meta["source"] if path is None else path,
             bands=meta["bands"],
             out_size=meta["config"]["out_size"] if out_size is None else out_size,
             percentiles=tuple(meta["config"]["percentiles"]),

@@ -91,7 +91,8 @@ class SceneInfo:
     mislabelled_alpha_bands: tuple[int, ...]
 
 
-def _is_local_path(path: str) -> bool:
+def is_local_path(path: str) -> bool:
+    """True for a file path, False for a URL or a GDAL virtual path (``/vsicurl/...``)."""
     return "://" not in path and not path.startswith("/vsi")
 
 
@@ -154,7 +155,7 @@ def open_scene(path: PathLike) -> Iterator[DatasetReader]:
         NotGeoreferencedError: The raster has no CRS or no geotransform.
     """
     path_str = os.fspath(path)
-    if _is_local_path(path_str) and not os.path.isfile(path_str):
+    if is_local_path(path_str) and not os.path.isfile(path_str):
         raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
     try:
         with warnings.catch_warnings():

@@ -7,6 +7,8 @@ below must not wipe it while the bad file still sits in the box.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import auth, scenes, state, uploads
@@ -15,7 +17,15 @@ from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
 from app.text import md, name_cell
-from core import ModelRegistry, SceneSeekError, get_settings, list_jobs, scene_name_from
+from core import (
+    ModelRegistry,
+    SceneSeekError,
+    get_settings,
+    list_jobs,
+    remote_scene_url,
+    scene_name_from,
+)
+from tiles import TilesError
 
 POLL_S = 2.0
 SIZE_CHOICES = [64, 128, 256, 512, 1024, 2048]
@@ -89,6 +99,14 @@ def _add_upload() -> None:
     _notice("success", f"Ingesting {name}: follow its progress below.")
 
 
+def _queue(source: str | Path, owner: str) -> str:
+    """Queue the ingest of a server-side file or a URL, named after it; returns the name."""
+    name, _ = scenes.add_scene(
+        ws, scene_name_from(source), lambda name: source, _tiling(), _shared_stages(), owner=owner
+    )
+    return name
+
+
 def _add_import() -> None:
     chosen = _chosen_import()
     if not chosen:
@@ -96,21 +114,30 @@ def _add_import() -> None:
         return
     try:
         user = auth.require("add_scene")
-        source = uploads.resolve_import(settings.import_dir, chosen)
-        name, _ = scenes.add_scene(
-            ws,
-            scene_name_from(source),
-            lambda name: source,
-            _tiling(),
-            _shared_stages(),
-            owner=user.name,
-        )
+        name = _queue(uploads.resolve_import(settings.import_dir, chosen), user.name)
     except (AppError, SceneSeekError) as exc:
         st.session_state[state.IMPORT_ERROR] = (chosen, str(exc))
         return
     st.session_state[state.IMPORT_ERROR] = None
     st.session_state[state.IMPORT_PATH] = ""
     _notice("success", f"Ingesting {name} from the import folder: follow its progress below.")
+
+
+def _add_remote() -> None:
+    url = st.session_state[state.REMOTE_URL].strip()
+    if not url:
+        _notice("warning", "Type the URL of a cloud-optimised GeoTIFF or of a STAC item.")
+        return
+    try:
+        user = auth.require("add_scene")
+        asset = st.session_state[state.REMOTE_ASSET].strip() or None
+        name = _queue(remote_scene_url(url, asset), user.name)
+    except (AppError, SceneSeekError, TilesError) as exc:
+        st.session_state[state.REMOTE_ERROR] = (url, str(exc))
+        return
+    st.session_state[state.REMOTE_ERROR] = None
+    st.session_state[state.REMOTE_URL] = ""
+    _notice("success", f"Ingesting {name} from its URL: follow its progress below.")
 
 
 def _reindex(name: str) -> None:
@@ -139,26 +166,27 @@ def _show_notice() -> None:
 
 
 def _scene_table(rows: list[scenes.SceneRow]) -> None:
-    widths = [3, 1.3, 1.7, 1, 0.8, 1.3, 1.4, 1.9]
-    header = ["Scene", "CRS", "Size", "Resolution", "Tiles", "Model", "Status", ""]
+    widths = [2.6, 2.2, 1.2, 1.6, 1, 0.8, 1.2, 1.4, 1.9]
+    header = ["Scene", "Source", "CRS", "Size", "Resolution", "Tiles", "Model", "Status", ""]
     for column, title in zip(st.columns(widths), header, strict=True):
         column.caption(title)
     for row in rows:
         cells = st.columns(widths, vertical_alignment="center")
         cells[0].html(name_cell(row.name))
-        cells[1].text(row.crs)
-        cells[2].text(row.size)
-        cells[3].text(f"{row.resolution_m:g} m" if row.resolution_m else "")
-        cells[4].text(f"{row.tiles:,}" if row.tiles is not None else "")
-        cells[5].text(row.model)
-        with cells[6]:
+        cells[1].text(row.source)
+        cells[2].text(row.crs)
+        cells[3].text(row.size)
+        cells[4].text(f"{row.resolution_m:g} m" if row.resolution_m else "")
+        cells[5].text(f"{row.tiles:,}" if row.tiles is not None else "")
+        cells[6].text(row.model)
+        with cells[7]:
             label = row.status
             if row.job is not None and row.job.total:
                 label = f"{row.status} {row.job.fraction:.0%}"
             st.badge(label, color=STATUS_COLOURS.get(row.status, "gray"))
         if not auth.can("delete_scene"):
             continue
-        reindex, delete = cells[7].columns(2)
+        reindex, delete = cells[8].columns(2)
         reindex.button(
             "",
             key=f"reindex-{row.name}",
@@ -237,6 +265,22 @@ def _add_scenes() -> None:
         )
         st.button("Import scene", key="add-import", type="primary", on_click=_add_import)
         _sticky_error(state.IMPORT_ERROR, _chosen_import())
+
+    with st.container(border=True):
+        st.markdown("**From a URL**")
+        if not settings.remote_allow:
+            st.caption("Off: the operator enables remote scenes with SCENESEEK_REMOTE_ALLOW.")
+        else:
+            url_col, asset_col = st.columns([3, 1])
+            url_col.text_input(
+                "COG or STAC item URL",
+                key=state.REMOTE_URL,
+                placeholder="https://… .tif, s3://bucket/… .tif, or a STAC item …json",
+                help="Allowed hosts: " + ", ".join(settings.remote_allow),
+            )
+            asset_col.text_input("STAC asset", key=state.REMOTE_ASSET, placeholder="e.g. visual")
+            st.button("Add from URL", key="add-remote", type="primary", on_click=_add_remote)
+            _sticky_error(state.REMOTE_ERROR, st.session_state[state.REMOTE_URL].strip())
 
     with st.expander("Tiling options"):
         size_col, overlap_col, valid_col = st.columns(3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import tiles
 from core.cli.common import (
@@ -18,7 +17,12 @@ HELP = "tile, embed and index a GeoTIFF (resumable)"
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare this subcommand's arguments."""
-    p.add_argument("scene", type=Path, help="GeoTIFF to ingest")
+    p.add_argument(
+        "scene",
+        help="GeoTIFF to ingest: a file, an allowed http(s):// or s3:// COG URL "
+        "(SCENESEEK_REMOTE_ALLOW), or a STAC item (.json file or URL) with --asset",
+    )
+    p.add_argument("--asset", help="the STAC item's asset to ingest, e.g. visual")
     add_workspace(p)
     p.add_argument("--name", help="scene name (default: from the file name)")
     sizes = p.add_mutually_exclusive_group()
@@ -67,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     from core.ingest.launch import ingest_scene
     from core.ingest.pipeline import IngestOptions
+    from core.ingest.source import stac_href
+
+    source = args.scene
+    if args.asset or tiles.is_stac_item(source):
+        source = stac_href(source, args.asset)
 
     options = IngestOptions(
         tiling=_tiling(args),
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{rate:.1f} tiles/s")
 
     result = ingest_scene(
-        args.scene,
+        source,
         workspace_of(args, create=True),
         args.name,
         options,

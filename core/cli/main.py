@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from core.errors import SceneSeekError
-from tiles.errors import TilesError
+from tiles import TilesError, redact_text
 
 COMMANDS = {
     "train": "train",
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _command(args.command).run(args)
     except (SceneSeekError, TilesError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

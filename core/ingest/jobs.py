@@ -68,6 +68,7 @@ def ingest_job(workspace: Workspace, params: dict[str, Any], progress: Stage) ->
     """
     from core.ingest.launch import ingest_scene
     from core.ingest.pipeline import IngestOptions
+    from core.ingest.source import recorded_source
 
     tiling = {k: tuple(v) if isinstance(v, list) else v for k, v in params["tiling"].items()}
     options = IngestOptions(
@@ -80,7 +81,7 @@ def ingest_job(workspace: Workspace, params: dict[str, Any], progress: Stage) ->
     with _cleaning_upload(workspace, params), workspace.writing(name, wait_s=HANDOVER_S):
         recorded = workspace.scene(name).read_manifest().source
         if params.get("new") and workspace.scene(name).root.exists():
-            if recorded != str(Path(params["source"]).expanduser().resolve()):
+            if recorded != recorded_source(params["source"]):
                 raise SceneBusyError(f"a scene named {name} was added meanwhile; nothing changed")
         result = ingest_scene(
             params["source"],

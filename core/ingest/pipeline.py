@@ -25,6 +25,7 @@ from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
 from core.ingest.refresh import can_refresh, refresh_scene
+from core.ingest.source import SceneSource, scene_source
 from core.model.amfmn import caption_energy
 from core.model.checkpoint import image_tower_fingerprint
 from core.settings import get_settings
@@ -32,6 +33,7 @@ from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index,
 from core.store.manifest import READY, SceneManifest
 from core.store.workspace import SceneDir, Workspace, check_free_space, scene_name_from
 from tiles import (
+    CATALOG_KEY,
     TILING_VERSION,
     WINDOW_FIELDS,
     TileReader,
@@ -72,12 +74,10 @@ class IngestResult:
     model_tag: str = ""
 
 
-def _fingerprint(source: Path, options: IngestOptions, model_tag: str) -> dict[str, Any]:
-    stat = source.stat()
+def _fingerprint(source: SceneSource, options: IngestOptions, model_tag: str) -> dict[str, Any]:
     fingerprint = {
-        "source": str(source),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+        "source": source.recorded,
+        **source.facts,
         "tiling": asdict(options.tiling),
         "tiling_version": TILING_VERSION,
         "model": model_tag,
@@ -106,7 +106,7 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _scene_summary(source: Path, tiling: TilingConfig) -> dict[str, Any]:
+def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
     """Facts about the source, after refusing a scene whose header declares too much."""
     info = describe(source)
     settings = get_settings()
@@ -132,7 +132,7 @@ def ingest(
     progress: Stage | None = None,
     parts_factory: Callable[[TileReader, np.ndarray], PartComputer] | None = None,
 ) -> IngestResult:
-    """Run (or resume) the whole pipeline for one scene.
+    """Run (or resume) the whole pipeline for one scene, from a file or an allowed COG URL.
 
     ``embedder`` computes embeddings in this process unless ``parts_factory`` chooses
     another place (see ``core.ingest.distributed`` for a Dask cluster); the workspace files are the
@@ -147,16 +147,17 @@ def ingest(
         SceneBusyError: when another process is writing the scene.
         DiskSpaceError: when the disk would fall below ``SCENESEEK_MIN_FREE_GB``.
     """
-    source = Path(source).expanduser().resolve()
     scene = workspace.scene(name or scene_name_from(source))
     with workspace.writing(scene.name):
-        return _ingest(
-            source, workspace, scene, embedder, model_tag, options, progress, parts_factory
-        )
+        checked = scene_source(source)
+        with checked.environment():
+            return _ingest(
+                checked, workspace, scene, embedder, model_tag, options, progress, parts_factory
+            )
 
 
 def _ingest(
-    source: Path,
+    source: SceneSource,
     workspace: Workspace,
     scene: SceneDir,
     embedder: TileEmbedder,
@@ -169,7 +170,7 @@ def _ingest(
     options = options or IngestOptions()
     started = time.time()
     check_free_space(workspace, 0, f"ingesting {scene.name}")
-    summary = _scene_summary(source, options.tiling)
+    summary = _scene_summary(source.read_path, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     image_tower = image_tower_fingerprint(embedder.model)
     manifest = scene.read_manifest()
@@ -193,7 +194,7 @@ def _ingest(
     try:
         catalog = _catalog(scene, source, options, progress)
         bounds = write_quicklook_png(
-            source, scene.quicklook, bands=options.tiling.bands, dst_crs=MAP_CRS
+            source.read_path, scene.quicklook, bands=options.tiling.bands, dst_crs=MAP_CRS
         )
     except Exception:
         workspace.delete_scene(scene.name)
@@ -202,7 +203,7 @@ def _ingest(
     manifest.save(scene.manifest)
     check_free_space(workspace, len(catalog) * BYTES_PER_TILE, f"embedding {scene.name}")
     windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
-    reader = TileReader.from_catalog(catalog)
+    reader = TileReader.from_catalog(catalog, path=source.read_path)
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
     elif options.shared_stages:
@@ -249,7 +250,7 @@ def _reset(scene: SceneDir) -> None:
 
 
 def _catalog(
-    scene: SceneDir, source: Path, options: IngestOptions, progress: Stage | None
+    scene: SceneDir, source: SceneSource, options: IngestOptions, progress: Stage | None
 ) -> gpd.GeoDataFrame:
     if scene.catalog.exists():
         return read_catalog(scene.catalog)
@@ -257,7 +258,11 @@ def _catalog(
         progress("tiling", 0, 1, 0.0)
     settings = get_settings()
     catalog = build_catalog(
-        source, options.tiling, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles
+        source.read_path,
+        options.tiling,
+        max_pixels=settings.max_pixels,
+        max_tiles=settings.max_tiles,
     )
+    catalog.attrs[CATALOG_KEY]["source"] = source.recorded  # never a URL's credentials
     write_catalog(catalog, scene.catalog)
     return catalog

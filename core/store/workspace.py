@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.errors import DiskSpaceError, SceneNotFoundError, WorkspaceError
 from core.store.locks import scene_lock
@@ -54,8 +55,11 @@ def read_json(path: Path) -> Any:
 
 
 def scene_name_from(path: str | Path) -> str:
-    """A valid scene name derived from a file name (unsafe characters replaced)."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem).lstrip("._-") or "scene"
+    """A valid scene name derived from a file name or URL (unsafe characters replaced)."""
+    text = str(path)
+    if "://" in text:
+        text = urlsplit(text).path
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(text).stem).lstrip("._-") or "scene"
     return stem[:100]
 
 

@@ -1,0 +1,119 @@
+"""A local HTTP server with range requests and redirects, for remote-scene tests and benchmarks.
+
+``http.server.SimpleHTTPRequestHandler`` ignores ``Range``, so GDAL would download whole
+files from it; this one answers single byte ranges with 206 like an object store.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import subprocess
+import sys
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves files of ``root`` with byte ranges; ``redirects`` maps paths to Location URLs."""
+
+    def __init__(self, *args: Any, root: Path, redirects: dict[str, str], **kw: Any) -> None:
+        self.root, self.redirects = root, redirects
+        super().__init__(*args, **kw)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read their own output."""
+
+    def _headers(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _answer(self, with_body: bool) -> None:
+        path = self.path.split("?")[0]
+        if path in self.redirects:
+            self._headers(302, {"Location": self.redirects[path], "Content-Length": "0"})
+            return
+        file = self.root / path.lstrip("/")
+        if not file.is_file():
+            self._headers(404, {"Content-Length": "0"})
+            return
+        data = file.read_bytes()
+        stat = file.stat()
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{stat.st_size}-{stat.st_mtime_ns}"',
+            "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+            "Content-Type": "image/tiff",
+        }
+        wanted = _RANGE.match(self.headers.get("Range", ""))
+        status, body = 200, data
+        if wanted and (wanted[1] or wanted[2]):
+            size = len(data)
+            start, stop = (
+                (int(wanted[1]), min(int(wanted[2] or size - 1), size - 1))
+                if wanted[1]
+                else (max(size - int(wanted[2]), 0), size - 1)
+            )
+            status, body = 206, data[start : stop + 1]
+            headers["Content-Range"] = f"bytes {start}-{stop}/{size}"
+        self._headers(status, {**headers, "Content-Length": str(len(body))})
+        if with_body:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(with_body=False)
+
+
+class RangeServer:
+    """``RangeHandler`` on 127.0.0.1 in its own process; ``stop`` then ``start`` keeps the port.
+
+    A process, not a thread: GDAL calls that hold the GIL (directory listings) would
+    otherwise wait for a server that cannot run.
+    """
+
+    def __init__(self, root: Path, redirects: dict[str, str] | None = None, port: int = 0) -> None:
+        self.root, self.redirects, self.port = Path(root), redirects or {}, port
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> RangeServer:
+        command = [sys.executable, "-m", "bench.range_server", str(self.root), str(self.port)]
+        self._process = subprocess.Popen(
+            [*command, json.dumps(self.redirects)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+def serve(root: Path, port: int, redirects: dict[str, str]) -> None:
+    """Serve until killed; print the port first."""
+    handler = partial(RangeHandler, root=root, redirects=redirects)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]))
