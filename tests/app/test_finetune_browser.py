@@ -43,9 +43,6 @@ def app_url(tmp_path: Path, checkpoint: Path, ingested: Path) -> Iterator[tuple[
         "SCENESEEK_IMPORT_DIR": str(tmp_path / "import"),
         "SCENESEEK_MODEL": str(checkpoint),
         "SCENESEEK_DATA": str(tmp_path / "no-datasets"),
-        # 60 tiles: a top 10 is a sixth of the scene, so generic queries' top 10 moves more
-        # than in a real workspace; the guard's default is tested in test_finetune_page.py
-        "SCENESEEK_GUARD_TOP10_OVERLAP": "0.5",
     }
     with serve_app(env, tmp_path / "streamlit.log") as url:
         yield url, ws
