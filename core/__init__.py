@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "ANONYMOUS": "core.store.users",
+    "AreaOfInterest": "core.search.aoi",
     "ChangeHit": "core.search.change.results",
     "ChangeQuery": "core.search.change.query",
     "ChangeResult": "core.search.change.results",
@@ -67,6 +68,7 @@ _EXPORTS = {
     "marks_geojson": "core.store.mark_export",
     "load_pair": "core.search.change.pair",
     "pair_dir": "core.store.pairs",
+    "parse_aoi": "core.search.aoi",
     "prepare_pair": "core.search.change.align",
     "promote": "core.learn.finetune.guard",
     "queue_positions": "core.jobs",

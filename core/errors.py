@@ -88,3 +88,7 @@ class ExportRefusedError(SceneSeekError, RuntimeError):
 
 class PairError(SceneSeekError, ValueError):
     """Raised when two scenes cannot be compared: one scene twice, or no common ground."""
+
+
+class AreaError(SceneSeekError, ValueError):
+    """Raised when an area of interest is unreadable, not a lon/lat polygon, or too large."""

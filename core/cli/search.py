@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from core.cli.common import (
+    add_area,
     add_workspace,
+    area_of,
     csv_of,
     workspace_of,
 )
@@ -36,6 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-suppress", action="store_true", help="keep overlapping near-duplicate hits"
     )
+    add_area(p)
     p.add_argument("--format", choices=["json", "geojson", "table", "csv"], default="table")
 
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
+    area = area_of(args)
     ws = workspace_of(args)
     loaded = load_model(ws, args.checkpoint, args.device, args.engine)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         exact=args.exact,
         suppress_overlaps=not args.no_suppress,
+        area=area,
     )
     if args.queries:
         lines = [line.strip() for line in Path(args.queries).read_text().splitlines()]
@@ -77,4 +83,6 @@ def run(args: argparse.Namespace) -> int:
         ref = TileRef.parse(args.tile)
         result = search_tile(res, ref.scene, ref.tile_id, f)
     print(result.render(args.format))
+    if result.notice:
+        print(f"note: {result.notice}", file=sys.stderr)
     return 0

@@ -60,10 +60,12 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     kind: str = "text"
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    notice: str = ""  # why there are fewer hits than asked for (an area holding fewer tiles)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"query", "model", "hits"}`` as printed by ``--format json``."""
-        return {"query": self.query, "model": self.model, "hits": [h.to_dict() for h in self.hits]}
+        """``{"query", "model", "hits"}`` as printed by ``--format json``, and any notice."""
+        out = {"query": self.query, "model": self.model, "hits": [h.to_dict() for h in self.hits]}
+        return out | ({"notice": self.notice} if self.notice else {})
 
     @property
     def query_kind(self) -> str:
