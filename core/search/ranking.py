@@ -143,9 +143,9 @@ def _area_notice(scenes: list[SceneIndex], found: int, f: Filters) -> str:
         return ""
     held = sum(len(_of_scales(scene, tiles_in(scene.catalog, f.area), f)) for scene in scenes)
     if held == 0:
-        return "no tile of the chosen scenes and sizes lies in the area of interest"
+        return "No tile of the chosen scenes and sizes lies in the area of interest."
     places = ", and no more places that do not overlap" if found < held else ""
-    return f"only {found} of {f.k} hits: the area of interest holds {held} tiles{places}"
+    return f"Only {found} of {f.k} hits: the area of interest holds {held} tiles{places}."
 
 
 def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> SearchResult:

@@ -83,7 +83,7 @@ def test_a_small_area_gives_its_few_tiles_and_says_so(setup):
     assert len(distinct.hits) < held and "no more places that do not overlap" in distinct.notice
     far = parse_aoi(mapping(box(lon0 - 0.02, lat0 - 0.02, lon0 - 0.01, lat0 - 0.01)))
     nothing = search_text(res, QUERY, Filters(k=5, area=far))
-    assert nothing.hits == [] and "no tile" in nothing.notice
+    assert nothing.hits == [] and "No tile" in nothing.notice
 
 
 def test_find_similar_and_refine_stay_inside(setup):
