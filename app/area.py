@@ -81,7 +81,10 @@ def clear() -> None:
 
 
 def add_outline(group: folium.FeatureGroup, area: AreaOfInterest | None) -> None:
-    """Draw the area's outline (dashed, unfilled, not clickable) into the hits' group."""
+    """Draw the area's outline (dashed, unfilled) into the hits' group.
+
+    ``map.css`` makes it let clicks through to the hits (folium drops ``interactive``).
+    """
     if area is None:
         return
     for polygon in getattr(area.geometry, "geoms", [area.geometry]):
@@ -92,7 +95,6 @@ def add_outline(group: folium.FeatureGroup, area: AreaOfInterest | None) -> None
             weight=2.5,
             dash_array="8 6",
             fill=False,
-            interactive=False,
             class_name="ss-area",
         ).add_to(group)
 
