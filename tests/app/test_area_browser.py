@@ -10,12 +10,11 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from shapely.geometry import shape
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app
+from bench.browser import CHROMIUM, ROOT, map_frame, serve_app, watched_page
 from core.store.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -34,31 +33,10 @@ def app_url(ready_env: Workspace, checkpoint: Path, tmp_path: Path) -> Iterator[
 
 
 def test_draw_a_rectangle_and_search_inside_it(app_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
     if not CHROMIUM.exists():
         pytest.fail("install Chromium: apt-get install -y chromium")
-    foreign: list[str] = []
-
-    def watch(request) -> None:  # noqa: ANN001
-        parsed = urlparse(request.url)
-        if (
-            parsed.scheme in ("http", "https", "ws", "wss")
-            and parsed.netloc != urlparse(app_url).netloc
-        ):
-            foreign.append(request.url)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-        page.on("request", watch)
-        try:
-            features, area = draw_and_search(page, app_url)
-        except Exception:
-            page.screenshot(path=SCREENSHOT.with_name("failure.png"))
-            raise
-        finally:
-            browser.close()
+    with watched_page(app_url, SCREENSHOT.with_name("failure.png")) as (page, foreign):
+        features, area = draw_and_search(page, app_url)
     assert foreign == [], f"requests left the machine: {foreign}"
     assert len(features) == 10
     assert all(shape(f["geometry"]).intersects(area) for f in features)
