@@ -62,10 +62,14 @@ def _take(source: str | bytes | dict, what: str) -> None:
 
 
 def on_drawn() -> None:
-    """The map's callback: a rectangle or polygon was drawn."""
-    drawing = (st.session_state.get(map_key()) or {}).get("last_active_drawing")
-    if drawing:
-        _take(drawing, "The drawn area cannot be used")
+    """The map's callback: a rectangle or polygon was drawn.
+
+    Reads ``all_drawings`` (the drawing tool's layer), not ``last_active_drawing``, which
+    streamlit-folium also sets to any hit footprint clicked.
+    """
+    drawings = (st.session_state.get(map_key()) or {}).get("all_drawings")
+    if drawings:
+        _take(drawings[-1], "The drawn area cannot be used")
 
 
 def on_upload() -> None:

@@ -207,7 +207,7 @@ def _map(
         key=area.map_key(),
         height=mapping.MAP_HEIGHT,
         use_container_width=True,
-        returned_objects=["last_active_drawing"],  # a finished drawing, not every pan
+        returned_objects=["all_drawings"],  # a finished drawing, not every pan or click
         feature_group_to_add=layer,
         on_change=area.on_drawn,
     )

@@ -7,6 +7,7 @@ request to another host.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,10 @@ def draw_and_search(page, url: str) -> tuple[list[dict], object]:  # noqa: ANN00
     frame = map_frame(page)
     expect(frame.locator(".ss-rank")).to_have_count(10, timeout=30_000)
     page.wait_for_timeout(1000)  # the fit's zoom animation
+    frame.locator(".ss-rank", has_text=re.compile(r"^1$")).click(force=True)  # a hit's popup
+    expect(frame.locator(".ss-pop")).to_be_visible(timeout=10_000)
+    page.wait_for_timeout(1500)
+    expect(page.get_by_text("inside an area of")).to_have_count(0)  # a click draws nothing
     frame.locator("a.leaflet-draw-draw-rectangle").click()
     scene = frame.locator("img.leaflet-image-layer").first.bounding_box()
     shown = frame.locator(".leaflet-container").bounding_box()
