@@ -82,9 +82,12 @@ def rank(
 ) -> list[tuple[SceneIndex, int, float]]:
     """Merge candidates of all scenes by exact score, suppressing near-duplicate places."""
     pooled: list[tuple[float, int, int]] = []
+    # An area's tiles are all pooled: overlap suppression can then never leave fewer than
+    # k hits while the area holds k places, however densely its tiles overlap.
+    pool = None if f.area is not None else max(f.k * CANDIDATES_PER_HIT, f.k)
     for s_index, scene in enumerate(scenes):
         ids, scores = _scored(scene, kind, vector, f)
-        top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
+        top = np.argsort(-scores, kind="stable")[:pool]
         pooled.extend((float(scores[i]), s_index, int(ids[i])) for i in top)
     pooled.sort(key=lambda t: (-t[0], t[1], t[2]))
     kept: list[tuple[SceneIndex, int, float]] = []
