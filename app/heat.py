@@ -17,17 +17,24 @@ from PIL import Image
 from app.images import OVERLAY_SIDE, webp_data_url
 from app.map import Overlay
 from app.resources import Engine
-from core import SceneManifest, SearchResult, heat_map, write_heat_png
+from core import AreaOfInterest, SceneManifest, SearchResult, heat_map, write_heat_png
 
 HEAT_OPACITY = 0.75
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the heat map…")
 def _heat(
-    _engine: Engine, scene: str, finished: float, kind: str, digest: str, _vector: np.ndarray
+    _engine: Engine,
+    scene: str,
+    finished: float,
+    kind: str,
+    digest: str,
+    _vector: np.ndarray,
+    area_wkb: str,
+    _area: AreaOfInterest | None,
 ) -> tuple[str, tuple[float, float, float, float]]:
     with _engine.searching() as res:
-        heat = heat_map(res.select([scene])[0], _vector, kind=kind)
+        heat = heat_map(res.select([scene])[0], _vector, kind=kind, area=_area)
     with tempfile.TemporaryDirectory() as folder:
         png = Path(folder) / "heat.png"
         bounds = write_heat_png(heat, png)
@@ -36,16 +43,25 @@ def _heat(
 
 
 def heat_overlays(
-    engine: Engine, result: SearchResult, manifests: dict[str, SceneManifest]
+    engine: Engine,
+    result: SearchResult,
+    manifests: dict[str, SceneManifest],
+    area: AreaOfInterest | None = None,
 ) -> list[Overlay]:
-    """One heat map per scene with hits, for a text, image or tile result (refined or not)."""
+    """One heat map per scene with hits, for a text, image or tile result (refined or not).
+
+    With an area of interest, only its tiles are coloured, as only they were searched.
+    """
     if result.vector is None:
         return []
     vector = np.asarray(result.vector, dtype=np.float32)
     digest = hashlib.sha256(vector.tobytes()).hexdigest()
+    wkb = area.geometry.wkb_hex if area else ""
     overlays = []
     for scene in sorted({hit.scene for hit in result.hits} & set(manifests)):
         manifest = manifests[scene]
-        url, bounds = _heat(engine, scene, manifest.finished or 0.0, result.kind, digest, vector)
+        url, bounds = _heat(
+            engine, scene, manifest.finished or 0.0, result.kind, digest, vector, wkb, area
+        )
         overlays.append(Overlay(url, bounds, f"heat: {scene}", HEAT_OPACITY))
     return overlays

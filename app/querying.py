@@ -13,6 +13,7 @@ from typing import Any
 from app import images
 from app.resources import Engine
 from core import (
+    AreaOfInterest,
     Filters,
     Hit,
     Label,
@@ -66,9 +67,11 @@ def describe(query: Query) -> str:
     return f"tiles like {query['scene']} #{query['tile_id']}"
 
 
-def filters(scenes: list[str], scales: list[int], k: int) -> Filters:
-    """Engine filters from the page's widgets."""
-    return Filters(scenes=tuple(scenes), scales=tuple(int(s) for s in scales), k=int(k))
+def filters(
+    scenes: list[str], scales: list[int], k: int, area: AreaOfInterest | None = None
+) -> Filters:
+    """Engine filters from the page's widgets and area of interest."""
+    return Filters(scenes=tuple(scenes), scales=tuple(int(s) for s in scales), k=int(k), area=area)
 
 
 def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:

@@ -36,6 +36,9 @@ SCALES = "filter_scales"  # tile-size filter widget
 K = "filter_k"  # number-of-hits widget
 HEAT = "show_heat"  # heat-map toggle
 OSM = "show_osm"  # OpenStreetMap base layer toggle
+AREA = "search_area"  # core AreaOfInterest the search is limited to, or None (everywhere)
+AREA_NONCE = "area_nonce"  # bumped for every new or cleared area: a fresh map and uploader
+AREA_UPLOAD = "area_upload"  # GeoJSON drop zone, keyed "area_upload-N" (widget-owned)
 KEPT = "kept_widgets"  # {widget key: last value the analyst gave it}, see keep()
 # Library page
 UPLOAD_NONCE = "upload_nonce"  # bumped to clear the upload drop zone (key "scene-upload-N")
@@ -96,6 +99,8 @@ DEFAULTS: dict[str, Any] = {
     K: 10,
     HEAT: False,
     OSM: False,
+    AREA: None,
+    AREA_NONCE: 0,
     UPLOAD_NONCE: 0,
     UPLOAD_NAME: "",
     UPLOAD_ERROR: None,

@@ -1,7 +1,8 @@
 """The real app in a subprocess and headless Chromium, for the end-to-end test and bench/.
 
 ``serve_app`` runs ``streamlit run app/Home.py`` on a free local port against a given
-workspace; ``map_frame`` finds the streamlit-folium iframe once it shows numbered hits.
+workspace; ``watched_page`` opens it in Chromium and lists every request that leaves it;
+``map_frame`` finds the streamlit-folium iframe once it shows numbered hits.
 """
 
 from __future__ import annotations
@@ -78,6 +79,36 @@ def serve_app(env: dict[str, str], log: Path, startup_s: float = 60) -> Iterator
         server.wait(timeout=20)
 
 
+@contextmanager
+def watched_page(url: str, failure_shot: Path) -> Iterator[tuple[object, list[str]]]:
+    """A 1500 x 1100 Chromium page for the app at ``url``, and the requests sent elsewhere.
+
+    The list fills while the block runs (the app must work offline, so it should stay
+    empty); when the block raises, the page is saved to ``failure_shot`` first.
+    """
+    from playwright.sync_api import sync_playwright
+
+    app_host = urlparse(url).netloc
+    foreign: list[str] = []
+
+    def watch(request) -> None:  # noqa: ANN001 - playwright request
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != app_host:
+            foreign.append(request.url)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        page.on("request", watch)
+        try:
+            yield page, foreign
+        except Exception:
+            page.screenshot(path=failure_shot)
+            raise
+        finally:
+            browser.close()
+
+
 def map_frame(page, timeout_s: float = 60):  # noqa: ANN001, ANN201 - playwright types
     """The streamlit-folium iframe once it shows numbered hit labels."""
     from playwright.sync_api import Error
@@ -92,17 +123,3 @@ def map_frame(page, timeout_s: float = 60):  # noqa: ANN001, ANN201 - playwright
                 continue
         page.wait_for_timeout(100)
     raise AssertionError("no numbered hits appeared on the map")
-
-
-def watch_foreign(page, url: str) -> list[str]:  # noqa: ANN001 - playwright page
-    """A list that fills with every request ``page`` makes to a host other than the app's."""
-    app_host = urlparse(url).netloc
-    foreign: list[str] = []
-
-    def watch(request) -> None:  # noqa: ANN001 - playwright request
-        parsed = urlparse(request.url)
-        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != app_host:
-            foreign.append(request.url)
-
-    page.on("request", watch)
-    return foreign

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "ANONYMOUS": "core.store.users",
+    "AreaOfInterest": "core.search.aoi",
     "ChangeHit": "core.search.change.results",
     "ChangeQuery": "core.search.change.query",
     "ChangeResult": "core.search.change.results",
@@ -68,6 +69,7 @@ _EXPORTS = {
     "load_pair": "core.search.change.pair",
     "delete_pairs_of": "core.store.pairs",
     "pair_dir": "core.store.pairs",
+    "parse_aoi": "core.search.aoi",
     "prepare_pair": "core.search.change.align",
     "promote": "core.learn.finetune.guard",
     "queue_positions": "core.jobs",

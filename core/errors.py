@@ -92,3 +92,7 @@ class PairError(SceneSeekError, ValueError):
 
 class ClusterError(SceneSeekError, ConnectionError):
     """Raised when the Dask scheduler cannot be reached or has no worker to search with."""
+
+
+class AreaError(SceneSeekError, ValueError):
+    """Raised when an area of interest is unreadable, not a lon/lat polygon, or too large."""

@@ -7,7 +7,7 @@ import html
 import streamlit as st
 from streamlit_folium import st_folium
 
-from app import auth, export, images, querying, state
+from app import area, auth, export, images, querying, state
 from app import map as mapping
 from app.frame import model_missing
 from app.heat import heat_overlays
@@ -134,12 +134,14 @@ def _summary(engine: Engine, catalogue: querying.Catalogue, result: SearchResult
     refined = (
         f" · refined with {plural(len(marks), 'mark')}" if st.session_state[state.REFINED] else ""
     )
+    limited = st.session_state[state.AREA]
+    inside = f" inside {limited.describe()}" if limited else ""
     picture = querying.query_picture(engine, catalogue.manifests, query)
     if picture:
         st.image(picture, width=44)
     st.html(
         f"<div class='ss-summary'><b>{plural(len(result.hits), 'hit')}</b> for "
-        f"{html.escape(querying.describe(query))}"
+        f"{html.escape(querying.describe(query))}{html.escape(inside)}"
         f"<span class='muted'> · {ms:.0f} ms{html.escape(refined)}</span></div>",
         width="stretch",  # a long query wraps here instead of pushing the buttons down
     )
@@ -186,7 +188,7 @@ def _map(
     )
     view = f"{st.session_state[state.RESULT_ID]}-{st.session_state[state.REFIT]}-{box}"
     heat = (
-        heat_overlays(engine, result, catalogue.manifests)
+        heat_overlays(engine, result, catalogue.manifests, st.session_state[state.AREA])
         if result and st.session_state[state.HEAT]
         else []
     )
@@ -197,13 +199,17 @@ def _map(
         heat,
         mapping.FitBounds(box, view) if box else None,
     )
+    area.add_outline(layer, st.session_state[state.AREA])
+    fmap = mapping.base_map(scenes, st.session_state[state.OSM])
+    area.LocalDraw().add_to(fmap)
     st_folium(
-        mapping.base_map(scenes, st.session_state[state.OSM]),
-        key="search-map",
+        fmap,
+        key=area.map_key(),
         height=mapping.MAP_HEIGHT,
         use_container_width=True,
-        returned_objects=[],
+        returned_objects=["all_drawings"],  # a finished drawing, not every pan or click
         feature_group_to_add=layer,
+        on_change=area.on_drawn,
     )
 
 
@@ -331,7 +337,10 @@ with toggle_col:
     )
 
 filters = querying.filters(
-    st.session_state[state.SCENES], st.session_state[state.SCALES], st.session_state[state.K]
+    st.session_state[state.SCENES],
+    st.session_state[state.SCALES],
+    st.session_state[state.K],
+    st.session_state[state.AREA],
 )
 _answer(engine, filters)
 
@@ -347,6 +356,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     else:
         st.space("stretch")
     _zoom_menu(catalogue)
+    area.controls()
     if result is not None:
         _actions(engine, result, filters)
 map_col, gallery_col = st.columns([3, 2], gap="medium")
@@ -359,6 +369,8 @@ with gallery_col:
     if result is None:
         st.info("Type a description and press Enter, or drop an example image.")
     elif not result.hits:
-        st.info("No tile matches these filters.")
+        st.info(md(result.notice) if result.notice else "No tile matches these filters.")
     else:
+        if result.notice:
+            st.info(md(result.notice))
         _gallery(result, hit_thumbs)

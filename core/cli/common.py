@@ -13,6 +13,7 @@ from core.store.workspace import Workspace
 
 if TYPE_CHECKING:
     from core.ingest.launch import RefreshReport
+    from core.search.aoi import AreaOfInterest
     from core.store.reattach import Reattachment
 
 Command = Callable[[argparse.Namespace], int]
@@ -81,6 +82,27 @@ def add_engine(p: argparse.ArgumentParser) -> None:
         help="what runs the model: default SCENESEEK_ENGINE, else onnx on a CPU (about 4x "
         "faster there), torch on CUDA",
     )
+
+
+def add_area(p: argparse.ArgumentParser) -> None:
+    """``--aoi``: only tiles whose footprint intersects a GeoJSON polygon (EPSG:4326)."""
+    p.add_argument(
+        "--aoi",
+        type=Path,
+        help="area of interest: a GeoJSON file of a Polygon or MultiPolygon in lon/lat; only "
+        "tiles whose footprint intersects it are scored",
+    )
+
+
+def area_of(args: argparse.Namespace) -> AreaOfInterest | None:
+    """The area of interest named by ``--aoi``, read and checked, or None.
+
+    Raises:
+        AreaError: when the file is unreadable or not a usable polygon.
+    """
+    from core.search.aoi import read_aoi
+
+    return read_aoi(args.aoi) if args.aoi else None
 
 
 def add_workspace_only(p: argparse.ArgumentParser) -> None:

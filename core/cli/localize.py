@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from core.cli.common import (
+    add_area,
     add_workspace,
+    area_of,
     workspace_of,
 )
 
@@ -25,6 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         required=True,
         help="heat map GeoTIFF; a .png overlay is written beside it",
     )
+    add_area(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     ws = workspace_of(args)
     text = clean_text_query(args.text)
+    area = area_of(args)
     loaded = load_model(ws, args.checkpoint, args.device, args.engine)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
     scene = res.select([args.scene])[0]
-    heat = heat_map(scene, res.encode_text(text))
+    heat = heat_map(scene, res.encode_text(text), area=area)
     write_heat_tif(heat, args.out)
     png = args.out.with_suffix(".png")
     bounds = write_heat_png(heat, png)

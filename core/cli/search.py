@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli.common import (
+    add_area,
     add_workspace,
+    area_of,
     csv_of,
     workspace_of,
 )
 
 if TYPE_CHECKING:
+    from core.search.aoi import AreaOfInterest
     from core.search.scenes import SearchResources
 
 HELP = "search ingested scenes by text, image or tile"
@@ -41,6 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-suppress", action="store_true", help="keep overlapping near-duplicate hits"
     )
+    add_area(p)
     p.add_argument("--format", choices=["json", "geojson", "table", "csv"], default="table")
     p.add_argument(
         "--dask",
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
+    area = area_of(args)
     ws = workspace_of(args)
     address = args.dask or get_settings().dask
     shards = ShardedSearch.connect(address) if address else None
@@ -67,14 +72,14 @@ def run(args: argparse.Namespace) -> int:
         res = SearchResources.load(
             ws, loaded.model, loaded.tag, loaded.device, loaded.towers, shards
         )
-        return _answer(res, args)
+        return _answer(res, args, area)
     finally:
         if shards is not None:
             shards.close()
 
 
-def _answer(res: SearchResources, args: argparse.Namespace) -> int:
-    """Print the answers to the query (or queries) that ``args`` names."""
+def _answer(res: SearchResources, args: argparse.Namespace, area: AreaOfInterest | None) -> int:
+    """Print the answers to the query (or queries) that ``args`` names, inside ``area``."""
     from core.errors import QueryError
     from core.search.ranking import Filters, search_image, search_text, search_tile
     from core.store.tileref import TileRef
@@ -85,6 +90,7 @@ def _answer(res: SearchResources, args: argparse.Namespace) -> int:
         k=args.k,
         exact=args.exact,
         suppress_overlaps=not args.no_suppress,
+        area=area,
     )
     if args.queries:
         lines = [line.strip() for line in Path(args.queries).read_text().splitlines()]
@@ -106,4 +112,6 @@ def _answer(res: SearchResources, args: argparse.Namespace) -> int:
     print(result.render(args.format))
     if result.partial and args.format != "table":
         print(result.partial_note, file=sys.stderr)
+    if result.notice:
+        print(f"note: {result.notice}", file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ from PIL import Image
 from rasterio.crs import CRS
 from scipy.ndimage import median_filter
 
+from core.search.aoi import AreaOfInterest, tiles_in
 from core.search.scenes import SceneIndex
 from core.search.scoring import text_scores, visual_scores
 from tiles import CATALOG_KEY
@@ -55,15 +56,23 @@ class HeatMap:
 
 
 def heat_map(
-    scene: SceneIndex, query: np.ndarray, max_side: int = MAX_SIDE, kind: str = "text"
+    scene: SceneIndex,
+    query: np.ndarray,
+    max_side: int = MAX_SIDE,
+    kind: str = "text",
+    area: AreaOfInterest | None = None,
 ) -> HeatMap:
     """Average every tile's exact score into the cells it covers, then median-filter.
 
     ``kind`` is the query's (``SearchResult.kind``): ``"text"`` scores a caption vector as a
     text search does, ``"image"`` a visual vector by cosine, as image and tile searches do.
+    With an ``area``, only the tiles it touches are scored; the rest of the scene stays blank.
     """
     scorer = text_scores if kind == "text" else visual_scores
-    return tile_heat(scene, scorer(scene, np.arange(len(scene)), query), max_side)
+    ids = np.arange(len(scene)) if area is None else tiles_in(scene.catalog, area)
+    values = np.full(len(scene), np.nan, dtype=np.float32)
+    values[ids] = scorer(scene, ids, query)
+    return tile_heat(scene, values, max_side)
 
 
 def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:

@@ -10,6 +10,7 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import QueryError
+from core.search.aoi import AreaOfInterest, tiles_in
 from core.search.query import clean_text_query, load_query_image
 from core.search.results import Hit, SearchResult
 from core.search.scenes import SceneIndex, SearchResources
@@ -38,15 +39,23 @@ class Filters:
     k: int = 10
     exact: bool = False
     suppress_overlaps: bool = True
+    area: AreaOfInterest | None = None  # only tiles whose footprint intersects it
 
 
 def _candidates(
     scene: SceneIndex, index: VectorIndex | None, vector: np.ndarray, f: Filters
 ) -> np.ndarray:
+    """Tiles to score exactly: an area's own tiles (few, so no index), else index candidates."""
+    if f.area is not None:
+        return tiles_in(scene.catalog, f.area)
     if f.exact or index is None:
         return np.arange(len(scene))
     n = min(len(scene), max(MIN_CANDIDATES, f.k * CANDIDATES_PER_HIT))
     return np.sort(index.nearest(vector, n, n * SEARCH_K_PER_CANDIDATE))
+
+
+def _of_scales(scene: SceneIndex, ids: np.ndarray, f: Filters) -> np.ndarray:
+    return ids[np.isin(scene.scales[ids], f.scales)] if f.scales else ids
 
 
 def _scored(
@@ -55,9 +64,7 @@ def _scored(
     score, index = (
         (text_scores, scene.text_ann) if kind == "text" else (visual_scores, scene.visual_ann)
     )
-    ids = _candidates(scene, index, vector, f)
-    if f.scales:
-        ids = ids[np.isin(scene.scales[ids], f.scales)]
+    ids = _of_scales(scene, _candidates(scene, index, vector, f), f)
     if allowed is not None:
         ids = ids[allowed[ids]]
     if len(ids) == 0:
@@ -101,7 +108,10 @@ def scene_top(
     are dropped like those of other scales.
     """
     ids, scores = _scored(scene, kind, vector, f, allowed)
-    top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
+    # An area's tiles are all kept: overlap suppression can then never leave fewer than k
+    # hits while the area holds k places, however densely its tiles overlap.
+    pool = None if f.area is not None else max(f.k * CANDIDATES_PER_HIT, f.k)
+    top = np.argsort(-scores, kind="stable")[:pool]
     kept: list[Candidate] = []
     for tile, score in zip(ids[top].tolist(), scores[top].tolist(), strict=True):
         if f.suppress_overlaps and any(
@@ -156,14 +166,31 @@ def rank_vector(
     """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
     t1 = time.perf_counter()
     missing: tuple[str, ...] = ()
+    notice = ""
     if res.shards is None:
-        ranked = rank(res.select(list(f.scenes)), kind, vector, f)
+        scenes = res.select(list(f.scenes))
+        ranked = rank(scenes, kind, vector, f)
+        notice = _area_notice(scenes, len(ranked), f)
     else:
         spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
         ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
-    return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector, missing)
+    query = {key: value for key, value in query.items() if key != "area"}
+    if f.area is not None:
+        query["area"] = f.area.to_geojson()
+    return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector, missing, notice)
+
+
+def _area_notice(scenes: list[SceneIndex], found: int, f: Filters) -> str:
+    """Why an area gave fewer than ``k`` hits: it holds no more tiles (that do not overlap)."""
+    if f.area is None or found >= f.k:
+        return ""
+    held = sum(len(_of_scales(scene, tiles_in(scene.catalog, f.area), f)) for scene in scenes)
+    if held == 0:
+        return "No tile of the chosen scenes and sizes lies in the area of interest."
+    places = ", and no more places that do not overlap" if found < held else ""
+    return f"Only {found} of {f.k} hits: the area of interest holds {held} tiles{places}."
 
 
 def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> SearchResult:

@@ -61,6 +61,7 @@ class SearchResult:
     kind: str = "text"
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
     missing: tuple[str, ...] = ()  # scenes whose shard never answered (a lost Dask worker)
+    notice: str = ""  # why there are fewer hits than asked for (an area holding fewer tiles)
 
     @property
     def partial(self) -> bool:
@@ -77,10 +78,12 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         """``{"query", "model", "hits"}`` as printed by ``--format json``.
 
-        A partial answer also carries ``partial`` and ``missing_scenes``.
+        A partial answer also carries ``partial`` and ``missing_scenes``, and an answer with
+        fewer hits than asked for inside an area its ``notice``.
         """
         hits = [h.to_dict() for h in self.hits]
-        return {"query": self.query, "model": self.model, "hits": hits} | self._completeness()
+        out = {"query": self.query, "model": self.model, "hits": hits} | self._completeness()
+        return out | ({"notice": self.notice} if self.notice else {})
 
     def _completeness(self) -> dict[str, Any]:
         return {"partial": True, "missing_scenes": list(self.missing)} if self.missing else {}

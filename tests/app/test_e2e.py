@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app, watch_foreign
+from bench.browser import CHROMIUM, ROOT, map_frame, serve_app, watched_page
 from core.store.feedback import SQLiteFeedback
 from tests.conftest import DATA_ROOT
 
@@ -60,23 +60,12 @@ def app_url(tmp_path: Path, checkpoint: Path) -> Iterator[tuple[str, Path]]:
 
 
 def test_analyst_session(app_url: tuple[str, Path]) -> None:
-    from playwright.sync_api import sync_playwright
-
     if not CHROMIUM.exists():
         pytest.fail("install Chromium: apt-get install -y chromium")
     url, workspace = app_url
     SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-        foreign = watch_foreign(page, url)
-        try:
-            seconds = analyst(page, url, workspace)
-        except Exception:
-            page.screenshot(path=SCREENSHOTS / "failure.png")
-            raise
-        finally:
-            browser.close()
+    with watched_page(url, SCREENSHOTS / "failure.png") as (page, foreign):
+        seconds = analyst(page, url, workspace)
     assert foreign == [], f"requests left the machine: {foreign}"
     assert seconds < 5, f"text query took {seconds:.1f} s to reach the map"
 

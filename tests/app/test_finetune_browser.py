@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, serve_app, watch_foreign
+from bench.browser import CHROMIUM, ROOT, serve_app, watched_page
 from core.jobs import list_jobs
 from core.model.versions import ModelRegistry
 from core.store.feedback import Mark, SQLiteFeedback
@@ -49,46 +49,35 @@ def app_url(tmp_path: Path, checkpoint: Path, ingested: Path) -> Iterator[tuple[
 
 
 def test_fine_tune_and_promote_without_datasets(app_url: tuple[str, Workspace]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     if not CHROMIUM.exists():
         pytest.fail("install Chromium: apt-get install -y chromium")
     url, ws = app_url
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1400})
-        foreign = watch_foreign(page, url)
-        try:
-            page.goto(url)
-            page.get_by_role("link", name="Fine-tune").click()
-            expect(page.get_by_text("3 relevant marks and captions train")).to_be_visible(
-                timeout=60_000
-            )
-            steps = page.get_by_label("Steps")
-            steps.fill("10")
-            steps.press("Enter")
-            page.get_by_role("button", name="Fine-tune", exact=True).click()
-            expect(page.get_by_text("Fine-tuning: done, v1 registered")).to_be_visible(
-                timeout=300_000
-            )
-            # the before/after table is a canvas grid: its cells are in the DOM, not visible
-            expect(page.get_by_text("held-out precision@10 · dense trees")).to_be_attached(
-                timeout=30_000
-            )
-            expect(page.get_by_text("generic queries: top 10 kept")).to_be_attached()
-            page.screenshot(path=SCREENSHOT, full_page=True)
-            page.get_by_role("button", name="Promote", exact=True).click()
-            expect(page.get_by_text("Bringing the scenes to the active model")).to_be_visible(
-                timeout=30_000
-            )
-            (job,) = [j for j in list_jobs(ws) if j.kind == "refresh"]
-            refreshed = finished(ws, job.id)
-            body = page.locator("body").inner_text()
-        except Exception:
-            page.screenshot(path=SCREENSHOT.with_name("failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with watched_page(url, SCREENSHOT.with_name("failure.png")) as (page, foreign):
+        page.goto(url)
+        page.get_by_role("link", name="Fine-tune").click()
+        expect(page.get_by_text("3 relevant marks and captions train")).to_be_visible(
+            timeout=60_000
+        )
+        steps = page.get_by_label("Steps")
+        steps.fill("10")
+        steps.press("Enter")
+        page.get_by_role("button", name="Fine-tune", exact=True).click()
+        expect(page.get_by_text("Fine-tuning: done, v1 registered")).to_be_visible(timeout=300_000)
+        # the before/after table is a canvas grid: its cells are in the DOM, not visible
+        expect(page.get_by_text("held-out precision@10 · dense trees")).to_be_attached(
+            timeout=30_000
+        )
+        expect(page.get_by_text("generic queries: top 10 kept")).to_be_attached()
+        page.screenshot(path=SCREENSHOT, full_page=True)
+        page.get_by_role("button", name="Promote", exact=True).click()
+        expect(page.get_by_text("Bringing the scenes to the active model")).to_be_visible(
+            timeout=30_000
+        )
+        (job,) = [j for j in list_jobs(ws) if j.kind == "refresh"]
+        refreshed = finished(ws, job.id)
+        body = page.locator("body").inner_text()
     assert "not installed" not in body
     assert foreign == [], f"requests left the machine: {foreign}"
     assert refreshed.status == "done", refreshed.error

@@ -1,0 +1,118 @@
+"""Areas of interest: GeoJSON in, checked polygons out, and the catalog tiles they touch."""
+
+import json
+
+import numpy as np
+import pytest
+from shapely.geometry import box, mapping
+
+from core.errors import AreaError
+from core.search.aoi import MAX_AREA_KM2, parse_aoi, read_aoi, tiles_in
+from tiles import TilingConfig, build_catalog
+
+BERKELEY = "berkeley_z17_webmercator_naip.tif"
+SQUARE = box(-122.26, 37.87, -122.25, 37.88)
+
+
+@pytest.fixture(scope="module")
+def catalog(scenes_dir):
+    return build_catalog(scenes_dir / BERKELEY, TilingConfig(sizes=(128, 256)))
+
+
+def corner_box(catalog, fraction=0.4):
+    lon0, lat0, lon1, lat1 = catalog.total_bounds
+    return box(lon0, lat0, lon0 + (lon1 - lon0) * fraction, lat0 + (lat1 - lat0) * fraction)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        mapping(SQUARE),
+        {"type": "Feature", "properties": {}, "geometry": mapping(SQUARE)},
+        {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "geometry": mapping(SQUARE)}],
+        },
+        {"type": "MultiPolygon", "coordinates": [mapping(SQUARE)["coordinates"]]},
+        {**mapping(SQUARE), "crs": {"type": "name", "properties": {"name": "EPSG:4326"}}},
+    ],
+    ids=["polygon", "feature", "collection", "multipolygon", "named-crs"],
+)
+def test_geojson_shapes_give_the_same_area(document):
+    area = parse_aoi(json.dumps(document))
+    assert area.geometry.equals(SQUARE) and not area.repaired
+    assert area.km2 == pytest.approx(0.976, rel=0.01)  # 0.01 deg x 0.01 deg at 37.9 N
+    assert parse_aoi(document) == area  # an object parses as its text does
+
+
+def test_two_features_are_one_area():
+    other = box(-122.24, 37.87, -122.23, 37.88)
+    collection = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": mapping(g)} for g in (SQUARE, other)],
+    }
+    area = parse_aoi(collection)
+    assert area.geometry.geom_type == "MultiPolygon" and area.geometry.area == pytest.approx(2e-4)
+
+
+def test_a_polygon_crossing_itself_is_repaired_and_flagged():
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[0, 0], [0.01, 0.01], [0.01, 0], [0, 0.01], [0, 0]]],
+    }
+    area = parse_aoi(bowtie)
+    assert area.repaired and area.geometry.is_valid and area.geometry.area > 0
+    assert "repaired" in area.describe()
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ("not json", "not GeoJSON"),
+        ('{"type": "FeatureCollection", "features": []}', "empty"),
+        ('{"type": "Point", "coordinates": [0, 0]}', "a Point"),
+        ('{"type": "Feature", "geometry": null}', "no geometry"),
+        (
+            '{"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[0,0],[1,1]]}}',
+            "LineString",
+        ),
+        ('{"type": "Polygon", "coordinates": [[[0,0],[1,1],[2,2],[0,0]]]}', "encloses no ground"),
+        ('{"type": "Polygon", "coordinates": "x"}', "cannot be read"),
+        ('{"coordinates": []}', "without a type"),
+        (
+            json.dumps(mapping(box(564000, 4180000, 565000, 4181000))),
+            "not longitude/latitude",
+        ),
+        (
+            json.dumps(
+                {**mapping(SQUARE), "crs": {"type": "name", "properties": {"name": "EPSG:3857"}}}
+            ),
+            "EPSG:3857",
+        ),
+        (json.dumps(mapping(box(-100, -60, 100, 60))), f"{MAX_AREA_KM2:,.0f} km²"),
+    ],
+)
+def test_unusable_areas_are_refused_with_the_reason(document, says):
+    with pytest.raises(AreaError, match=says):
+        parse_aoi(document)
+
+
+def test_read_aoi_names_a_missing_file(tmp_path):
+    with pytest.raises(AreaError, match="cannot read the area file"):
+        read_aoi(tmp_path / "nowhere.geojson")
+    (tmp_path / "a.geojson").write_text(json.dumps(mapping(SQUARE)))
+    assert read_aoi(tmp_path / "a.geojson").geometry.equals(SQUARE)
+
+
+def test_tiles_in_are_exactly_the_footprints_touching_the_area(catalog):
+    area = parse_aoi(mapping(corner_box(catalog)))
+    inside = tiles_in(catalog, area)
+    touching = np.flatnonzero(catalog.geometry.intersects(area.geometry).to_numpy())
+    assert 0 < len(inside) < len(catalog) and np.array_equal(inside, touching)
+    assert np.array_equal(catalog.tile_id.to_numpy()[inside], inside)  # positions are tile ids
+
+
+def test_an_area_beside_the_scene_holds_no_tile(catalog):
+    lon0, lat0, _, _ = catalog.total_bounds
+    far = parse_aoi(mapping(box(lon0 - 0.02, lat0 - 0.02, lon0 - 0.01, lat0 - 0.01)))
+    assert len(tiles_in(catalog, far)) == 0
