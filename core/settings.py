@@ -65,6 +65,7 @@ class Settings:
     max_image_mpx: float = 50.0
     min_free_gb: float = 2.0
     max_jobs: int = 1
+    reader_mb: float = 256.0  # memory one block of tiles may take in a reader process
 
 
 def get_settings() -> Settings:
@@ -90,6 +91,7 @@ def get_settings() -> Settings:
         max_image_mpx=_number("SCENESEEK_MAX_IMAGE_MPX", 50.0, float),
         min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
+        reader_mb=max(1.0, _number("SCENESEEK_READER_MB", 256.0, float)),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),

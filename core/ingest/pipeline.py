@@ -203,12 +203,15 @@ def _ingest(
     check_free_space(workspace, len(catalog) * BYTES_PER_TILE, f"embedding {scene.name}")
     windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
     reader = TileReader.from_catalog(catalog)
+    settings = get_settings()
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
     elif options.shared_stages:
         parts = SharedParts(reader, windows, embedder, options.shared_stages, options.workers)
     else:
-        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
+        parts = LocalParts(
+            reader, windows, embedder, options.batch_size, options.workers, settings.reader_mb
+        )
     result = embed_tiles(
         parts,
         len(windows),

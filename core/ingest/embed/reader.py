@@ -1,32 +1,35 @@
-"""Batches of tile pixels, read in DataLoader workers so reading overlaps the model."""
+"""Blocks of tiles read in DataLoader workers, so reading overlaps the model.
+
+Each item is one block (``tiles.blocks``): a single windowed read cut into its tiles, so a
+worker pays GDAL's per-call cost and the mask and stretch arithmetic once per block, not
+once per tile.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tiles import TileReader
+from tiles.blocks import Block
 
 
-class TileDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Tiles ``start..stop`` of a catalog as uint8 ``[S, S, 3]`` tensors with their tile ids.
+class BlockTileDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Blocks as uint8 ``[n, S, S, 3]`` tensors of their tiles, with the block's position.
 
-    Holds only windows (plain integers) and a picklable ``TileReader``, which reopens the
-    scene lazily in each worker process.
+    Holds only the block plan (plain integers) and a picklable ``TileReader``, which
+    reopens the scene lazily in each worker process.
     """
 
-    def __init__(self, reader: TileReader, windows: np.ndarray, tile_ids: np.ndarray) -> None:
+    def __init__(self, reader: TileReader, blocks: list[Block]) -> None:
         self.reader = reader
-        self.windows = windows
-        self.tile_ids = tile_ids
+        self.blocks = blocks
 
     def __len__(self) -> int:
-        return len(self.tile_ids)
+        return len(self.blocks)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        pixels = self.reader.read(tuple(int(v) for v in self.windows[index]))
-        return torch.from_numpy(pixels), int(self.tile_ids[index])
+        return torch.from_numpy(self.reader.read_tiles(self.blocks[index])), index
 
 
 def tile_loader(

@@ -1,8 +1,8 @@
 """Chain reader, embedder and writer over a catalog, resumably, with progress.
 
 Where parts are computed is pluggable: ``LocalParts`` runs the model in this process with
-tiles read by DataLoader workers; ``core.ingest.distributed.DaskParts`` runs them on a Dask
-cluster. Either way the parts land through the same ``PartWriter`` into the same layout.
+blocks of tiles read by DataLoader workers; ``core.ingest.distributed.DaskParts`` runs them
+on a Dask cluster. Either way the parts land through the same ``PartWriter`` into the same layout.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.reader import TileDataset, tile_loader
+from core.ingest.embed.reader import BlockTileDataset, tile_loader
 from core.ingest.embed.writer import PartWriter
+from core.settings import get_settings
 from tiles import TileReader
 
 PART_SIZE = 2048
@@ -36,7 +38,11 @@ class PartComputer(Protocol):
 
 
 class LocalParts:
-    """Parts computed in this process; reading overlaps the model through DataLoader workers."""
+    """Parts computed in this process; blocks of tiles are read by DataLoader workers.
+
+    One loader serves every part (its workers start once); blocks never straddle two parts,
+    and their tiles are regrouped into ``batch_size`` batches for the model.
+    """
 
     def __init__(
         self,
@@ -45,24 +51,43 @@ class LocalParts:
         embedder: TileEmbedder,
         batch_size: int = 32,
         workers: int = 2,
+        reader_mb: float | None = None,
     ) -> None:
         self.reader, self.windows, self.embedder = reader, windows, embedder
         self.batch_size, self.workers = batch_size, workers
+        self.reader_mb = get_settings().reader_mb if reader_mb is None else reader_mb
         self.names = embedder.names
         self.engine = embedder.engine
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
-        """Yield parts in order, one DataLoader per part."""
+        """Yield parts in order."""
+        plans = [self.reader.plan_blocks(self.windows[a:b], self.reader_mb) for a, b in ranges]
+        owners = [part for part, blocks in enumerate(plans) for _ in blocks]
+        dataset = BlockTileDataset(self.reader, [block for blocks in plans for block in blocks])
         pin = self.embedder.device.type == "cuda"
-        for start, stop in ranges:
-            dataset = TileDataset(self.reader, self.windows[start:stop], np.arange(start, stop))
-            chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.names}
-            for pixels, _ in tile_loader(dataset, self.batch_size, self.workers, pin):
-                arrays = self.embedder(pixels)
-                for name in self.names:
-                    chunks[name].append(arrays[name])
-                on_tiles(len(pixels))
-            yield start, stop, {name: np.concatenate(v) for name, v in chunks.items()}
+        queued: list[torch.Tensor] = []
+        where: list[np.ndarray] = []
+        arrays: dict[str, np.ndarray] = {}
+        for tiles, index in tile_loader(dataset, None, self.workers, pin):
+            part = owners[int(index)]
+            queued.append(tiles)
+            where.append(dataset.blocks[int(index)].members)
+            last = int(index) + 1 == len(owners) or owners[int(index) + 1] != part
+            if last or sum(len(t) for t in queued) >= self.batch_size:
+                pixels, positions = torch.cat(queued), np.concatenate(where)
+                cut = len(pixels) if last else len(pixels) // self.batch_size * self.batch_size
+                for first in range(0, cut, self.batch_size):
+                    batch = slice(first, min(first + self.batch_size, cut))
+                    for name, values in self.embedder(pixels[batch]).items():
+                        if name not in arrays:
+                            rows = ranges[part][1] - ranges[part][0]
+                            arrays[name] = np.empty((rows, values.shape[1]), values.dtype)
+                        arrays[name][positions[batch]] = values
+                queued, where = [pixels[cut:]], [positions[cut:]]
+                on_tiles(cut)
+            if last:
+                yield *ranges[part], arrays
+                queued, where, arrays = [], [], {}
 
 
 @dataclass(frozen=True)
