@@ -2,12 +2,10 @@
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.enums import Resampling
 
 import tiles
 from bench.large_scene import make_large_scene
-from tests.tiles.conftest import scene
+from tests.tiles.conftest import berkeley_with_overviews, scene
 from tiles.blocks import PIXEL_BYTES, RGB_BYTES, blocks_within_budget
 from tiles.grid import tile_windows
 
@@ -41,12 +39,7 @@ def test_blocks_give_every_tile_of_every_scene_its_own_pixels(scene_path, catalo
 
 
 def test_blocks_read_coarse_scales_from_overviews(tmp_path):
-    path = tmp_path / "berkeley_ovr.tif"
-    with rasterio.open(scene("berkeley")) as src:
-        profile = src.profile | {"tiled": True, "blockxsize": 256, "blockysize": 256}
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(src.read())
-            dst.build_overviews([2, 4], Resampling.average)
+    path = berkeley_with_overviews(tmp_path / "berkeley_ovr.tif")
     catalog = tiles.build_catalog(path)
     assert tiles.TileReader.from_catalog(catalog).info.overviews == (2, 4)
     assert_same_tiles(path, catalog)
