@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from app import images
 from app.resources import Engine
 from core import (
@@ -120,15 +118,8 @@ class Catalogue:
 def catalogue(engine: Engine) -> Catalogue:
     """Ready scenes (with manifests), their tile sizes, and scenes needing re-indexing."""
     with engine.searching() as res:
-        scales: set[int] = set()
-        for scene in res.scenes.values():
-            scales.update(int(s) for s in np.unique(scene.scales))
-        return Catalogue(
-            sorted(res.scenes),
-            sorted(scales),
-            dict(res.stale),
-            {name: scene.manifest for name, scene in res.scenes.items()},
-        )
+        ready = res.ready
+        return Catalogue(sorted(ready), res.scales(), dict(res.stale), dict(ready))
 
 
 def query_picture(
@@ -140,11 +131,10 @@ def query_picture(
     if query["kind"] != "tile" or query["scene"] not in manifests:
         return None
     with engine.searching() as res:
-        scene = res.scenes.get(query["scene"])
-        if scene is None or not 0 <= query["tile_id"] < len(scene):
-            return None
-        window = tuple(int(v) for v in scene.windows[query["tile_id"]])
-    return images.thumbnail(manifests[query["scene"]], window, images.QUERY_THUMB_SIDE)  # type: ignore[arg-type]
+        window = res.tile_window(query["scene"], query["tile_id"])
+    if window is None:
+        return None
+    return images.thumbnail(manifests[query["scene"]], window, images.QUERY_THUMB_SIDE)
 
 
 def hit_key(hit: Hit) -> str:

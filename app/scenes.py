@@ -15,6 +15,7 @@ from core import (
     ModelVersion,
     SceneManifest,
     Workspace,
+    delete_pairs_of,
     ingest_params,
     list_jobs,
     scene_name_from,
@@ -159,6 +160,7 @@ def delete_scene(ws: Workspace, name: str, jobs: list[Job]) -> None:
     _refuse_busy(name, jobs, "delete")
     source = ws.scene(name).read_manifest().source
     ws.delete_scene(name)
+    delete_pairs_of(ws, name)
     if source and Path(source).resolve().is_relative_to(uploads_dir(ws).resolve()):
         Path(source).unlink(missing_ok=True)
 

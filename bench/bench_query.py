@@ -52,14 +52,20 @@ IMAGE_QUERIES = 50
 
 
 def synthetic_scene(
-    visual: np.ndarray, gates: np.ndarray, energy: np.ndarray, n: int, folder: Path, tag: str
+    visual: np.ndarray,
+    gates: np.ndarray,
+    energy: np.ndarray,
+    n: int,
+    folder: Path,
+    tag: str,
+    seed: int = 0,
 ) -> tuple[SceneIndex, tuple[float, float]]:
     """A scene of ``n`` synthetic tiles and both its indexes; also their build seconds."""
     v = np.lib.format.open_memmap(folder / "visual.npy", "w+", np.float16, (n, visual.shape[1]))
     g = np.lib.format.open_memmap(folder / "gate.npy", "w+", np.float16, (n, visual.shape[1]))
     for start in range(0, n, EXACT_CHUNK):
         stop = min(n, start + EXACT_CHUNK)
-        v[start:stop], g[start:stop] = mixed_vectors(visual, gates, start, stop)
+        v[start:stop], g[start:stop] = mixed_vectors(visual, gates, start, stop, seed)
     v.flush()
     g.flush()
     t0 = time.time()
@@ -116,7 +122,7 @@ def timed(
                 query = model.encode_text(model.tokenize([query])).float().numpy()[0]
         hits = rank([scene], kind, query, Filters(k=10, suppress_overlaps=False))
         latencies.append((time.perf_counter() - t0) * 1000)
-        found.append((query, {t for _, t, _ in hits}))
+        found.append((query, {c.tile for c in hits}))
     return np.array(latencies[3:]), found[3:]  # the first three queries warm the caches
 
 

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,3 +92,17 @@ def map_frame(page, timeout_s: float = 60):  # noqa: ANN001, ANN201 - playwright
                 continue
         page.wait_for_timeout(100)
     raise AssertionError("no numbered hits appeared on the map")
+
+
+def watch_foreign(page, url: str) -> list[str]:  # noqa: ANN001 - playwright page
+    """A list that fills with every request ``page`` makes to a host other than the app's."""
+    app_host = urlparse(url).netloc
+    foreign: list[str] = []
+
+    def watch(request) -> None:  # noqa: ANN001 - playwright request
+        parsed = urlparse(request.url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != app_host:
+            foreign.append(request.url)
+
+    page.on("request", watch)
+    return foreign

@@ -66,6 +66,7 @@ _EXPORTS = {
     "log_path": "core.jobs",
     "marks_geojson": "core.store.mark_export",
     "load_pair": "core.search.change.pair",
+    "delete_pairs_of": "core.store.pairs",
     "pair_dir": "core.store.pairs",
     "prepare_pair": "core.search.change.align",
     "promote": "core.learn.finetune.guard",

@@ -88,3 +88,7 @@ class ExportRefusedError(SceneSeekError, RuntimeError):
 
 class PairError(SceneSeekError, ValueError):
     """Raised when two scenes cannot be compared: one scene twice, or no common ground."""
+
+
+class ClusterError(SceneSeekError, ConnectionError):
+    """Raised when the Dask scheduler cannot be reached or has no worker to search with."""

@@ -66,6 +66,8 @@ class Settings:
     min_free_gb: float = 2.0
     max_jobs: int = 1
     reader_mb: float = 256.0  # memory one block of tiles may take in a reader process
+    dask: str = ""  # tcp://scheduler:8786 or local:N: the app searches through Dask shards
+    dask_timeout_s: float = 60.0  # longest wait for a scheduler or a shard's answer
 
 
 def get_settings() -> Settings:
@@ -92,6 +94,8 @@ def get_settings() -> Settings:
         min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
         reader_mb=max(1.0, _number("SCENESEEK_READER_MB", 256.0, float)),
+        dask=os.environ.get("SCENESEEK_DASK", "").strip(),
+        dask_timeout_s=_number("SCENESEEK_DASK_TIMEOUT_S", 60.0, float),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),

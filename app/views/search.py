@@ -338,6 +338,8 @@ _answer(engine, filters)
 if st.session_state[state.ERROR]:
     st.error(md(st.session_state[state.ERROR]))
 result: SearchResult | None = st.session_state[state.RESULT]
+if result is not None and result.partial:
+    st.warning(md(result.partial_note))
 hit_thumbs = images.hit_thumbnails(catalogue.manifests, result.hits) if result else {}
 with st.container(horizontal=True, vertical_alignment="center"):
     if result is not None:

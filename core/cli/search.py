@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.common import (
     add_workspace,
     csv_of,
     workspace_of,
 )
+
+if TYPE_CHECKING:
+    from core.search.scenes import SearchResources
 
 HELP = "search ingested scenes by text, image or tile"
 
@@ -37,21 +42,43 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--no-suppress", action="store_true", help="keep overlapping near-duplicate hits"
     )
     p.add_argument("--format", choices=["json", "geojson", "table", "csv"], default="table")
+    p.add_argument(
+        "--dask",
+        help="search scenes as shards on Dask: tcp://scheduler:8786, or local:N workers "
+        "(default SCENESEEK_DASK)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
     from core.errors import QueryError
     from core.model.loading import load_model
-    from core.search.ranking import Filters, search_image, search_text, search_tile
     from core.search.scenes import SearchResources
-    from core.store.tileref import TileRef
+    from core.search.shards import ShardedSearch
+    from core.settings import get_settings
 
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
     ws = workspace_of(args)
-    loaded = load_model(ws, args.checkpoint, args.device, args.engine)
-    res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
+    address = args.dask or get_settings().dask
+    shards = ShardedSearch.connect(address) if address else None
+    try:
+        loaded = load_model(ws, args.checkpoint, args.device, args.engine)
+        res = SearchResources.load(
+            ws, loaded.model, loaded.tag, loaded.device, loaded.towers, shards
+        )
+        return _answer(res, args)
+    finally:
+        if shards is not None:
+            shards.close()
+
+
+def _answer(res: SearchResources, args: argparse.Namespace) -> int:
+    """Print the answers to the query (or queries) that ``args`` names."""
+    from core.errors import QueryError
+    from core.search.ranking import Filters, search_image, search_text, search_tile
+    from core.store.tileref import TileRef
+
     f = Filters(
         scenes=tuple(args.scene),
         scales=tuple(args.scale),
@@ -77,4 +104,6 @@ def run(args: argparse.Namespace) -> int:
         ref = TileRef.parse(args.tile)
         result = search_tile(res, ref.scene, ref.tile_id, f)
     print(result.render(args.format))
+    if result.partial and args.format != "table":
+        print(result.partial_note, file=sys.stderr)
     return 0

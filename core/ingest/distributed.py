@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ClusterError, ConfigError
 from core.ingest.embed.runner import Part
+from core.settings import get_settings
 from tiles import TileReader
 from tiles.blocks import READER_MB, Block
 
@@ -30,6 +31,7 @@ def connect(address: str) -> Any:
 
     Raises:
         ConfigError: for a malformed address or when dask.distributed is missing.
+        ClusterError: when no scheduler answers at the address in ``SCENESEEK_DASK_TIMEOUT_S``.
     """
     try:
         from dask.distributed import Client, LocalCluster
@@ -45,7 +47,14 @@ def connect(address: str) -> Any:
         return Client(cluster)
     if "://" not in address:
         raise ConfigError(f"--dask takes tcp://host:port or local:N, got {address!r}")
-    return Client(address)
+    timeout = get_settings().dask_timeout_s
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"no Dask scheduler answered at {address} within {timeout:g} s "
+            f"(SCENESEEK_DASK_TIMEOUT_S); start one (dask scheduler) or check the address"
+        ) from exc
 
 
 def _embedder(checkpoint: str, threads: int) -> Any:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from core.model.loading import load_model
 from core.model.versions import ModelRegistry, ModelVersion
 from core.search.scenes import SearchResources
+from core.search.shards import ShardedSearch
+from core.settings import get_settings
 from core.store.workspace import Workspace
 
 
@@ -28,17 +30,28 @@ class Engine:
 
     @classmethod
     def load(
-        cls, workspace: Workspace, version: int, device: str = "auto", engine: str | None = None
+        cls,
+        workspace: Workspace,
+        version: int,
+        device: str = "auto",
+        engine: str | None = None,
+        dask: str | None = None,
     ) -> Engine:
         """Load model version ``version`` and every ready scene of ``workspace``.
 
+        With a Dask address (``dask``, else ``SCENESEEK_DASK``) the scenes are searched as
+        shards on that cluster's workers and only the model is loaded here.
+
         Raises:
             CheckpointError: when the version's checkpoint is missing or invalid.
+            ClusterError: when the Dask scheduler does not answer.
         """
         chosen = ModelRegistry(workspace).get(version)
         loaded = load_model(workspace, str(chosen.path), device, engine)
+        address = get_settings().dask if dask is None else dask
+        shards = ShardedSearch.connect(address) if address else None
         resources = SearchResources.load(
-            workspace, loaded.model, chosen.tag, loaded.device, loaded.towers
+            workspace, loaded.model, chosen.tag, loaded.device, loaded.towers, shards
         )
         return cls(resources, chosen)
 

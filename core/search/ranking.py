@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 
 from core.errors import QueryError
 from core.search.query import clean_text_query, load_query_image
@@ -49,7 +50,7 @@ def _candidates(
 
 
 def _scored(
-    scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters
+    scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     score, index = (
         (text_scores, scene.text_ann) if kind == "text" else (visual_scores, scene.visual_ann)
@@ -57,6 +58,8 @@ def _scored(
     ids = _candidates(scene, index, vector, f)
     if f.scales:
         ids = ids[np.isin(scene.scales[ids], f.scales)]
+    if allowed is not None:
+        ids = ids[allowed[ids]]
     if len(ids) == 0:
         return ids, np.empty(0, dtype=np.float32)
     return ids, score(scene, ids, vector)
@@ -70,48 +73,81 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return (w * h) / min(a[2] * a[3], b[2] * b[3])
 
 
-def rank(
-    scenes: list[SceneIndex], kind: str, vector: np.ndarray, f: Filters
-) -> list[tuple[SceneIndex, int, float]]:
-    """Merge candidates of all scenes by exact score, suppressing near-duplicate places."""
-    pooled: list[tuple[float, int, int]] = []
-    for s_index, scene in enumerate(scenes):
-        ids, scores = _scored(scene, kind, vector, f)
-        top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
-        pooled.extend((float(scores[i]), s_index, int(ids[i])) for i in top)
-    pooled.sort(key=lambda t: (-t[0], t[1], t[2]))
-    kept: list[tuple[SceneIndex, int, float]] = []
-    for score, s_index, tile in pooled:
-        scene = scenes[s_index]
+@dataclass(frozen=True)
+class Candidate:
+    """A tile one scene puts forward, with all a hit needs, so shards can send it as is."""
+
+    score: float
+    scene: str
+    tile: int  # row in the scene's catalog and vectors
+    tile_id: int
+    scale: int
+    window: tuple[int, int, int, int]
+    geometry: BaseGeometry
+
+
+def scene_top(
+    scene: SceneIndex,
+    kind: str,
+    vector: np.ndarray,
+    f: Filters,
+    allowed: np.ndarray | None = None,
+) -> list[Candidate]:
+    """A scene's best ``f.k`` tiles by exact score, near-duplicates of better ones dropped.
+
+    Overlaps are suppressed only within a scene, so each scene (or shard) can decide its own
+    list and ``merge`` still gives what one pass over every scene would. ``allowed`` is a
+    boolean mask over the scene's tiles (an area of interest, say): candidates outside it
+    are dropped like those of other scales.
+    """
+    ids, scores = _scored(scene, kind, vector, f, allowed)
+    top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
+    kept: list[Candidate] = []
+    for tile, score in zip(ids[top].tolist(), scores[top].tolist(), strict=True):
         if f.suppress_overlaps and any(
-            other is scene
-            and scene.scales[t] == scene.scales[tile]
-            and _overlap(scene.windows[t], scene.windows[tile]) >= OVERLAP_SUPPRESS
-            for other, t, _ in kept
+            scene.scales[c.tile] == scene.scales[tile]
+            and _overlap(scene.windows[c.tile], scene.windows[tile]) >= OVERLAP_SUPPRESS
+            for c in kept
         ):
             continue
-        kept.append((scene, tile, score))
+        kept.append(_candidate(scene, tile, score))
         if len(kept) == f.k:
             break
     return kept
 
 
-def _hits(ranked: list[tuple[SceneIndex, int, float]]) -> list[Hit]:
-    hits = []
-    for i, (scene, tile, score) in enumerate(ranked, start=1):
-        row = scene.catalog.iloc[tile]
-        hits.append(
-            Hit(
-                rank=i,
-                score=score,
-                scene=scene.name,
-                tile_id=int(row["tile_id"]),
-                scale=int(row["scale"]),
-                window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
-                geometry=row.geometry,
-            )
-        )
-    return hits
+def _candidate(scene: SceneIndex, tile: int, score: float) -> Candidate:
+    row = scene.catalog.iloc[tile]
+    return Candidate(
+        score=score,
+        scene=scene.name,
+        tile=tile,
+        tile_id=int(row["tile_id"]),
+        scale=int(row["scale"]),
+        window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
+        geometry=row.geometry,
+    )
+
+
+def merge(per_scene: list[list[Candidate]], k: int) -> list[Candidate]:
+    """The best ``k`` of every scene's list, ties broken by scene order, then tile."""
+    pooled = [
+        (-c.score, position, c.tile, c) for position, top in enumerate(per_scene) for c in top
+    ]
+    pooled.sort(key=lambda t: t[:3])
+    return [c for *_, c in pooled[:k]]
+
+
+def rank(scenes: list[SceneIndex], kind: str, vector: np.ndarray, f: Filters) -> list[Candidate]:
+    """Every scene's best tiles merged by exact score, in one process."""
+    return merge([scene_top(scene, kind, vector, f) for scene in scenes], f.k)
+
+
+def _hits(ranked: list[Candidate]) -> list[Hit]:
+    return [
+        Hit(i, c.score, c.scene, c.tile_id, c.scale, c.window, c.geometry)
+        for i, c in enumerate(ranked, start=1)
+    ]
 
 
 def rank_vector(
@@ -119,10 +155,15 @@ def rank_vector(
 ) -> SearchResult:
     """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
     t1 = time.perf_counter()
-    ranked = rank(res.select(list(f.scenes)), kind, vector, f)
+    missing: tuple[str, ...] = ()
+    if res.shards is None:
+        ranked = rank(res.select(list(f.scenes)), kind, vector, f)
+    else:
+        spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
+        ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
-    return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector)
+    return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector, missing)
 
 
 def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> SearchResult:
@@ -174,8 +215,5 @@ def search_tile(
         QueryError: for a tile id outside the scene.
     """
     t0 = time.perf_counter()
-    source = res.select([scene])[0]
-    if not 0 <= tile_id < len(source):
-        raise QueryError(f"scene {scene!r} has tiles 0..{len(source) - 1}; no tile {tile_id}")
-    vector = np.asarray(source.visual[tile_id], dtype=np.float32)
+    vector, _ = res.tile_vectors(scene, tile_id)
     return rank_vector(res, "image", vector, {"tile": str(TileRef(scene, tile_id))}, f, t0)

@@ -23,11 +23,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def tile_vector(res: SearchResources, kind: str, scene: str, tile_id: int) -> np.ndarray:
     """A tile in the query's scoring space: ``v * g`` for text queries, ``v`` for images."""
-    source = res.select([scene])[0]
-    v = np.asarray(source.visual[tile_id], dtype=np.float32)
-    if kind == "text":
-        v = v * np.asarray(source.gate[tile_id], dtype=np.float32)
-    return _unit(v)
+    v, gate = res.tile_vectors(scene, tile_id)
+    return _unit(v * gate if kind == "text" and gate is not None else v)
 
 
 def refine(

@@ -60,10 +60,30 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     kind: str = "text"
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    missing: tuple[str, ...] = ()  # scenes whose shard never answered (a lost Dask worker)
+
+    @property
+    def partial(self) -> bool:
+        """True when some scenes were not searched, so better hits may exist."""
+        return bool(self.missing)
+
+    @property
+    def partial_note(self) -> str:
+        """One line naming the scenes a partial answer lacks; empty for a whole answer."""
+        if not self.missing:
+            return ""
+        return f"partial: not searched (their Dask worker was lost): {', '.join(self.missing)}"
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"query", "model", "hits"}`` as printed by ``--format json``."""
-        return {"query": self.query, "model": self.model, "hits": [h.to_dict() for h in self.hits]}
+        """``{"query", "model", "hits"}`` as printed by ``--format json``.
+
+        A partial answer also carries ``partial`` and ``missing_scenes``.
+        """
+        hits = [h.to_dict() for h in self.hits]
+        return {"query": self.query, "model": self.model, "hits": hits} | self._completeness()
+
+    def _completeness(self) -> dict[str, Any]:
+        return {"partial": True, "missing_scenes": list(self.missing)} if self.missing else {}
 
     @property
     def query_kind(self) -> str:
@@ -96,11 +116,8 @@ class SearchResult:
             features.append(
                 {"type": "Feature", "geometry": mapping(hit.geometry), "properties": props}
             )
-        return {
-            "type": "FeatureCollection",
-            "features": features,
-            "properties": {"query": self.query, "model": self.model},
-        }
+        properties = {"query": self.query, "model": self.model} | self._completeness()
+        return {"type": "FeatureCollection", "features": features, "properties": properties}
 
     def to_csv(self, marks: Marks | None = None) -> str:
         """One row per hit: bounds, query, mark (empty when unmarked) and footprint as WKT."""
@@ -150,6 +167,7 @@ class SearchResult:
         """Aligned plain-text table for the terminal."""
         lines = [
             f"model {self.model}",
+            *([self.partial_note] if self.missing else []),
             f"{'rank':>4}  {'score':>8}  {'scene':<24} {'tile':>8} {'scale':>6}  bounds",
         ]
         for h in self.hits:

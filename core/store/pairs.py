@@ -15,6 +15,8 @@ any of it changes, the pair is recomputed.
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,33 @@ def pair_dir(workspace: Workspace, before: str, after: str) -> PairDir:
     """
     workspace.scene(before), workspace.scene(after)  # validates both names
     return PairDir(pairs_dir(workspace) / f"{before}{SEPARATOR}{after}", before, after)
+
+
+def _names_of(folder: Path) -> set[str]:
+    """The scenes a pair folder may belong to: its manifest's, else every split of its name."""
+    manifest = PairManifest.load(folder / "manifest.json")
+    if manifest.before:
+        return {manifest.before, manifest.after}
+    parts = folder.name.split(SEPARATOR)
+    return {
+        name
+        for i in range(1, len(parts))
+        for name in (SEPARATOR.join(parts[:i]), SEPARATOR.join(parts[i:]))
+    }
+
+
+def delete_pairs_of(workspace: Workspace, name: str) -> list[str]:
+    """Remove every pair one side of which is scene ``name``; returns their folder names.
+
+    Deleting a scene calls this, so no pair outlives a side it was computed from.
+    """
+    folder = pairs_dir(workspace)
+    if not folder.is_dir():
+        return []
+    gone = [p for p in sorted(folder.iterdir()) if p.is_dir() and name in _names_of(p)]
+    for path in gone:
+        trash = workspace.root / "trash" / f"pair-{path.name}-{time.time_ns()}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return [p.name for p in gone]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from bench.browser import ROOT
 from core.errors import CheckpointError
+from core.jobs import Job, get_job
 from core.model.shipped import resolve_checkpoint
 from core.store.workspace import Workspace
 from tests.conftest import DATA_ROOT
@@ -115,3 +117,12 @@ def busy_slot(ws: Workspace):
     )
     write_json(job_path(ws, busy.id), asdict(busy))
     return busy
+
+
+def finished(ws: Workspace, job_id: str, timeout: float = 240) -> Job:
+    """The job once it has ended."""
+    deadline = time.time() + timeout
+    while (job := get_job(ws, job_id)).active and time.time() < deadline:
+        time.sleep(0.5)
+    assert not job.active, f"job {job_id} still {job.status} after {timeout} s"
+    return job

@@ -16,11 +16,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, map_frame, serve_app, watch_foreign
 from core.store.feedback import SQLiteFeedback
 from tests.conftest import DATA_ROOT
 
@@ -67,18 +66,10 @@ def test_analyst_session(app_url: tuple[str, Path]) -> None:
         pytest.fail("install Chromium: apt-get install -y chromium")
     url, workspace = app_url
     SCREENSHOTS.mkdir(exist_ok=True)
-    app_host = urlparse(url).netloc
-    foreign: list[str] = []
-
-    def watch(request) -> None:  # noqa: ANN001
-        parsed = urlparse(request.url)
-        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.netloc != app_host:
-            foreign.append(request.url)
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-        page.on("request", watch)
+        foreign = watch_foreign(page, url)
         try:
             seconds = analyst(page, url, workspace)
         except Exception:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from functools import partial
 
 import pytest
@@ -12,13 +11,13 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app import finetuning, resources
-from core.jobs import Job, cancel, get_job, list_jobs
+from core.jobs import cancel, list_jobs
 from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.model.shipped import shipped_scores
 from core.model.versions import ModelRegistry
 from core.store.feedback import Mark, SQLiteFeedback
 from core.store.workspace import Workspace
-from tests.app.conftest import SMALL_NAME, open_page
+from tests.app.conftest import SMALL_NAME, finished, open_page
 
 TIMEOUT = 60
 
@@ -51,15 +50,6 @@ def register(ws: Workspace, rsicd_after: float, kept: float = 0.9, moved: str = 
             p.add_(0.05 * torch.randn_like(p))
     path = save_checkpoint(model, ws.root / f"{moved}.safetensors")
     return registry.register(path, parent=0, metrics=metrics(rsicd_after, kept)).version
-
-
-def finished(ws: Workspace, job_id: str, timeout: float = 240) -> Job:
-    """The job once it has ended."""
-    deadline = time.time() + timeout
-    while (job := get_job(ws, job_id)).active and time.time() < deadline:
-        time.sleep(0.5)
-    assert not job.active, f"job {job_id} still {job.status} after {timeout} s"
-    return job
 
 
 def test_empty_state_offers_no_button_and_says_what_is_missing(env: Workspace) -> None:

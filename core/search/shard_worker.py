@@ -1,0 +1,90 @@
+"""The worker side of sharded search: each Dask worker keeps the scenes it serves loaded.
+
+Loaded scenes live in this module of the worker process, one per (workspace, scene), stamped
+with the model version and the scene's ``finished`` time. A query whose spec carries the same
+stamps reuses them; a re-indexed scene, an added one or another active model version
+(promotion, rollback) is loaded anew, and scenes gone from the workspace are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.device import limit_blas_threads
+from core.search.ranking import Candidate, Filters, scene_top
+from core.search.scenes import SceneIndex, load_scene
+from core.store.workspace import Workspace
+
+Stamp = tuple[str, float | None]  # (model version tag, the scene's manifest ``finished``)
+_LOADED: dict[tuple[str, str], tuple[Stamp, SceneIndex]] = {}
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """What one worker searches: scenes of a workspace as the client last saw them."""
+
+    root: str
+    model_tag: str
+    dim: int
+    scenes: tuple[tuple[str, float | None], ...]  # (name, finished) of the shard's scenes
+    known: frozenset[str] = frozenset()  # every ready scene of the workspace
+
+    def subset(self, names: list[str]) -> ShardSpec:
+        """The same spec restricted to ``names``."""
+        chosen = set(names)
+        return replace(self, scenes=tuple(s for s in self.scenes if s[0] in chosen))
+
+
+def shard_scenes(spec: ShardSpec) -> list[SceneIndex]:
+    """The spec's scenes, loaded on first use and kept for later queries.
+
+    Raises:
+        SceneNotFoundError, IndexMismatchError: as ``load_scene``.
+    """
+    limit_blas_threads()
+    for root, name in list(_LOADED):
+        if root == spec.root and name not in spec.known:
+            del _LOADED[(root, name)]
+    scenes = []
+    for name, finished in spec.scenes:
+        stamp = (spec.model_tag, finished)
+        held = _LOADED.get((spec.root, name))
+        if held is None or held[0] != stamp:
+            scene = load_scene(Workspace(Path(spec.root)), name, spec.dim, spec.model_tag)
+            held = _LOADED[(spec.root, name)] = (stamp, scene)
+        scenes.append(held[1])
+    return scenes
+
+
+def shard_search(
+    spec: ShardSpec,
+    kind: str,
+    vector: np.ndarray,
+    f: Filters,
+    masks: dict[str, np.ndarray] | None = None,
+) -> dict[str, list[Candidate]]:
+    """Worker task: each of the shard's scenes' best tiles (``ranking.scene_top``).
+
+    ``masks`` maps a scene to a boolean mask over its tiles (an area of interest).
+    """
+    masks = masks or {}
+    return {
+        scene.name: scene_top(scene, kind, vector, f, masks.get(scene.name))
+        for scene in shard_scenes(spec)
+    }
+
+
+def shard_facts(spec: ShardSpec) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Worker task: tile count and tile sizes of each of the shard's scenes (for menus)."""
+    return {
+        scene.name: (len(scene), tuple(int(s) for s in np.unique(scene.scales)))
+        for scene in shard_scenes(spec)
+    }
+
+
+def loaded_stamps() -> dict[str, Stamp]:
+    """What this worker holds, ``"ROOT/NAME"`` -> stamp (for tests and diagnostics)."""
+    return {f"{root}/{name}": stamp for (root, name), (stamp, _) in _LOADED.items()}

@@ -1,0 +1,207 @@
+"""Sharded search on a 2-worker LocalCluster answers exactly as one process does."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from PIL import Image
+
+from core.cli.main import main
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.launch import refresh_workspace
+from core.ingest.pipeline import IngestOptions, ingest
+from core.model.checkpoint import load_checkpoint, save_checkpoint
+from core.model.loading import load_model
+from core.model.versions import ModelRegistry
+from core.search.ranking import Filters, search_image, search_text, search_tile
+from core.search.refine import refine
+from core.search.scenes import SearchResources
+from core.search.shard_worker import loaded_stamps, shard_search
+from core.search.shards import ShardedSearch
+from core.store.workspace import Workspace
+from tiles import TilingConfig
+
+pytestmark = pytest.mark.filterwarnings("ignore::tiles.errors.AlphaBandIgnoredWarning")
+SCENES = {
+    "crop42": "naip_m_4208701_ne_16_060_20200902_crop.tif",
+    "crop32": "naip_m_3211605_ne_11_060_20200415_crop.tif",
+}
+ADDED = ("hro", "usgs_hro_colorado_0.15m_201404_13SED190110_201404_0x1500m_CL_1.tif")
+OPTIONS = IngestOptions(tiling=TilingConfig(sizes=(32, 64), overlap=0.5), workers=0)
+TEXT = "trees and buildings"
+
+
+def _ingest(ws: Workspace, scenes_dir, name: str, file: str) -> None:
+    loaded = load_model(ws, device="cpu")
+    embedder = TileEmbedder(loaded.model, loaded.device, loaded.towers)
+    ingest(scenes_dir / file, ws, embedder, loaded.tag, name, OPTIONS)
+
+
+def _pair(ws: Workspace, shards: ShardedSearch) -> tuple[SearchResources, SearchResources]:
+    """One-process resources and sharded ones, both for the active model."""
+    loaded = load_model(ws, device="cpu")
+    args = (ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
+    return SearchResources.load(*args), SearchResources.load(*args, shards)
+
+
+def _same(a, b) -> None:
+    assert not b.partial
+    assert [(h.scene, h.tile_id, h.rank) for h in a.hits] == [
+        (h.scene, h.tile_id, h.rank) for h in b.hits
+    ]
+    np.testing.assert_allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-4)
+    assert [h.geometry.wkt for h in a.hits] == [h.geometry.wkt for h in b.hits]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, scenes_dir, model_checkpoint):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SCENESEEK_MODEL", str(model_checkpoint))
+        ws = Workspace(tmp_path_factory.mktemp("shards") / "ws")
+        for name, file in SCENES.items():
+            _ingest(ws, scenes_dir, name, file)
+        yield ws
+
+
+@pytest.fixture(scope="module")
+def shards():
+    shards = ShardedSearch.connect("local:2")
+    yield shards
+    shards.close()
+
+
+@pytest.fixture(scope="module")
+def example(ws, scenes_dir, tmp_path_factory):
+    with rasterio.open(scenes_dir / SCENES["crop32"]) as src:
+        pixels = src.read((1, 2, 3), window=((40, 120), (60, 140)))
+    path = tmp_path_factory.mktemp("example") / "example.png"
+    Image.fromarray(np.moveaxis(pixels, 0, -1)).save(path)
+    return path
+
+
+def _wait_until(done, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "the cluster did not change in time"
+        time.sleep(0.05)
+
+
+def _stamps(shards: ShardedSearch) -> dict[str, dict]:
+    return shards.client.run(loaded_stamps)
+
+
+@pytest.mark.slow
+def test_text_image_tile_and_refine_match_one_process(ws, shards, example):
+    single, sharded = _pair(ws, shards)
+    for f in (Filters(k=10), Filters(k=15, suppress_overlaps=False), Filters(k=5, scales=(64,))):
+        _same(search_text(single, TEXT, f), search_text(sharded, TEXT, f))
+        _same(search_image(single, example, f), search_image(sharded, example, f))
+        _same(search_tile(single, "crop42", 7, f), search_tile(sharded, "crop42", 7, f))
+    first = search_text(single, TEXT)
+    marks = (
+        [(first.hits[0].scene, first.hits[0].tile_id)],
+        [(h.scene, h.tile_id) for h in first.hits[2:4]],
+    )
+    _same(refine(single, first, *marks), refine(sharded, search_text(sharded, TEXT), *marks))
+    held = _stamps(shards)
+    assert sorted(len(v) for v in held.values()) == [1, 1]  # one scene per worker, kept loaded
+
+
+@pytest.mark.slow
+def test_a_mask_per_scene_passes_through_a_shard(ws, shards):
+    single, sharded = _pair(ws, shards)
+    spec, _ = sharded.shard_spec(["crop42"])
+    scene = single.scenes["crop42"]
+    mask = np.zeros(len(scene), dtype=bool)
+    mask[::3] = True
+    vector = single.encode_text(TEXT)
+    found = shards.client.submit(
+        shard_search, spec, "text", vector, Filters(k=5), {"crop42": mask}
+    ).result()["crop42"]
+    assert found and all(c.tile % 3 == 0 for c in found)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_query_is_retried_on_the_others(ws, shards, monkeypatch):
+    single, sharded = _pair(ws, shards)
+    expected = search_text(single, TEXT)
+    submit = shards.client.submit
+    killed = []
+
+    def kill_then_submit(*args, **kwargs):
+        if not killed:  # the first shard's worker dies after the query planned on it
+            killed.extend(kwargs["workers"])
+            pid = shards.client.run(os.getpid, workers=killed)[killed[0]]
+            os.kill(pid, signal.SIGKILL)
+            _wait_until(lambda: killed[0] not in shards.workers())
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(shards.client, "submit", kill_then_submit)
+    _same(expected, search_text(sharded, TEXT))
+    assert killed and killed[0] not in shards.workers()
+
+
+@pytest.mark.slow
+def test_no_worker_left_gives_a_partial_answer_naming_the_scenes(ws, shards, monkeypatch):
+    _, sharded = _pair(ws, shards)
+    submit = shards.client.submit
+
+    def stop_all_then_submit(*args, **kwargs):
+        shards.client.cluster.scale(0)
+        _wait_until(lambda: not shards.workers())
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(shards.client, "submit", stop_all_then_submit)
+    result = search_text(sharded, TEXT)
+    monkeypatch.undo()
+    shards.client.cluster.scale(2)
+    shards.client.wait_for_workers(2)
+    assert result.partial and set(result.missing) <= set(SCENES) and result.missing
+    assert result.to_dict()["missing_scenes"] == list(result.missing)
+    assert "partial" in result.to_table()
+
+
+@pytest.mark.slow
+def test_scenes_added_while_the_cluster_is_up_are_searched(ws, shards, scenes_dir):
+    _, sharded = _pair(ws, shards)
+    search_text(sharded, TEXT)
+    _ingest(ws, scenes_dir, *ADDED)
+    sharded.refresh()
+    single, _ = _pair(ws, shards)
+    f = Filters(k=30)
+    _same(search_text(single, TEXT, f), search_text(sharded, TEXT, f))
+    held = {key.rsplit("/", 1)[1] for v in _stamps(shards).values() for key in v}
+    assert ADDED[0] in held
+
+
+@pytest.mark.slow
+def test_workers_reload_after_a_promotion_and_a_rollback(ws, shards, tmp_path):
+    registry = ModelRegistry(ws)
+    base = registry.active()
+    model, _ = load_checkpoint(base.path)
+    with torch.no_grad():
+        for p in model.attention.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = save_checkpoint(model, tmp_path / "tuned.safetensors")
+    tuned = registry.register(path, base.version).version
+    for version in (tuned, base.version):  # promote, then roll back
+        registry.set_active(version)
+        refresh_workspace(ws, "cpu")
+        single, sharded = _pair(ws, shards)
+        _same(search_text(single, TEXT), search_text(sharded, TEXT))
+        tags = {stamp[0] for v in _stamps(shards).values() for stamp in v.values()}
+        assert tags == {registry.active().tag}
+
+
+def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCENESEEK_DASK_TIMEOUT_S", "1")
+    (tmp_path / "ws").mkdir()
+    argv = ["search", "--workspace", str(tmp_path / "ws"), "--text", "a lake"]
+    assert main([*argv, "--dask", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no Dask scheduler answered at tcp://127.0.0.1:9")
+    assert "\n" not in err
