@@ -6,7 +6,8 @@ On the generated scene (default 20,000 px, all three scales, see ``bench.large_s
    timed cold then warm in a fresh process): JPEG decoding, GDAL's per-call cost, the mask
    and stretch arithmetic of ``tiles.io.read_rgb``, the rest (GDAL environment, Python);
 2. reader only: every tile of the scene read one by one (``TileReader.read``) and by block
-   (``TileReader.read_tiles``), each in a fresh process that reports its peak RSS;
+   (``TileReader.read_tiles`` into one reused buffer, as ingest cuts them), each in a fresh
+   process that reports its peak RSS;
 3. ingest: forward-only against end-to-end (``LocalParts``, blocks read in 2 DataLoader
    workers) on the tiles of all scales inside a square of the scene, with the ONNX engine
    as a CPU ingest uses; then the cosine of the block path's vectors to per-tile ones and
@@ -111,8 +112,11 @@ def read_only(scene: Path, mode: str, budget_mb: float) -> dict:
     else:
         plan = reader.plan_blocks(windows, budget_mb)
         blocks = len(plan)
+        size = reader.out_size
+        most = max(len(block.members) for block in plan)
+        reused = np.empty((most, size, size, 3), np.uint8)  # as LocalParts cuts into one buffer
         for block in plan:
-            reader.read_tiles(block)
+            reader.read_tiles(block, reused[: len(block.members)])
     seconds = time.perf_counter() - start
     return {
         "tiles": len(windows),
