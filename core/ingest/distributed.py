@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ClusterError, ConfigError
+from core.ingest.embed.reader import block_batches
 from core.ingest.embed.runner import Part
 from core.settings import get_settings
 from tiles import TileReader
@@ -79,7 +80,7 @@ def embed_block(
 
     embedder = _embedder(checkpoint, threads)
     tiles = torch.from_numpy(reader.read_tiles(block))
-    chunks = [embedder(batch) for batch in tiles.split(batch_size)]
+    chunks = [embedder(tiles[batch]) for batch in block_batches(len(tiles), batch_size)]
     return {name: np.concatenate([c[name] for c in chunks]) for name in embedder.names}
 
 

@@ -55,7 +55,7 @@ class IngestOptions:
 
     tiling: TilingConfig = TilingConfig()
     batch_size: int = 32
-    workers: int = 2
+    workers: int | None = None  # tile-reading processes; None: ``runner.reader_workers``
     part_size: int = PART_SIZE
     shared_stages: int = 0  # > 0: share that many backbone stages between overlapping tiles
 

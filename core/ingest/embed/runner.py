@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.reader import BlockTileDataset, tile_loader
+from core.ingest.embed.reader import BlockDataset, block_batches, tile_loader
 from core.ingest.embed.writer import PartWriter
 from core.settings import get_settings
 from tiles import TileReader
+from tiles.blocks import cut_tiles
 
 PART_SIZE = 2048
 Progress = Callable[[int, int, float], None]
@@ -37,11 +38,25 @@ class PartComputer(Protocol):
         """Yield each finished part (in any order)."""
 
 
+def reader_workers(engine: str) -> int:
+    """Tile-reading processes when none are asked for: ``SCENESEEK_READER_WORKERS``, or by engine.
+
+    With ONNX Runtime on the CPU none: reading a block's tiles costs about 1% of embedding
+    them, less than a worker process costs to start and feed, and a worker's turn on a core
+    stalls the session's threads (``bench.bench_ingest_profile``). Otherwise 2.
+    """
+    chosen = get_settings().reader_workers
+    if chosen is not None:
+        return chosen
+    return 0 if engine == "onnx" else 2
+
+
 class LocalParts:
     """Parts computed in this process; blocks of tiles are read by DataLoader workers.
 
-    One loader serves every part (its workers start once); blocks never straddle two parts,
-    and their tiles are regrouped into ``batch_size`` batches for the model.
+    One loader serves every part (its workers start once) and blocks never straddle two
+    parts. This process cuts each block's tiles into one reused batch buffer (fresh pages
+    cost as much to fault in as the copy itself) and embeds them in ``block_batches``.
     """
 
     def __init__(
@@ -50,11 +65,12 @@ class LocalParts:
         windows: np.ndarray,
         embedder: TileEmbedder,
         batch_size: int = 32,
-        workers: int = 2,
+        workers: int | None = None,
         reader_mb: float | None = None,
     ) -> None:
         self.reader, self.windows, self.embedder = reader, windows, embedder
-        self.batch_size, self.workers = batch_size, workers
+        self.batch_size = batch_size
+        self.workers = reader_workers(embedder.engine) if workers is None else workers
         self.reader_mb = get_settings().reader_mb if reader_mb is None else reader_mb
         self.names = embedder.names
         self.engine = embedder.engine
@@ -63,31 +79,25 @@ class LocalParts:
         """Yield parts in order."""
         plans = [self.reader.plan_blocks(self.windows[a:b], self.reader_mb) for a, b in ranges]
         owners = [part for part, blocks in enumerate(plans) for _ in blocks]
-        dataset = BlockTileDataset(self.reader, [block for blocks in plans for block in blocks])
+        dataset = BlockDataset(self.reader, [block for blocks in plans for block in blocks])
         pin = self.embedder.device.type == "cuda"
-        queued: list[torch.Tensor] = []
-        where: list[np.ndarray] = []
+        size = self.reader.out_size
+        buffer = torch.empty((self.batch_size, size, size, 3), dtype=torch.uint8, pin_memory=pin)
         arrays: dict[str, np.ndarray] = {}
-        for tiles, index in tile_loader(dataset, None, self.workers, pin):
-            part = owners[int(index)]
-            queued.append(tiles)
-            where.append(dataset.blocks[int(index)].members)
-            last = int(index) + 1 == len(owners) or owners[int(index) + 1] != part
-            if last or sum(len(t) for t in queued) >= self.batch_size:
-                pixels, positions = torch.cat(queued), np.concatenate(where)
-                cut = len(pixels) if last else len(pixels) // self.batch_size * self.batch_size
-                for first in range(0, cut, self.batch_size):
-                    batch = slice(first, min(first + self.batch_size, cut))
-                    for name, values in self.embedder(pixels[batch]).items():
-                        if name not in arrays:
-                            rows = ranges[part][1] - ranges[part][0]
-                            arrays[name] = np.empty((rows, values.shape[1]), values.dtype)
-                        arrays[name][positions[batch]] = values
-                queued, where = [pixels[cut:]], [positions[cut:]]
-                on_tiles(cut)
-            if last:
+        for pixels, index in tile_loader(dataset, None, self.workers, pin):
+            block, part = dataset.blocks[int(index)], owners[int(index)]
+            for batch in block_batches(len(block.members), self.batch_size):
+                tiles = buffer[: len(batch)]
+                cut_tiles(pixels.numpy(), block.offsets[batch], size, tiles.numpy())
+                for name, values in self.embedder(tiles).items():
+                    if name not in arrays:
+                        rows = ranges[part][1] - ranges[part][0]
+                        arrays[name] = np.empty((rows, values.shape[1]), values.dtype)
+                    arrays[name][block.members[batch]] = values
+            on_tiles(len(block.members))
+            if int(index) + 1 == len(owners) or owners[int(index) + 1] != part:
                 yield *ranges[part], arrays
-                queued, where, arrays = [], [], {}
+                arrays = {}
 
 
 @dataclass(frozen=True)

@@ -21,34 +21,18 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from core.device import autocast
 from core.errors import ConfigError
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.reader import tile_loader
-from core.ingest.embed.runner import Part
+from core.ingest.embed.reader import BlockDataset, tile_loader
+from core.ingest.embed.runner import Part, reader_workers
 from core.model.backbones import N_STAGES, assemble
 from tiles import TileReader
-from tiles.blocks import Block, plan_blocks
+from tiles.blocks import plan_blocks
 
 BLOCK_PX = 1024  # tiles starting within this many model pixels of each other share a block
 MAX_STRIDE = 32  # the backbone's coarsest stride: tile starts must fall on its cells
-
-
-class BlockDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Blocks as uint8 ``[H, W, 3]`` pixels at model resolution, read in loader workers."""
-
-    def __init__(self, reader: TileReader, blocks: list[Block]) -> None:
-        self.reader, self.blocks = reader, blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        block = self.blocks[index]
-        pixels, _ = self.reader.read_block(block.window, block.out_shape)
-        return torch.from_numpy(pixels), index
 
 
 class SharedFeatureEmbedder:
@@ -68,7 +52,7 @@ class SharedFeatureEmbedder:
         size = e.model.cfg.preprocess.image_size
         visual = []
         with autocast(e.device):
-            x = e.normalise(pixels[None])
+            x = e.normalise(pixels[None]).contiguous(memory_format=torch.channels_last)
             stages = e.model.backbone.prefix(x, self.shared_stages)
             steps = [x.shape[-1] // stage.shape[-1] for stage in stages]
             for start in range(0, len(offsets), self.crops_per_batch):
@@ -104,13 +88,14 @@ class SharedParts:
         windows: np.ndarray,
         embedder: TileEmbedder,
         shared_stages: int,
-        workers: int = 2,
+        workers: int | None = None,
     ) -> None:
         """Raises ConfigError for a number of shared stages the backbone does not have."""
         if not 1 <= shared_stages <= N_STAGES:
             raise ConfigError(f"shared stages must be 1..{N_STAGES}, got {shared_stages}")
         self.out_size = embedder.model.cfg.preprocess.image_size
-        self.reader, self.windows, self.workers = reader, windows, workers
+        self.reader, self.windows = reader, windows
+        self.workers = reader_workers("torch") if workers is None else workers
         self.shared = SharedFeatureEmbedder(embedder, shared_stages)
         self.names = embedder.names
         self.engine = "torch"  # the stage crops run on the torch model
