@@ -8,9 +8,9 @@ On the generated scene (default 20,000 px, all three scales, see ``bench.large_s
 2. reader only: every tile of the scene read one by one (``TileReader.read``) and by block
    (``TileReader.read_tiles`` into one reused buffer, as ingest cuts them), each in a fresh
    process that reports its peak RSS;
-3. ingest: forward-only against end-to-end (``LocalParts``, blocks read in 2 DataLoader
-   workers) on the tiles of all scales inside a square of the scene, with the ONNX engine
-   as a CPU ingest uses; then the cosine of the block path's vectors to per-tile ones and
+3. ingest: forward-only against end-to-end (``LocalParts``, blocks read by as many loader
+   workers as an ingest picks) on the tiles of all scales inside a square of the scene, with
+   the ONNX engine as a CPU ingest uses; then the cosine of the block path's vectors to per-tile ones and
    the top-10 overlap of 20 RSICD test captions over those tiles.
 
     python -m bench.bench_blocks [--size 20000] [--region 2560] [--rounds 2]
@@ -42,7 +42,6 @@ from core.model.attention import soft_scores
 from core.model.checkpoint import load_checkpoint
 from core.model.inference import load_towers
 from core.model.shipped import resolve_checkpoint
-from core.settings import get_settings
 from tiles import WINDOW_FIELDS, TileReader, TilingConfig, build_catalog
 from tiles.io import ReadPlan, bounded_cache, read_rgb, resampling_for
 
@@ -151,7 +150,7 @@ def ingest_check(scene: Path, side: int, rounds: int) -> None:
     pixels = torch.from_numpy(reader.read_batch([tuple(w) for w in windows]))
     batches = list(pixels.split(32))
     forward_only(embedder, batches[:2])
-    parts = LocalParts(reader, windows, embedder, 32, 2, get_settings().reader_mb)
+    parts = LocalParts(reader, windows, embedder, 32)
     fwd, e2e = [], []
     for _ in range(rounds):
         fwd.append(forward_only(embedder, batches))
@@ -159,7 +158,7 @@ def ingest_check(scene: Path, side: int, rounds: int) -> None:
     f, e = float(np.median(fwd)), float(np.median(e2e))
     print(
         f"\n{len(windows)} tiles inside {side} x {side} px (scales {sorted(set(windows[:, 2].tolist()))}), "
-        f"ONNX engine ({embedder.engine}), batch 32, 2 reader workers, {rounds} rounds\n"
+        f"ONNX engine ({embedder.engine}), batch 32, {parts.workers} reader workers, {rounds} rounds\n"
     )
     print("| forward-only tiles/s | end-to-end tiles/s (blocks) | ratio |")
     print("|---:|---:|---:|")

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.runner import LocalParts, embed_tiles
+from core.ingest.embed.reader import block_batches
+from core.ingest.embed.runner import LocalParts, embed_tiles, reader_workers
 from core.model.checkpoint import load_checkpoint
 from tiles import WINDOW_FIELDS, TileReader, TilingConfig, build_catalog
 
@@ -33,3 +34,18 @@ def test_block_vectors_match_per_tile_vectors(embedder, scenes_dir, tmp_path, na
     got = np.load(result.files["visual"]).astype(np.float32)
     cos = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
     assert cos.min() >= 0.999, f"tiles {np.nonzero(cos < 0.999)[0]}"
+
+
+def test_a_block_is_batched_in_near_equal_batches_of_at_most_the_batch_size():
+    for n_tiles in (1, 31, 32, 33, 144):
+        batches = block_batches(n_tiles, 32)
+        sizes = [len(b) for b in batches]
+        assert np.array_equal(np.concatenate(batches), np.arange(n_tiles))
+        assert max(sizes) <= 32 and max(sizes) - min(sizes) <= 1
+
+
+def test_reader_workers_follow_the_engine_unless_set(monkeypatch):
+    monkeypatch.delenv("SCENESEEK_READER_WORKERS", raising=False)
+    assert reader_workers("onnx") == 0 and reader_workers("torch") == 2
+    monkeypatch.setenv("SCENESEEK_READER_WORKERS", "3")
+    assert reader_workers("onnx") == reader_workers("torch") == 3
