@@ -51,6 +51,15 @@ def end_to_end(parts: PartComputer, n_tiles: int) -> float:
         shutil.rmtree(folder)
 
 
+def print_rounds(fwd: list[float], e2e: list[float]) -> None:
+    print(
+        "rounds: forward "
+        + ", ".join(f"{x:.1f}" for x in fwd)
+        + "; end-to-end "
+        + ", ".join(f"{x:.1f}" for x in e2e)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scene", type=Path, help="existing GeoTIFF (default: generate one)")
@@ -103,12 +112,7 @@ def main() -> None:
     print("| forward-only tiles/s | end-to-end tiles/s | ratio | peak RSS MiB |")
     print("|---:|---:|---:|---:|")
     print(f"| {f:.1f} | {e:.1f} | {e / f:.2f} | {peak:.0f} |")
-    print(
-        "rounds: forward "
-        + ", ".join(f"{x:.1f}" for x in fwd)
-        + "; end-to-end "
-        + ", ".join(f"{x:.1f}" for x in e2e)
-    )
+    print_rounds(fwd, e2e)
     if shared:
         s = float(np.median(shared))
         print(

@@ -4,8 +4,8 @@
   from the scene's catalog) through ``TileEmbedder`` (normalisation + image tower + gates)
   with each engine, at 256 px, batches of 32 and 64;
 * end-to-end tiles/s: embedding the whole scene as an ingest does, every tile of its default
-  catalog in catalog order, read from the GeoTIFF in DataLoader workers, embedded and written
-  as parts (``core.ingest.embed.runner.embed_tiles``), with each engine, and its ratio to the
+  catalog in catalog order, read from the GeoTIFF (by as many DataLoader workers as an
+  ingest picks for the engine), embedded and written as parts (``core.ingest.embed.runner.embed_tiles``), with each engine, and its ratio to the
   engine's forward-only rate at batch 32; with ``--shared-stages N`` also torch with N shared
   backbone stages (``core.ingest.embed.shared``), the other way to speed up CPU ingest;
 * text-query encoding p50 / p95 ms (tokenize + text tower, one query at a time, numpy's
@@ -42,7 +42,7 @@ from bench.bench_ingest import end_to_end, forward_only
 from bench.large_scene import make_large_scene
 from core.device import limit_blas_threads
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.runner import LocalParts
+from core.ingest.embed.runner import LocalParts, reader_workers
 from core.ingest.embed.shared import SharedParts
 from core.learn.data.sources import load_dataset
 from core.learn.eval.evaluate import evaluate
@@ -179,7 +179,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096, help="side of the generated scene")
     parser.add_argument("--tiles", type=int, default=384, help="random tiles for forward-only")
     parser.add_argument("--batches", default="32,64")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, help="reader workers; default: what an ingest picks per engine"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--checkpoint", default="default")
@@ -205,6 +207,8 @@ def main() -> None:
     pixels = torch.from_numpy(reader.read_batch([tuple(w) for w in windows[pick]]))
     sizes = [int(b) for b in args.batches.split(",")]
 
+    chosen = {e: reader_workers(e) if args.workers is None else args.workers for e in ENGINES}
+    workers = ", ".join(f"{e} {w}" for e, w in chosen.items())
     fwd: dict[tuple[str, int], list[float]] = {(e, b): [] for e in ENGINES for b in sizes}
     e2e: dict[str, list[float]] = {e: [] for e in [*ENGINES, "shared"]}
     for e in ENGINES:
@@ -214,7 +218,7 @@ def main() -> None:
             for e in ENGINES:
                 fwd[(e, b)].append(forward_only(embedders[e], list(pixels.split(b))))
         for e in ENGINES:
-            parts = LocalParts(reader, windows, embedders[e], 32, args.workers)
+            parts = LocalParts(reader, windows, embedders[e], 32, chosen[e])
             e2e[e].append(end_to_end(parts, len(windows)))
         if args.shared_stages:
             shared = SharedParts(reader, windows, embedders["torch"], args.shared_stages)
@@ -224,7 +228,7 @@ def main() -> None:
         f"\n{args.size} px scene, {len(windows)} tiles (scales "
         f"{sorted(int(s) for s in set(windows[:, 2]))}), forward-only on {len(pixels)} of them, "
         f"{args.rounds} rounds, torch threads {torch.get_num_threads()}, "
-        f"cpus {os.cpu_count()}, reader workers {args.workers}\n"
+        f"cpus {os.cpu_count()}, reader workers {workers}\n"
     )
     print("| path | torch tiles/s | ONNX tiles/s | ONNX / torch |")
     print("|---|---:|---:|---:|")

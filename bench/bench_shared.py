@@ -22,13 +22,14 @@ import torch
 
 from core.device import resolve_device
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.shared import SharedFeatureEmbedder, plan_blocks
+from core.ingest.embed.shared import BLOCK_PX, MAX_STRIDE, SharedFeatureEmbedder
 from core.learn.data.sources import load_dataset
 from core.model.attention import soft_scores
 from core.model.checkpoint import load_checkpoint
 from core.model.shipped import resolve_checkpoint
 from core.settings import get_settings
 from tiles import WINDOW_FIELDS, TileReader, TilesError, TilingConfig, build_catalog
+from tiles.blocks import plan_blocks
 
 BATCH = 32
 
@@ -83,7 +84,7 @@ def main() -> None:
         reader = TileReader.from_catalog(catalog)
         tiles = torch.from_numpy(reader.read_batch([tuple(w) for w in windows]))
         batches = list(tiles.split(BATCH))
-        blocks = plan_blocks(windows, model.cfg.preprocess.image_size)
+        blocks = plan_blocks(windows, model.cfg.preprocess.image_size, BLOCK_PX, MAX_STRIDE)
         pixels = [torch.from_numpy(reader.read_block(b.window, b.out_shape)[0]) for b in blocks]
         per_tile(embedder, batches[:1])  # warm-up
         results = {}

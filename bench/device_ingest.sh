@@ -9,7 +9,11 @@
 # Settings by environment: TILES, SIZE (side of the generated scene; 16384 px holds 21059
 # tiles, 12288 px 11763, 8192 px 5155), ROUNDS, BATCH, WORKERS (a list: one run each),
 # LIMIT (seconds for the whole script), SHARED (also time end-to-end with that many shared
-# backbone stages, core.embed.shared). E.g. `WORKERS="8 14" bash bench/device_ingest.sh`.
+# backbone stages, core.ingest.embed.shared), BLOCK_SIZE (side of the scene bench_blocks reads;
+# 0 skips it). E.g. `WORKERS="8 14" bash bench/device_ingest.sh`.
+# bench_ingest's end-to-end column is the block path (LocalParts reads blocks of tiles,
+# tiles.blocks); the per-tile reference is bench_blocks' reader-only per-tile row (one reader
+# process), run after it on the same scene.
 #
 # The GPU image has torch, transformers, pandas, pyarrow, pillow but none of our geo stack:
 # .gpuwhl[0-9]*/ hold xz tars of cp312 wheels (rasterio, pyproj, shapely, geopandas, affine,
@@ -20,7 +24,8 @@
 # Wheels or archives an earlier call left in /tmp/stage are used too, and parts of one split
 # archive (`split -b 50M x.tar.xz x.tar.xz.part-`) may lie partly there, partly in .gpuwhl[0-9]*/.
 # .gpudata/ucm/images holds 103 UCM images (every 20th by number) for the generated scene.
-# Results: $OUT/ingest_cuda.txt (the bench tables), $OUT/env.txt, $OUT/gpu.txt.
+# Results: $OUT/ingest_cuda.txt (the bench tables), $OUT/blocks.txt (reader only, per tile
+# against by block, with the per-tile profile), $OUT/env.txt, $OUT/gpu.txt.
 set -uo pipefail
 start=$(date +%s)
 OUT=${OUT:-/tmp/out}
@@ -74,4 +79,10 @@ for workers in $WORKERS; do
   timeout "$left" python3 -m bench.bench_ingest --device cuda --tiles "$TILES" --size "$SIZE" \
     --rounds "$ROUNDS" --batch-size "$BATCH" --workers "$workers" --shared-stages "$SHARED" 2>&1 | tee -a "$OUT/ingest_cuda.txt"
 done
+left=$(( LIMIT - ($(date +%s) - start) ))
+BLOCK_SIZE=${BLOCK_SIZE:-$SIZE}
+if [ "$BLOCK_SIZE" -gt 0 ] && [ "$left" -gt 60 ]; then
+  stamp "bench_blocks on ${BLOCK_SIZE} px (at most $left s)" | tee -a "$OUT/blocks.txt"
+  timeout "$left" python3 -m bench.bench_blocks --size "$BLOCK_SIZE" --region 0 2>&1 | tee -a "$OUT/blocks.txt"
+fi
 stamp "done"

@@ -70,6 +70,9 @@ class Settings:
     max_image_mpx: float = 50.0
     min_free_gb: float = 2.0
     max_jobs: int = 1
+    reader_mb: float = 256.0  # memory one block of tiles may take in a reader process
+    reader_workers: int | None = None  # tile-reading processes; None: 0 on ONNX, else 2
+    onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: torch's thread count
     dask: str = ""  # tcp://scheduler:8786 or local:N: the app searches through Dask shards
     dask_timeout_s: float = 60.0  # longest wait for a scheduler or a shard's answer
     remote_allow: tuple[str, ...] = ()  # hosts, IP networks, s3://bucket prefixes; empty: off
@@ -83,6 +86,7 @@ def get_settings() -> Settings:
     Raises:
         ConfigError: when a numeric setting is not a number.
     """
+    workers = _number("SCENESEEK_READER_WORKERS", -1, int)
     return Settings(
         data_root=_path("SCENESEEK_DATA", PROJECT_ROOT / ".." / "shared" / "data"),
         workspace=_path("SCENESEEK_WORKSPACE", PROJECT_ROOT / "workspace"),
@@ -100,6 +104,9 @@ def get_settings() -> Settings:
         max_image_mpx=_number("SCENESEEK_MAX_IMAGE_MPX", 50.0, float),
         min_free_gb=_number("SCENESEEK_MIN_FREE_GB", 2.0, float),
         max_jobs=max(1, _number("SCENESEEK_MAX_JOBS", 1, int)),
+        reader_mb=max(1.0, _number("SCENESEEK_READER_MB", 256.0, float)),
+        reader_workers=workers if workers >= 0 else None,
+        onnx_threads=_number("SCENESEEK_ONNX_THREADS", 0, int),
         dask=os.environ.get("SCENESEEK_DASK", "").strip(),
         dask_timeout_s=_number("SCENESEEK_DASK_TIMEOUT_S", 60.0, float),
         remote_allow=_list("SCENESEEK_REMOTE_ALLOW"),

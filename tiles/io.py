@@ -210,8 +210,10 @@ def read_rgb(
     window = clip_to_scene(ds, window)
     method = resampling_for(window, out_shape) if resampling is None else resampling
     raw = read_raw(ds, plan.bands, window, out_shape, method)
-    valid = read_valid(ds, plan, window, out_shape, method) >= 0.5
     rgb = np.moveaxis(to_uint8(raw, plan.stretch), 0, -1)
+    if plan.mask_source == "none":  # no mask to read and no pixel to zero
+        return np.ascontiguousarray(rgb), np.ones(out_shape, dtype=bool)
+    valid = read_valid(ds, plan, window, out_shape, method) >= 0.5
     return np.where(valid[..., np.newaxis], rgb, np.uint8(0)), valid
 
 

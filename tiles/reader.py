@@ -18,6 +18,13 @@ from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 
 from tiles.bands import Stretch
+from tiles.blocks import (
+    READER_MB,
+    Block,
+    blocks_within_budget,
+    cut_tiles,
+    inexact_overview_sizes,
+)
 from tiles.catalog import CATALOG_KEY
 from tiles.errors import CatalogError, TilingError
 from tiles.grid import as_window
@@ -215,6 +222,48 @@ class TileReader:
         shape = (int(win.height), int(win.width)) if out_shape is None else out_shape
         with bounded_cache():
             return read_rgb(opened.ds, opened.plan, win, shape)
+
+    def plan_blocks(
+        self, windows: NDArray[np.integer], budget_mb: float = READER_MB
+    ) -> list[Block]:
+        """Blocks of ``windows`` for :meth:`read_tiles`, each within ``budget_mb`` of memory.
+
+        Args:
+            windows: (n, 4) col_off, row_off, width, height of the tiles.
+            budget_mb: Memory one block may take while read and cut (``SCENESEEK_READER_MB``).
+
+        Returns:
+            Blocks whose cells are whole internal blocks of the file where the budget allows;
+            sizes served from an inexact overview are read tile by tile.
+
+        Raises:
+            SceneOpenError: The scene cannot be opened.
+        """
+        info = self.info
+        sizes = np.unique(windows[:, 2]).tolist()
+        shape = (info.height, info.width)
+        per_tile = inexact_overview_sizes(sizes, self.out_size, shape, info.overviews)
+        budget = int(budget_mb * 2**20)
+        return blocks_within_budget(windows, self.out_size, budget, info.block_shape[1], per_tile)
+
+    def read_tiles(self, block: Block, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
+        """Read a block once and cut its tiles from memory.
+
+        Args:
+            block: From :meth:`plan_blocks` (or ``tiles.blocks.plan_blocks``).
+            out: Optional (n, out_size, out_size, 3) uint8 array to cut the tiles into.
+
+        Returns:
+            (n, out_size, out_size, 3) uint8 tiles in ``block.members`` order, the pixels
+            :meth:`read` gives for each (up to GDAL's rounding where a scene side is odd).
+
+        Raises:
+            SceneOpenError: The scene cannot be opened.
+            TilingError: The block lies wholly outside the scene.
+            SceneReadError: Its pixels cannot be read.
+        """
+        pixels, _ = self.read_block(block.window, block.out_shape)
+        return cut_tiles(pixels, block.offsets, self.out_size, out)
 
     def close(self) -> None:
         """Close the dataset in this process; the next read reopens it."""

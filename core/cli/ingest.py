@@ -40,7 +40,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bands", type=csv_of(int), help="1-based RGB bands, e.g. 3,2,1")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2, help="tile-reading processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="tile-reading processes; default SCENESEEK_READER_WORKERS, else 0 on ONNX, 2 on torch",
+    )
     p.add_argument("--dask", help="embed on Dask: tcp://scheduler:8786, or local:N workers")
     p.add_argument(
         "--shared-stages",

@@ -1,9 +1,10 @@
 """Embedding on a Dask cluster, for scene archives that outgrow one machine.
 
 The client keeps doing what is cheap (tiling, writing parts, merging, indexing); workers
-read tiles and run the model, which each worker process loads once and keeps. Workers must
-see the scene and the checkpoint at the same paths as the client (a shared filesystem or
-object-store mount) and have SceneSeek's requirements installed.
+read blocks of tiles (one read each, ``tiles.blocks``) and run the model, which each worker
+process loads once and keeps. Workers must see the scene and the checkpoint at the same
+paths as the client (a shared filesystem or object-store mount) and have SceneSeek's
+requirements installed.
 
     python -m core ingest scene.tif --dask tcp://scheduler:8786
     python -m core ingest scene.tif --dask local:4      # LocalCluster with 4 workers
@@ -17,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from core.errors import ClusterError, ConfigError
+from core.ingest.embed.reader import block_batches
 from core.ingest.embed.runner import Part
 from core.settings import get_settings
 from tiles import TileReader
+from tiles.blocks import READER_MB, Block
 
 _MODELS: dict[str, Any] = {}
 
@@ -69,28 +72,20 @@ def _embedder(checkpoint: str, threads: int) -> Any:
     return _MODELS[checkpoint]
 
 
-def embed_part(
-    checkpoint: str,
-    reader: TileReader,
-    windows: np.ndarray,
-    batch_size: int,
-    threads: int,
+def embed_block(
+    checkpoint: str, reader: TileReader, block: Block, batch_size: int, threads: int
 ) -> dict[str, np.ndarray]:
-    """Worker task: read and embed one part's tiles, in batches like the local runner."""
+    """Worker task: read one block of tiles once and embed them, in batches like the runner."""
     import torch
 
     embedder = _embedder(checkpoint, threads)
-    chunks: dict[str, list[np.ndarray]] = {name: [] for name in embedder.names}
-    for start in range(0, len(windows), batch_size):
-        batch = windows[start : start + batch_size]
-        pixels = torch.from_numpy(reader.read_batch([tuple(int(v) for v in w) for w in batch]))
-        for name, array in embedder(pixels).items():
-            chunks[name].append(array)
-    return {name: np.concatenate(v) for name, v in chunks.items()}
+    tiles = torch.from_numpy(reader.read_tiles(block))
+    chunks = [embedder(tiles[batch]) for batch in block_batches(len(tiles), batch_size)]
+    return {name: np.concatenate([c[name] for c in chunks]) for name in embedder.names}
 
 
 class DaskParts:
-    """``PartComputer`` that submits one task per part and yields parts as they finish."""
+    """``PartComputer`` that submits one task per block and yields each part once complete."""
 
     def __init__(
         self,
@@ -101,30 +96,43 @@ class DaskParts:
         windows: np.ndarray,
         batch_size: int = 32,
         threads: int = 1,
+        reader_mb: float = READER_MB,
     ) -> None:
         self.client, self.checkpoint, self.names = client, checkpoint, names
         self.reader, self.windows = reader, windows
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.reader_mb = batch_size, threads, reader_mb
         self.engine = "torch"  # workers load the checkpoint into torch
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
-        """Submit every part, then yield each as soon as its worker returns it."""
+        """Submit every block, then yield each part as soon as its last block returns."""
         from dask.distributed import as_completed
 
-        futures = {
-            self.client.submit(
-                embed_part,
-                self.checkpoint,
-                self.reader,
-                self.windows[start:stop],
-                self.batch_size,
-                self.threads,
-                pure=False,
-            ): (start, stop)
-            for start, stop in ranges
-        }
+        futures = {}
+        left = []
+        for part, (start, stop) in enumerate(ranges):
+            blocks = self.reader.plan_blocks(self.windows[start:stop], self.reader_mb)
+            left.append(len(blocks))
+            for block in blocks:
+                future = self.client.submit(
+                    embed_block,
+                    self.checkpoint,
+                    self.reader,
+                    block,
+                    self.batch_size,
+                    self.threads,
+                    pure=False,
+                )
+                futures[future] = (part, block.members)
+        arrays: list[dict[str, np.ndarray]] = [{} for _ in ranges]
         for future in as_completed(futures):
-            start, stop = futures[future]
-            arrays = future.result()
-            on_tiles(stop - start)
-            yield start, stop, arrays
+            part, members = futures.pop(future)
+            start, stop = ranges[part]
+            for name, values in future.result().items():
+                if name not in arrays[part]:
+                    arrays[part][name] = np.empty((stop - start, values.shape[1]), values.dtype)
+                arrays[part][name][members] = values
+            on_tiles(len(members))
+            left[part] -= 1
+            if not left[part]:
+                yield start, stop, arrays[part]
+                arrays[part] = {}

@@ -74,7 +74,7 @@ def ingest_job(workspace: Workspace, params: dict[str, Any], progress: Stage) ->
     options = IngestOptions(
         tiling=TilingConfig(**tiling),
         batch_size=int(params.get("batch_size", 32)),
-        workers=int(params.get("workers", 2)),
+        workers=None if params.get("workers") is None else int(params["workers"]),
         shared_stages=int(params.get("shared_stages", 0)),
     )
     name = params["name"]

@@ -22,6 +22,7 @@ from core.ingest.refresh import can_refresh, recorded_image_tower, refresh_scene
 from core.model.checkpoint import checkpoint_image_tower, image_tower_fingerprint
 from core.model.loading import load_model
 from core.model.versions import ModelVersion
+from core.settings import get_settings
 from core.store.reattach import reconcile
 from core.store.workspace import Workspace, scene_name_from
 from tiles import TileReader, TilesError, TilingConfig
@@ -89,7 +90,13 @@ def _launch(
 
         def factory(reader: TileReader, windows: np.ndarray) -> PartComputer:
             return DaskParts(
-                client, str(loaded.path), embedder.names, reader, windows, options.batch_size
+                client,
+                str(loaded.path),
+                embedder.names,
+                reader,
+                windows,
+                options.batch_size,
+                reader_mb=get_settings().reader_mb,
             )
 
     reconcile(workspace)  # marks of the current tiling record their footprints first

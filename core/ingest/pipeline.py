@@ -57,7 +57,7 @@ class IngestOptions:
 
     tiling: TilingConfig = TilingConfig()
     batch_size: int = 32
-    workers: int = 2
+    workers: int | None = None  # tile-reading processes; None: ``runner.reader_workers``
     part_size: int = PART_SIZE
     shared_stages: int = 0  # > 0: share that many backbone stages between overlapping tiles
 
@@ -204,12 +204,15 @@ def _ingest(
     check_free_space(workspace, len(catalog) * BYTES_PER_TILE, f"embedding {scene.name}")
     windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
     reader = TileReader.from_catalog(catalog, path=source.read_path)
+    settings = get_settings()
     if parts_factory is not None:
         parts = parts_factory(reader, windows)
     elif options.shared_stages:
         parts = SharedParts(reader, windows, embedder, options.shared_stages, options.workers)
     else:
-        parts = LocalParts(reader, windows, embedder, options.batch_size, options.workers)
+        parts = LocalParts(
+            reader, windows, embedder, options.batch_size, options.workers, settings.reader_mb
+        )
     result = embed_tiles(
         parts,
         len(windows),

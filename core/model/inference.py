@@ -181,7 +181,8 @@ def load_towers(
     For ONNX the graphs come from ``cache_dir`` (default: the user cache, see
     ``onnx_export.cache_dir_for``), exported now if missing; a tower whose export is refused,
     or whose graph cannot be cached, runs on torch, with the reason logged. ``threads``
-    defaults to torch's thread count.
+    defaults to ``SCENESEEK_ONNX_THREADS``, else torch's thread count (all cores: in a CPU
+    ingest the tiles are read between batches, so nothing else needs a core).
 
     Raises:
         ConfigError: as ``resolve_engine``.
@@ -194,7 +195,7 @@ def load_towers(
     except OSError as exc:
         log.warning("cannot write ONNX graphs to %s (%s); the towers run on torch", folder, exc)
         return torch_towers(model, device)
-    threads = threads or torch.get_num_threads()
+    threads = threads or get_settings().onnx_threads or torch.get_num_threads()
     image, text = paths["image"], paths["text"]
     return Towers(
         OnnxImage(image, threads) if image else TorchImage(model, device),

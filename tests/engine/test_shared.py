@@ -6,13 +6,7 @@ import torch
 
 from core.errors import ConfigError
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.shared import (
-    MAX_STRIDE,
-    SharedFeatureEmbedder,
-    SharedParts,
-    on_grid,
-    plan_blocks,
-)
+from core.ingest.embed.shared import BLOCK_PX, MAX_STRIDE, SharedFeatureEmbedder, SharedParts
 from core.ingest.pipeline import IngestOptions, ingest
 from core.model.checkpoint import load_checkpoint
 from core.model.versions import model_tag
@@ -20,6 +14,7 @@ from core.search.ranking import Filters, search_text
 from core.search.scenes import SearchResources
 from core.store.workspace import Workspace
 from tiles import WINDOW_FIELDS, TileReader, TilingConfig, build_catalog
+from tiles.blocks import on_grid, plan_blocks
 from tiles.grid import tile_windows
 
 BERKELEY = "berkeley_z17_webmercator_naip.tif"
@@ -31,10 +26,10 @@ def catalog_windows(width: int, height: int, sizes=(256, 512, 1024)) -> np.ndarr
 
 def test_every_tile_lands_in_one_block_on_whole_feature_cells():
     windows = catalog_windows(5000, 3000)
-    blocks = plan_blocks(windows, 256)
+    blocks = plan_blocks(windows, 256, BLOCK_PX, MAX_STRIDE)
     members = np.concatenate([b.members for b in blocks])
     assert sorted(members.tolist()) == list(range(len(windows)))
-    singles = [b for b in blocks if not on_grid(windows[b.members], 256).all()]
+    singles = [b for b in blocks if not on_grid(windows[b.members], 256, MAX_STRIDE).all()]
     assert singles and all(len(b.members) == 1 and b.out_shape == (256, 256) for b in singles)
     for b in singles:
         assert b.window == tuple(windows[b.members[0]]) and not b.offsets.any()
@@ -54,7 +49,7 @@ def test_every_tile_lands_in_one_block_on_whole_feature_cells():
 
 def test_tiles_off_the_feature_grid_get_a_block_of_their_own():
     windows = tile_windows(3000, 3000, 333, 166)
-    blocks = plan_blocks(windows, 256)
+    blocks = plan_blocks(windows, 256, BLOCK_PX, MAX_STRIDE)
     assert len(blocks) == len(windows)
     assert all(b.out_shape == (256, 256) and not b.offsets.any() for b in blocks)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+import rasterio
+from rasterio.enums import Resampling
 
 import tiles
 from bench.large_scene import make_large_scene
@@ -57,3 +59,13 @@ def catalog_of():
 def large_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20,000 x 20,000 px JPEG-tiled GeoTIFF with overviews, generated once per session."""
     return make_large_scene(tmp_path_factory.mktemp("large") / "large.tif", LARGE_SIZE)
+
+
+def berkeley_with_overviews(path: Path) -> Path:
+    """The Berkeley scene rewritten with 256 px internal blocks and overviews 2 and 4."""
+    with rasterio.open(scene("berkeley")) as src:
+        profile = src.profile | {"tiled": True, "blockxsize": 256, "blockysize": 256}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read())
+            dst.build_overviews([2, 4], Resampling.average)
+    return path

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
-from rasterio.enums import Resampling
 
 import tiles
-from tests.tiles.conftest import scene
+from tests.tiles.conftest import berkeley_with_overviews, scene
 from tiles.bands import to_uint8
 
 
@@ -112,12 +111,7 @@ def test_clipped_window_is_stretched_to_the_square(catalog_of, name, window):
 def test_clipped_window_read_from_overviews(tmp_path):
     """A 1024 px scale clipped to 1024 x 827 on a scene with overviews: the shrinking read
     (served from overviews) is the area average of the stretched full-resolution window."""
-    path = tmp_path / "berkeley_ovr.tif"
-    with rasterio.open(scene("berkeley")) as src:
-        profile = src.profile | {"tiled": True, "blockxsize": 256, "blockysize": 256}
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(src.read())
-            dst.build_overviews([2, 4], Resampling.average)
+    path = berkeley_with_overviews(tmp_path / "berkeley_ovr.tif")
     catalog = tiles.build_catalog(path)
     clipped = catalog[catalog["scale"] == 1024]
     windows = clipped[["col_off", "row_off", "width", "height"]].to_numpy().tolist()

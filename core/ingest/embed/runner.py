@@ -1,8 +1,8 @@
 """Chain reader, embedder and writer over a catalog, resumably, with progress.
 
 Where parts are computed is pluggable: ``LocalParts`` runs the model in this process with
-tiles read by DataLoader workers; ``core.ingest.distributed.DaskParts`` runs them on a Dask
-cluster. Either way the parts land through the same ``PartWriter`` into the same layout.
+blocks of tiles read by DataLoader workers; ``core.ingest.distributed.DaskParts`` runs them
+on a Dask cluster. Either way the parts land through the same ``PartWriter`` into the same layout.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.embed.reader import TileDataset, tile_loader
+from core.ingest.embed.reader import BlockDataset, block_batches, tile_loader
 from core.ingest.embed.writer import PartWriter
+from core.settings import get_settings
 from tiles import TileReader
+from tiles.blocks import cut_tiles
 
 PART_SIZE = 2048
 Progress = Callable[[int, int, float], None]
@@ -35,8 +38,26 @@ class PartComputer(Protocol):
         """Yield each finished part (in any order)."""
 
 
+def reader_workers(engine: str) -> int:
+    """Tile-reading processes when none are asked for: ``SCENESEEK_READER_WORKERS``, or by engine.
+
+    With ONNX Runtime on the CPU none: reading a block's tiles costs about 1% of embedding
+    them, less than a worker process costs to start and feed, and a worker's turn on a core
+    stalls the session's threads (``bench.bench_ingest_profile``). Otherwise 2.
+    """
+    chosen = get_settings().reader_workers
+    if chosen is not None:
+        return chosen
+    return 0 if engine == "onnx" else 2
+
+
 class LocalParts:
-    """Parts computed in this process; reading overlaps the model through DataLoader workers."""
+    """Parts computed in this process; blocks of tiles are read by DataLoader workers.
+
+    One loader serves every part (its workers start once) and blocks never straddle two
+    parts. This process cuts each block's tiles into one reused batch buffer (fresh pages
+    cost as much to fault in as the copy itself) and embeds them in ``block_batches``.
+    """
 
     def __init__(
         self,
@@ -44,25 +65,39 @@ class LocalParts:
         windows: np.ndarray,
         embedder: TileEmbedder,
         batch_size: int = 32,
-        workers: int = 2,
+        workers: int | None = None,
+        reader_mb: float | None = None,
     ) -> None:
         self.reader, self.windows, self.embedder = reader, windows, embedder
-        self.batch_size, self.workers = batch_size, workers
+        self.batch_size = batch_size
+        self.workers = reader_workers(embedder.engine) if workers is None else workers
+        self.reader_mb = get_settings().reader_mb if reader_mb is None else reader_mb
         self.names = embedder.names
         self.engine = embedder.engine
 
     def run(self, ranges: list[tuple[int, int]], on_tiles: Callable[[int], None]) -> Iterator[Part]:
-        """Yield parts in order, one DataLoader per part."""
+        """Yield parts in order."""
+        plans = [self.reader.plan_blocks(self.windows[a:b], self.reader_mb) for a, b in ranges]
+        owners = [part for part, blocks in enumerate(plans) for _ in blocks]
+        dataset = BlockDataset(self.reader, [block for blocks in plans for block in blocks])
         pin = self.embedder.device.type == "cuda"
-        for start, stop in ranges:
-            dataset = TileDataset(self.reader, self.windows[start:stop], np.arange(start, stop))
-            chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.names}
-            for pixels, _ in tile_loader(dataset, self.batch_size, self.workers, pin):
-                arrays = self.embedder(pixels)
-                for name in self.names:
-                    chunks[name].append(arrays[name])
-                on_tiles(len(pixels))
-            yield start, stop, {name: np.concatenate(v) for name, v in chunks.items()}
+        size = self.reader.out_size
+        buffer = torch.empty((self.batch_size, size, size, 3), dtype=torch.uint8, pin_memory=pin)
+        arrays: dict[str, np.ndarray] = {}
+        for pixels, index in tile_loader(dataset, None, self.workers, pin):
+            block, part = dataset.blocks[int(index)], owners[int(index)]
+            for batch in block_batches(len(block.members), self.batch_size):
+                tiles = buffer[: len(batch)]
+                cut_tiles(pixels.numpy(), block.offsets[batch], size, tiles.numpy())
+                for name, values in self.embedder(tiles).items():
+                    if name not in arrays:
+                        rows = ranges[part][1] - ranges[part][0]
+                        arrays[name] = np.empty((rows, values.shape[1]), values.dtype)
+                    arrays[name][block.members[batch]] = values
+            on_tiles(len(block.members))
+            if int(index) + 1 == len(owners) or owners[int(index) + 1] != part:
+                yield *ranges[part], arrays
+                arrays = {}
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def _parts(
     after: SceneManifest,
     embedder: TileEmbedder,
     batch_size: int,
-    workers: int,
+    workers: int | None,
 ) -> PartComputer:
     """The parts the later scene was embedded with, so both dates' vectors are comparable."""
     shared = int(after.fingerprint.get("shared_stages", 0))
@@ -111,7 +111,7 @@ def align_pair(
     model_tag: str,
     progress: Progress | None = None,
     batch_size: int = 32,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> PairManifest:
     """Embed ``before`` on ``after``'s tile grid, or reuse the vectors already there.
 
