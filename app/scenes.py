@@ -125,7 +125,6 @@ def add_scene(
     wanted: str,
     save: Callable[[str], Path | str],
     tiles: dict[str, Any],
-    shared_stages: int = 0,
     owner: str = "",
     upload: bool = False,
 ) -> tuple[str, Job]:
@@ -143,7 +142,7 @@ def add_scene(
     with ws.writing(name, who=f"the app ({owner or 'local session'})"):
         name = new_scene_name(ws, name, list_jobs(ws))
         source = save(name)
-        params = ingest_params(source, name, tiles, shared_stages, new=True, upload=upload)
+        params = ingest_params(source, name, tiles, new=True, upload=upload)
         try:
             job = start_job(ws, "ingest", params, owner=owner)
         except BaseException:

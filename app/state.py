@@ -53,7 +53,6 @@ REMOTE_ERROR = "remote_error"  # (url, message) of a refused URL, kept while it 
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
-FAST_INGEST = "fast_ingest"  # share the first backbone stage between overlapping tiles
 NOTICE = "library_notice"  # (level, message) shown once after an action
 # Change page
 CHANGE_BEFORE = "change_before"  # earlier scene picker
@@ -113,7 +112,6 @@ DEFAULTS: dict[str, Any] = {
     TILE_SIZES: [256, 512, 1024],
     OVERLAP: 0.5,
     MIN_VALID: 0.5,
-    FAST_INGEST: False,
     NOTICE: None,
     KEPT: {},
     IMAGE_TOWER: False,

@@ -29,7 +29,6 @@ from tiles import TilesError
 
 POLL_S = 2.0
 SIZE_CHOICES = [64, 128, 256, 512, 1024, 2048]
-FAST_INGEST_STAGES = 1  # shared backbone stages of "Faster ingest" (docs/BENCHMARKS.md)
 STATUS_COLOURS = {
     "ready": "green",
     "indexing": "blue",
@@ -69,10 +68,6 @@ def _tiling() -> dict:
     )
 
 
-def _shared_stages() -> int:
-    return FAST_INGEST_STAGES if st.session_state[state.FAST_INGEST] else 0
-
-
 def _add_upload() -> None:
     upload = st.session_state.get(upload_key)
     if upload is None:
@@ -86,7 +81,6 @@ def _add_upload() -> None:
             wanted,
             lambda name: uploads.save_upload(upload, ws, name, limit_mb),
             _tiling(),
-            _shared_stages(),
             owner=user.name,
             upload=True,
         )
@@ -102,7 +96,7 @@ def _add_upload() -> None:
 def _queue(source: str | Path, owner: str) -> str:
     """Queue the ingest of a server-side file or a URL, named after it; returns the name."""
     name, _ = scenes.add_scene(
-        ws, scene_name_from(source), lambda name: source, _tiling(), _shared_stages(), owner=owner
+        ws, scene_name_from(source), lambda name: source, _tiling(), owner=owner
     )
     return name
 
@@ -292,12 +286,6 @@ def _add_scenes() -> None:
         )
         overlap_col.slider("Overlap", 0.0, 0.75, step=0.25, key=state.OVERLAP)
         valid_col.slider("Minimum valid area", 0.0, 1.0, step=0.05, key=state.MIN_VALID)
-        st.checkbox(
-            "Faster ingest on the CPU",
-            key=state.FAST_INGEST,
-            help="Runs the model's first stage once for overlapping tiles: about 1.7x faster on "
-            "the CPU, tile vectors within cosine 0.99 of the usual ones. No gain on a GPU.",
-        )
 
 
 st.title("Library")
