@@ -23,7 +23,6 @@ from scipy.ndimage import median_filter
 
 from core.search.scenes import SceneIndex
 from core.search.scoring import text_scores, visual_scores
-from tiles import CATALOG_KEY
 from tiles.atomic import atomic_path
 from tiles.overlay import MAP_CRS, warp_to_map
 
@@ -71,7 +70,7 @@ def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -
 
     Tiles whose value is NaN (e.g. not comparable in a change map) are left out.
     """
-    meta = scene.catalog.attrs[CATALOG_KEY]
+    meta = scene.tiles.meta
     width, height = int(meta["width"]), int(meta["height"])
     step = max(1, math.ceil(max(width, height) / max_side))
     rows, cols = math.ceil(height / step), math.ceil(width / step)

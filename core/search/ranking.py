@@ -65,7 +65,8 @@ def _scored(
     return ids, score(scene, ids, vector)
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+def _overlap(window_a: np.ndarray, window_b: np.ndarray) -> float:
+    a, b = window_a.tolist(), window_b.tolist()  # Python ints: no narrow-integer overflow
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
@@ -102,31 +103,30 @@ def scene_top(
     """
     ids, scores = _scored(scene, kind, vector, f, allowed)
     top = np.argsort(-scores, kind="stable")[: max(f.k * CANDIDATES_PER_HIT, f.k)]
-    kept: list[Candidate] = []
+    kept: list[tuple[int, float]] = []
     for tile, score in zip(ids[top].tolist(), scores[top].tolist(), strict=True):
         if f.suppress_overlaps and any(
-            scene.scales[c.tile] == scene.scales[tile]
-            and _overlap(scene.windows[c.tile], scene.windows[tile]) >= OVERLAP_SUPPRESS
-            for c in kept
+            scene.scales[other] == scene.scales[tile]
+            and _overlap(scene.windows[other], scene.windows[tile]) >= OVERLAP_SUPPRESS
+            for other, _ in kept
         ):
             continue
-        kept.append(_candidate(scene, tile, score))
+        kept.append((tile, score))
         if len(kept) == f.k:
             break
-    return kept
-
-
-def _candidate(scene: SceneIndex, tile: int, score: float) -> Candidate:
-    row = scene.catalog.iloc[tile]
-    return Candidate(
-        score=score,
-        scene=scene.name,
-        tile=tile,
-        tile_id=int(row["tile_id"]),
-        scale=int(row["scale"]),
-        window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
-        geometry=row.geometry,
-    )
+    footprints = scene.tiles.footprints(np.array([tile for tile, _ in kept], dtype=np.int64))
+    return [
+        Candidate(
+            score=score,
+            scene=scene.name,
+            tile=tile,
+            tile_id=tile,
+            scale=int(scene.scales[tile]),
+            window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
+            geometry=geometry,
+        )
+        for (tile, score), geometry in zip(kept, footprints, strict=True)
+    ]
 
 
 def merge(per_scene: list[list[Candidate]], k: int) -> list[Candidate]:
