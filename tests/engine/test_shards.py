@@ -1,5 +1,6 @@
 """Sharded search on a 2-worker LocalCluster answers exactly as one process does."""
 
+import json
 import os
 import signal
 import time
@@ -195,6 +196,22 @@ def test_workers_reload_after_a_promotion_and_a_rollback(ws, shards, tmp_path):
         _same(search_text(single, TEXT), search_text(sharded, TEXT))
         tags = {stamp[0] for v in _stamps(shards).values() for stamp in v.values()}
         assert tags == {registry.active().tag}
+
+
+@pytest.mark.slow
+def test_cli_search_with_dask_prints_the_hits_one_process_prints(ws, capsys):
+    argv = ["search", "--workspace", str(ws.root), "--text", TEXT, "--format", "json"]
+    answers = []
+    for extra in ([], ["--dask", "local:2"]):
+        assert main([*argv, "--k", "12", *extra]) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    alone, sharded = answers
+    assert "partial" not in sharded and len(alone["hits"]) == 12
+    key = [(h["scene"], h["tile_id"], h["rank"], h["geometry"]) for h in alone["hits"]]
+    assert [(h["scene"], h["tile_id"], h["rank"], h["geometry"]) for h in sharded["hits"]] == key
+    np.testing.assert_allclose(
+        [h["score"] for h in sharded["hits"]], [h["score"] for h in alone["hits"]], atol=1e-4
+    )
 
 
 def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch, capsys):
