@@ -78,10 +78,11 @@ class TileColumns:
             CatalogError: when the file is not a tile catalog.
             IndexMismatchError: when tile ids are not the rows' positions.
         """
-        frame = pd.read_parquet(path, columns=["tile_id", "scale", *WINDOW_FIELDS])
-        meta = frame.attrs.get(CATALOG_KEY)
-        if meta is None:
-            meta = read_catalog(path).attrs[CATALOG_KEY]  # raises the catalog's own error
+        try:
+            frame = pd.read_parquet(path, columns=["tile_id", "scale", *WINDOW_FIELDS])
+        except ValueError:  # not a catalog: let ``tiles`` say why
+            frame = read_catalog(path)
+        meta = frame.attrs.get(CATALOG_KEY) or read_catalog(path).attrs[CATALOG_KEY]
 
         def stored(rows: np.ndarray) -> np.ndarray:
             if len(rows) == len(frame):

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import box
@@ -10,7 +11,7 @@ from shapely.geometry import box
 from core.errors import IndexMismatchError
 from core.search.scoring import text_scores, visual_scores
 from core.search.tile_columns import TileColumns
-from tiles import WINDOW_FIELDS, TilingConfig, build_catalog, write_catalog
+from tiles import WINDOW_FIELDS, CatalogError, TilingConfig, build_catalog, write_catalog
 
 pytestmark = pytest.mark.filterwarnings("ignore::tiles.errors.AlphaBandIgnoredWarning")
 SCENES = (
@@ -58,6 +59,14 @@ def test_tile_ids_must_be_row_positions(catalog):
     shuffled["tile_id"] = shuffled["tile_id"][::-1].to_numpy()
     with pytest.raises(IndexMismatchError, match="0..n-1"):
         TileColumns.from_catalog(shuffled)
+
+
+def test_a_file_that_is_no_catalog_is_a_catalog_error(tmp_path):
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "table.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"junk")
+    for name in ("table.parquet", "junk.parquet"):
+        with pytest.raises(CatalogError, match="not a GeoParquet tile catalog"):
+            TileColumns.read(tmp_path / name)
 
 
 def test_scores_from_candidate_rows_equal_scores_with_norms_of_every_row():
