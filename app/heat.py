@@ -17,7 +17,7 @@ from PIL import Image
 from app.images import OVERLAY_SIDE, webp_data_url
 from app.map import Overlay
 from app.resources import Engine
-from core import SceneManifest, SearchResult, heat_map, write_heat_png
+from core import SceneManifest, SearchResult, scene_heat, write_heat_png
 
 HEAT_OPACITY = 0.75
 
@@ -27,7 +27,7 @@ def _heat(
     _engine: Engine, scene: str, finished: float, kind: str, digest: str, _vector: np.ndarray
 ) -> tuple[str, tuple[float, float, float, float]]:
     with _engine.searching() as res:
-        heat = heat_map(res.select([scene])[0], _vector, kind=kind)
+        heat = scene_heat(res, scene, _vector, kind)
     with tempfile.TemporaryDirectory() as folder:
         png = Path(folder) / "heat.png"
         bounds = write_heat_png(heat, png)

@@ -74,6 +74,7 @@ _EXPORTS = {
     "promotion_cost": "core.ingest.launch",
     "refine": "core.search.refine",
     "scene_date": "core.search.change.results",
+    "scene_heat": "core.search.localize",
     "scene_name_from": "core.store.workspace",
     "search_image": "core.search.ranking",
     "search_text": "core.search.ranking",

@@ -21,7 +21,7 @@ from PIL import Image
 from rasterio.crs import CRS
 from scipy.ndimage import median_filter
 
-from core.search.scenes import SceneIndex
+from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
 from tiles.atomic import atomic_path
 from tiles.overlay import MAP_CRS, warp_to_map
@@ -63,6 +63,18 @@ def heat_map(
     """
     scorer = text_scores if kind == "text" else visual_scores
     return tile_heat(scene, scorer(scene, np.arange(len(scene)), query), max_side)
+
+
+def scene_heat(res: SearchResources, scene: str, query: np.ndarray, kind: str = "text") -> HeatMap:
+    """``heat_map`` of a ready scene, drawn by the Dask worker that holds it under shards.
+
+    Raises:
+        SceneNotFoundError: for a scene that is not ready.
+        ClusterError: when no Dask worker could answer for the scene.
+    """
+    if res.shards is None:
+        return heat_map(res.select([scene])[0], query, kind=kind)
+    return res.shards.heat(*res.shard_spec(res.chosen([scene])), query, kind)
 
 
 def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:

@@ -194,7 +194,7 @@ class SearchResources:
     def select(self, names: list[str] | None) -> list[SceneIndex]:
         """Scenes to search (all when ``names`` is empty).
 
-        Under shards they are loaded here on demand (a heat map needs its one scene).
+        Under shards they are loaded here on demand (a change pair needs its two scenes).
 
         Raises:
             SceneNotFoundError: for a name that is not a ready scene.

@@ -18,6 +18,7 @@ from core.ingest.pipeline import IngestOptions, ingest
 from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.model.loading import load_model
 from core.model.versions import ModelRegistry
+from core.search.localize import scene_heat
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.refine import refine
 from core.search.scenes import SearchResources
@@ -110,6 +111,23 @@ def test_text_image_tile_and_refine_match_one_process(ws, shards, example):
     _same(refine(single, first, *marks), refine(sharded, search_text(sharded, TEXT), *marks))
     held = _stamps(shards)
     assert sorted(len(v) for v in held.values()) == [1, 1]  # one scene per worker, kept loaded
+
+
+@pytest.mark.slow
+def test_the_heat_map_is_drawn_by_the_worker_as_one_process_draws_it(ws, shards):
+    single, sharded = _pair(ws, shards)
+    for kind, vector in (
+        ("text", single.encode_text(TEXT)),
+        ("image", single.tile_vectors("crop32", 3)[0]),
+    ):
+        alone, drawn = (
+            scene_heat(single, "crop32", vector, kind),
+            scene_heat(sharded, "crop32", vector, kind),
+        )
+        np.testing.assert_array_equal(drawn.values, alone.values)
+        assert (drawn.transform, drawn.crs) == (alone.transform, alone.crs)
+    held = {key.rsplit("/", 1)[1] for v in _stamps(shards).values() for key in v}
+    assert "crop32" in held and not sharded.scenes
 
 
 @pytest.mark.slow
