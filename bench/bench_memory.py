@@ -9,8 +9,9 @@ mappings), and for the process's own memory the growth of ``RssAnon``. *Before* 
 scene as the first sharded-search pass did (the catalog as a GeoDataFrame, int64 windows and
 scales, every tile's norm computed at load); *after* is ``core.search.scenes.load_scene``.
 
-Lighter indexes: the text index of the first scene is rebuilt with fewer trees, and each is
-measured by size and by recall@10 against scoring every tile exactly (the same queries).
+Lighter indexes: both indexes of the first scene are rebuilt with fewer trees, and each is
+measured by size and by recall@10 against scoring every tile exactly: the text index with
+the captions, the visual index with as many random tiles as queries ("find similar").
 
     python -m bench.bench_memory --tiles 1000000 --scenes 4 --queries 50
 """
@@ -33,9 +34,16 @@ from core.learn.data.sources import load_dataset
 from core.model.amfmn import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.search.ranking import Filters, rank, scene_top
-from core.search.scenes import EXACT_CHUNK, load_scene
-from core.search.scoring import text_scores
-from core.store.index import INDEX_DIM, TEXT_METRIC, build_index, load_index, soft_index_vectors
+from core.search.scenes import EXACT_CHUNK, SceneIndex, load_scene
+from core.search.scoring import text_scores, visual_scores
+from core.store.index import (
+    INDEX_DIM,
+    TEXT_METRIC,
+    VISUAL_METRIC,
+    build_index,
+    load_index,
+    soft_index_vectors,
+)
 from core.store.workspace import Workspace
 from tiles import WINDOW_FIELDS, read_catalog
 
@@ -95,37 +103,52 @@ def in_fresh_process(*args: object) -> dict:
         return pool.submit(resident, *args).result()
 
 
+def _recall(scene: SceneIndex, kind: str, vectors: np.ndarray, exact: list[set]) -> tuple:
+    """Mean recall@10 of ``scene``'s indexed search against ``exact``, and how many equal."""
+    f = Filters(k=10, suppress_overlaps=False)
+    found = [{c.tile for c in scene_top(scene, kind, v, f)} for v in vectors]
+    hits = float(np.mean([len(a & b) / 10 for a, b in zip(found, exact, strict=True)]))
+    return hits, sum(a == b for a, b in zip(found, exact, strict=True))
+
+
 def tree_recall(
-    ws: Workspace,
-    tag: str,
-    dim: int,
-    energy: np.ndarray,
-    vectors: np.ndarray,
-    trees: list[int],
-    folder: Path,
+    ws: Workspace, tag: str, energy: np.ndarray, captions: np.ndarray, trees: list[int], tmp: Path
 ) -> list[tuple]:
-    """(trees, text index bytes per tile, recall@10) of the first scene's text index."""
+    """(query kind, trees, index bytes per tile, recall@10, same top 10) on the first scene.
+
+    Text queries are the captions; tile queries ("find similar") are as many random tiles.
+    """
+    dim = captions.shape[1]
     scene = load_scene(ws, ws.scene_names()[0], dim, tag)
     everything = np.arange(len(scene))
-    exact = [set(np.argsort(-text_scores(scene, everything, v))[:10].tolist()) for v in vectors]
-    proxies = np.concatenate(
-        [
-            soft_index_vectors(
-                scene.visual[i : i + EXACT_CHUNK], scene.gate[i : i + EXACT_CHUNK], energy
-            )
-            for i in range(0, len(scene), EXACT_CHUNK)
-        ]
-    )
+    picked = np.sort(np.random.default_rng(0).choice(len(scene), len(captions), replace=False))
+    chunks = range(0, len(scene), EXACT_CHUNK)
+    proxies = [
+        soft_index_vectors(
+            scene.visual[i : i + EXACT_CHUNK], scene.gate[i : i + EXACT_CHUNK], energy
+        )
+        for i in chunks
+    ]
+    kinds = {
+        "text": (captions, text_scores, TEXT_METRIC, np.concatenate(proxies), "text_ann"),
+        "tile": (
+            np.asarray(scene.visual[picked], dtype=np.float32),
+            visual_scores,
+            VISUAL_METRIC,
+            np.asarray(scene.visual, dtype=np.float32),
+            "visual_ann",
+        ),
+    }
     rows = []
-    for n_trees in trees:
-        path = folder / f"text-{n_trees}.ann"
-        build_index(proxies, path, tag, TEXT_METRIC, n_trees=n_trees, index_dim=INDEX_DIM)
-        lighter = replace(scene, text_ann=load_index(path, dim, tag, TEXT_METRIC))
-        f = Filters(k=10, suppress_overlaps=False)
-        found = [{c.tile for c in scene_top(lighter, "text", v, f)} for v in vectors]
-        hits = np.mean([len(a & b) / 10 for a, b in zip(found, exact, strict=True)])
-        same = sum(a == b for a, b in zip(found, exact, strict=True))
-        rows.append((n_trees, path.stat().st_size / len(scene), hits, same))
+    for kind, (vectors, score, metric, indexed, field) in kinds.items():
+        exact = [set(np.argsort(-score(scene, everything, v))[:10].tolist()) for v in vectors]
+        for n_trees in trees:
+            path = tmp / f"{kind}-{n_trees}.ann"
+            build_index(indexed, path, tag, metric, n_trees=n_trees, index_dim=INDEX_DIM)
+            lighter = replace(scene, **{field: load_index(path, dim, tag, metric)})
+            ranked = "text" if kind == "text" else "image"
+            found = _recall(lighter, ranked, vectors, exact)
+            rows.append((kind, n_trees, path.stat().st_size / len(scene), *found))
     return rows
 
 
@@ -152,7 +175,6 @@ def main() -> None:
         trees = tree_recall(
             ws,
             tag,
-            dim,
             caption_energy(model),
             vectors,
             [int(t) for t in args.trees.split(",")],
@@ -178,10 +200,10 @@ def main() -> None:
         for k, v in (("before", before), ("after", after))
     }
     print(f"| **total resident** | | **{total['before']:,.0f}** | **{total['after']:,.0f}** |")
-    print("\n| text index trees | bytes per tile | recall@10 vs exact | same top 10 as exact |")
-    print("|---:|---:|---:|---:|")
-    for n_trees, size, hits, same in trees:
-        print(f"| {n_trees} | {size:,.0f} | {hits:.3f} | {same}/{len(vectors)} |")
+    print("\n| queries | index trees | index bytes per tile | recall@10 vs exact | same top 10 |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, n_trees, size, hits, same in trees:
+        print(f"| {kind} | {n_trees} | {size:,.0f} | {hits:.3f} | {same}/{len(vectors)} |")
 
 
 if __name__ == "__main__":
