@@ -17,7 +17,7 @@ from PIL import Image
 from app.images import OVERLAY_SIDE, webp_data_url
 from app.map import Overlay
 from app.resources import Engine
-from core import AreaOfInterest, SceneManifest, SearchResult, heat_map, write_heat_png
+from core import AreaOfInterest, SceneManifest, SearchResult, scene_heat, write_heat_png
 
 HEAT_OPACITY = 0.75
 
@@ -34,7 +34,7 @@ def _heat(
     _area: AreaOfInterest | None,
 ) -> tuple[str, tuple[float, float, float, float]]:
     with _engine.searching() as res:
-        heat = heat_map(res.select([scene])[0], _vector, kind=kind, area=_area)
+        heat = scene_heat(res, scene, _vector, kind, _area)
     with tempfile.TemporaryDirectory() as folder:
         png = Path(folder) / "heat.png"
         bounds = write_heat_png(heat, png)

@@ -1,8 +1,8 @@
 """Objects shared by every browser session: the engine (model and search indexes).
 
 ``st.cache_resource`` hands the same ``core.Engine`` to all sessions and threads; the engine
-guards itself with its lock. It is loaded once per (workspace, model version): promoting
-another version loads that one; nothing is reloaded per query.
+guards itself with its lock. It is loaded once per (workspace, model version, Dask cluster):
+promoting another version loads that one; nothing is reloaded per query.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def active_version(ws: Workspace) -> ModelVersion:
 
 
 @st.cache_resource(show_spinner="Loading the model and indexes…", max_entries=4)
-def _load_engine(root: str, version: int, tag: str) -> Engine:
-    return Engine.load(Workspace(root), version, get_settings().device)
+def _load_engine(root: str, version: int, tag: str, dask: str) -> Engine:
+    return Engine.load(Workspace(root), version, get_settings().device, dask=dask)
 
 
 def engine() -> Engine:
@@ -39,4 +39,4 @@ def engine() -> Engine:
     """
     ws = workspace()
     version = active_version(ws)
-    return _load_engine(str(ws.root), version.version, version.tag)
+    return _load_engine(str(ws.root), version.version, version.tag, get_settings().dask)

@@ -1,10 +1,11 @@
 """Search inside an area of interest: tile lookup and exact ranking time by area size.
 
 A synthetic scene of ``--tiles`` 256 px tiles (vectors mixed from real RSICD images, as in
-``bench_query``) is laid on a lon/lat grid; square areas holding about 100 to 100,000 of its
-tiles are searched with real caption queries. An area's tiles come from the catalog's
-spatial index (built once per scene, timed separately) and are all scored exactly; the last
-column is the same queries over the whole scene through the annoy index, for comparison.
+``bench_query``, on the 1 m UTM grid of ``bench.synthetic.synthetic_catalog``); square areas
+holding about 100 to 100,000 of its tiles are searched with real caption queries. An area's
+tiles come from the tiles' windows and their rebuilt footprints (``aoi.tiles_in``) and are
+all scored exactly; the last column is the same queries over the whole scene through the
+annoy index, for comparison.
 
     python -m bench.bench_aoi [--tiles 200000] [--queries 30]
 """
@@ -18,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.ops
 import torch
+from affine import Affine
+from pyproj import CRS, Transformer
 from shapely.geometry import box
 
 from bench.bench_query import synthetic_scene
@@ -36,24 +39,20 @@ from core.search.aoi import AreaOfInterest, tiles_in
 from core.search.ranking import Filters, rank
 from core.search.scenes import SceneIndex
 
-CELL_DEG = 0.002  # a 256 px tile at ~0.8 m: about 200 m a side
 AREA_TILES = (100, 1_000, 10_000, 100_000)
+TILE_PX = 256
 
 
-def grid_catalog(scene: SceneIndex) -> gpd.GeoDataFrame:
-    """The scene's catalog with each tile on its own grid cell (rows of ``side`` tiles)."""
-    n = len(scene)
-    side = math.ceil(math.sqrt(n))
-    cols, rows = np.arange(n) % side, np.arange(n) // side
-    lon, lat = cols * CELL_DEG, 40.0 - rows * CELL_DEG
-    cells = shapely.box(lon, lat - CELL_DEG, lon + CELL_DEG, lat)
-    return scene.catalog.set_geometry(gpd.GeoSeries(cells, crs="EPSG:4326"))
-
-
-def square(tiles: int) -> AreaOfInterest:
-    """A square area over about ``tiles`` grid cells, in the grid's north-west corner."""
-    side = math.sqrt(tiles) * CELL_DEG - CELL_DEG / 2
-    return AreaOfInterest(box(CELL_DEG / 4, 40.0 - side, side, 40.0 - CELL_DEG / 4))
+def square(scene: SceneIndex, tiles: int) -> AreaOfInterest:
+    """A square area over about ``tiles`` of the scene's tiles, in its north-west corner."""
+    meta = scene.tiles.meta
+    transform = Affine(*meta["transform"])
+    side = (math.sqrt(tiles) * TILE_PX - TILE_PX / 2) * transform.a
+    west, north = transform.c, transform.f
+    quarter = TILE_PX / 4 * transform.a
+    local = shapely.segmentize(box(west + quarter, north - side, west + side, north - quarter), 64)
+    to_lonlat = Transformer.from_crs(CRS.from_wkt(meta["crs_wkt"]), "EPSG:4326", always_xy=True)
+    return AreaOfInterest(shapely.ops.transform(to_lonlat.transform, local))
 
 
 def p50_p95(ms: list[float]) -> tuple[float, float]:
@@ -77,10 +76,6 @@ def main() -> None:
     limit_blas_threads()
     with tempfile.TemporaryDirectory() as tmp:
         scene, _ = synthetic_scene(visual, gates, caption_energy(model), args.tiles, Path(tmp), tag)
-        scene.catalog = grid_catalog(scene)
-        t0 = time.perf_counter()
-        scene.catalog.sindex.query(box(0, 0, 0, 0))
-        sindex_ms = (time.perf_counter() - t0) * 1000
         whole = []
         for q in queries:
             t0 = time.perf_counter()
@@ -88,19 +83,18 @@ def main() -> None:
             whole.append((time.perf_counter() - t0) * 1000)
         rows = []
         for size in AREA_TILES:
-            area = square(size)
+            area = square(scene, size)
             lookup, ranking, hits = [], [], 0
             for q in queries:
                 t0 = time.perf_counter()
-                held = tiles_in(scene.catalog, area)
+                held = tiles_in(scene.tiles, area)
                 t1 = time.perf_counter()
                 kept = rank([scene], "text", q, Filters(k=10, area=area))
                 ranking.append((time.perf_counter() - t1) * 1000)
                 lookup.append((t1 - t0) * 1000)
                 hits = min(hits or len(kept), len(kept))
             rows.append((len(held), p50_p95(lookup), p50_p95(ranking), hits))
-    print(f"Scene: {args.tiles:,} tiles; {len(queries)} RSICD caption queries, k = 10.")
-    print(f"Spatial index of the catalog, built on the first area: {sindex_ms:.0f} ms.\n")
+    print(f"Scene: {args.tiles:,} tiles; {len(queries)} RSICD caption queries, k = 10.\n")
     print(
         "| tiles in the area | tile lookup p50 / p95 ms | ranking (lookup included) p50 / p95 ms "
         "| fewest hits | whole scene (annoy) p50 / p95 ms |"

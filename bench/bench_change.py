@@ -28,12 +28,10 @@ from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
-import geopandas as gpd
 import numpy as np
 import torch
-from shapely.geometry import box
 
-from bench.synthetic import mixed_vectors, real_vectors
+from bench.synthetic import mixed_vectors, real_vectors, synthetic_catalog
 from core.device import limit_blas_threads
 from core.learn.data.sources import load_dataset
 from core.model.checkpoint import load_checkpoint
@@ -43,8 +41,8 @@ from core.search.change.query import ChangeQuery, change_search
 from core.search.change.score import change_scores
 from core.search.scenes import EXACT_CHUNK, SceneIndex
 from core.search.scoring import text_scores
+from core.search.tile_columns import TileColumns
 from core.store.pairs import PairManifest
-from tiles import CATALOG_KEY
 
 NO_MODEL = SimpleNamespace(model_tag="bench")  # "biggest changes" encodes no query
 PLANTED = 0.01
@@ -57,23 +55,9 @@ def _write(folder: Path, name: str, arrays: dict[str, np.ndarray]) -> SceneIndex
     n = len(arrays["visual"])
     for key, values in arrays.items():
         np.save(folder / f"{name}-{key}.npy", values)
-    side = int(np.ceil(np.sqrt(n)))
-    catalog = gpd.GeoDataFrame(
-        {
-            "tile_id": np.arange(n),
-            "scale": 256,
-            "col_off": np.arange(n) % side * 256,
-            "row_off": np.arange(n) // side * 256,
-            "width": 256,
-            "height": 256,
-        },
-        geometry=[box(0, 0, 1, 1)] * n,
-        crs="EPSG:4326",
-    )
-    catalog.attrs[CATALOG_KEY] = {}
     return SceneIndex(
         name=name,
-        catalog=catalog,
+        tiles=TileColumns.from_catalog(synthetic_catalog(n)),
         visual=np.load(folder / f"{name}-visual.npy", mmap_mode="r"),
         gate=np.load(folder / f"{name}-gate.npy", mmap_mode="r"),
         visual_ann=None,  # type: ignore[arg-type]  (change queries score exactly)

@@ -22,13 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import psutil
 import torch
-from shapely.geometry import box
 
-from bench.synthetic import mixed_vectors, real_vectors
+from bench.synthetic import mixed_vectors, real_vectors, synthetic_catalog
 from core.device import limit_blas_threads
 from core.learn.data.sources import load_dataset
 from core.model.amfmn import caption_energy
@@ -40,6 +38,7 @@ from core.model.versions import model_tag
 from core.search.ranking import Filters, rank
 from core.search.scenes import SceneIndex
 from core.search.scoring import EXACT_CHUNK, text_scores, visual_scores
+from core.search.tile_columns import TileColumns
 from core.store.index import (
     INDEX_DIM,
     TEXT_METRIC,
@@ -48,7 +47,7 @@ from core.store.index import (
     load_index,
     soft_index_vectors,
 )
-from tiles import CATALOG_KEY
+from tiles import write_catalog
 
 IMAGE_QUERIES = 50
 
@@ -62,7 +61,7 @@ def synthetic_scene(
     tag: str,
     seed: int = 0,
 ) -> tuple[SceneIndex, tuple[float, float]]:
-    """A scene of ``n`` synthetic tiles and both its indexes; also their build seconds."""
+    """A scene of ``n`` synthetic tiles, its catalog and both indexes; also their build seconds."""
     v = np.lib.format.open_memmap(folder / "visual.npy", "w+", np.float16, (n, visual.shape[1]))
     g = np.lib.format.open_memmap(folder / "gate.npy", "w+", np.float16, (n, visual.shape[1]))
     for start in range(0, n, EXACT_CHUNK):
@@ -84,24 +83,10 @@ def synthetic_scene(
     build_index(np.asarray(v), folder / "visual.ann", tag, VISUAL_METRIC, index_dim=INDEX_DIM)
     build_s = (text_s, time.time() - t0)
     del v, g
-    side = int(np.ceil(np.sqrt(n)))
-    cols, rows = np.arange(n) % side, np.arange(n) // side
-    catalog = gpd.GeoDataFrame(
-        {
-            "tile_id": np.arange(n),
-            "scale": 256,
-            "col_off": cols * 256,
-            "row_off": rows * 256,
-            "width": 256,
-            "height": 256,
-        },
-        geometry=[box(0, 0, 1, 1)] * n,
-        crs="EPSG:4326",
-    )
-    catalog.attrs[CATALOG_KEY] = {}
+    write_catalog(synthetic_catalog(n), folder / "catalog.parquet")
     scene = SceneIndex(
         name=f"synthetic{n}",
-        catalog=catalog,
+        tiles=TileColumns.read(folder / "catalog.parquet"),
         visual=np.load(folder / "visual.npy", mmap_mode="r"),
         gate=np.load(folder / "gate.npy", mmap_mode="r"),
         visual_ann=load_index(folder / "visual.ann", visual.shape[1], tag, VISUAL_METRIC),

@@ -2,8 +2,9 @@
 
 A synthetic workspace (``bench.bench_query.synthetic_scene``: mixes of the model's vectors of
 real RSICD test images, both indexes built as ingest builds them) is split into scenes and
-written in the workspace layout, with a catalog of one footprint per tile, so workers load
-it exactly as they load ingested scenes. Queries are real RSICD test captions, timed from
+written in the workspace layout with a catalog as ingest writes it (a 32-point footprint per
+tile: ``bench.synthetic.synthetic_catalog``), so workers load it exactly as they load
+ingested scenes. Queries are real RSICD test captions, timed from
 Enter (encoding included) to merged hits. Memory: resident set growth of the process that
 holds the scenes, from before loading to after the timed queries (memory-mapped pages the
 queries touched count), per worker for the sharded runs; and bytes per tile on disk. Every
@@ -20,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import psutil
 import torch
-from shapely import box
 
 from bench.bench_query import synthetic_scene
 from bench.synthetic import real_vectors
@@ -38,31 +37,7 @@ from core.search.scenes import SearchResources
 from core.search.shards import ShardedSearch
 from core.store.manifest import READY, SceneManifest
 from core.store.workspace import Workspace
-from tiles import CATALOG_KEY, TILING_VERSION, read_catalog, write_catalog
-
-TILE = 256
-
-
-def _catalog(n: int) -> gpd.GeoDataFrame:
-    """A grid of ``n`` 256 px tiles, each with its own footprint, as ingest writes them."""
-    side = int(np.ceil(np.sqrt(n)))
-    cols, rows = np.arange(n) % side, np.arange(n) // side
-    degrees = 1e-3
-    catalog = gpd.GeoDataFrame(
-        {
-            "tile_id": np.arange(n),
-            "scale": TILE,
-            "col_off": cols * TILE,
-            "row_off": rows * TILE,
-            "width": TILE,
-            "height": TILE,
-            "valid_fraction": 1.0,
-        },
-        geometry=box(cols * degrees, rows * degrees, (cols + 1) * degrees, (rows + 1) * degrees),
-        crs="EPSG:4326",
-    )
-    catalog.attrs[CATALOG_KEY] = {"tiling_version": TILING_VERSION}
-    return catalog
+from tiles import TILING_VERSION
 
 
 def synthetic_workspace(root: Path, tiles: int, scenes: int, checkpoint: Path) -> tuple:
@@ -78,7 +53,6 @@ def synthetic_workspace(root: Path, tiles: int, scenes: int, checkpoint: Path) -
         synthetic_scene(visual, gates, caption_energy(model), n, scene.root, tag, seed=number)
         for part in ("visual.npy", "gate.npy"):
             (scene.root / part).rename(scene.embeddings / part)
-        write_catalog(_catalog(n), scene.catalog)
         SceneManifest(
             name=name,
             status=READY,
@@ -117,15 +91,6 @@ def disk_per_tile(ws: Workspace, tiles: int) -> dict[str, float]:
     return sizes
 
 
-def catalog_bytes_per_tile(ws: Workspace, name: str, tiles: int) -> float:
-    """Resident growth of reading one scene's catalog as search loads it, per tile."""
-    before = _rss()
-    catalog = read_catalog(ws.scene(name).catalog)
-    grown = (_rss() - before) * 2**20 / tiles
-    del catalog
-    return grown
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiles", type=int, default=1_000_000)
@@ -146,7 +111,6 @@ def main() -> None:
         print(
             f"workspace of {args.tiles:,} tiles in {args.scenes} scenes: {time.time() - t0:.0f} s"
         )
-        per_scene = args.tiles // args.scenes
         rows = []
         before = _rss()
         t0 = time.time()
@@ -171,7 +135,6 @@ def main() -> None:
             finally:
                 shards.close()
         disk = disk_per_tile(ws, args.tiles)
-        catalog = catalog_bytes_per_tile(ws, "synthetic0", per_scene)
     print(f"\n{args.tiles:,} synthetic tiles in {args.scenes} scenes; {len(captions)} text queries")
     print("\n| search | shard load s | p50 ms | p95 ms | RSS growth per holder MiB | same hits |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -190,7 +153,6 @@ def main() -> None:
     print("\n| resident bytes per tile after queries | " + " | ".join(r[0] for r in rows) + " |")
     print("|---|" + "---:|" * len(rows))
     print("| all holders together | " + " | ".join(f"{r:,.0f}" for r in resident) + " |")
-    print(f"\ncatalog as search loads it (GeoDataFrame): {catalog:,.0f} bytes per tile resident")
 
 
 if __name__ == "__main__":

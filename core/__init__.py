@@ -77,6 +77,7 @@ _EXPORTS = {
     "refine": "core.search.refine",
     "scene_date": "core.search.change.results",
     "remote_scene_url": "core.ingest.source",
+    "scene_heat": "core.search.localize",
     "scene_name_from": "core.store.workspace",
     "search_image": "core.search.ranking",
     "search_text": "core.search.ranking",

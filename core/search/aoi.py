@@ -1,8 +1,9 @@
 """Areas of interest: the polygon an analyst draws or uploads, and the tiles it touches.
 
 Search, refine, find-similar and the heat map consider only tiles whose catalog footprint
-(EPSG:4326) intersects the area. Those tiles are found through the catalog's spatial index
-before any score is computed, so a ranking never post-filters its hits and comes up short.
+(EPSG:4326) intersects the area. Those tiles are found from the tiles' windows and
+footprints before any score is computed, so a ranking never post-filters its hits and comes
+up short.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
+from affine import Affine
 from pyproj import Geod
+from rasterio.warp import transform_bounds
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import AreaError
+
+if TYPE_CHECKING:
+    from core.search.tile_columns import TileColumns
 
 MAX_AREA_KM2 = 1_000_000.0  # a square 1,000 km a side: larger is a region, not a place
 POLYGONAL = ("Polygon", "MultiPolygon")
@@ -156,10 +162,33 @@ def read_aoi(path: str | Path) -> AreaOfInterest:
     return parse_aoi(text)
 
 
-def tiles_in(catalog: gpd.GeoDataFrame, area: AreaOfInterest) -> np.ndarray:
+def tiles_in(tiles: TileColumns, area: AreaOfInterest) -> np.ndarray:
     """Row positions (sorted) of the tiles whose footprint intersects the area.
 
-    Uses the catalog's spatial index (built on first use, then kept with the catalog).
+    Windows whose pixel box misses the area's bounds (reprojected into the scene's pixels,
+    densified, and widened by the largest tile so that no footprint near the edge is lost)
+    are dropped first; the footprints of the rest are built and tested exactly, so the
+    answer is the one a spatial index over every stored footprint would give.
     """
-    found = catalog.sindex.query(area.geometry, predicate="intersects")
-    return np.sort(np.asarray(found, dtype=np.int64))
+    rows = np.arange(len(tiles))
+    if tiles.stored is None and len(rows):
+        rows = rows[_near(tiles, area)]
+    found = shapely.intersects(tiles.footprints(rows), area.geometry)
+    return rows[np.asarray(found, dtype=bool)]
+
+
+def _near(tiles: TileColumns, area: AreaOfInterest) -> np.ndarray:
+    """Which windows lie within one tile of the area's bounds, in the scene's pixels."""
+    left, bottom, right, top = transform_bounds(
+        "EPSG:4326", tiles.meta["crs_wkt"], *area.geometry.bounds, densify_pts=21
+    )
+    inverse = ~Affine(*tiles.meta["transform"])
+    cols, rows = zip(*(inverse * xy for xy in product((left, right), (bottom, top))), strict=True)
+    w = tiles.windows.astype(np.int64)
+    margin = int(w[:, 2:].max())
+    return (
+        (w[:, 0] + w[:, 2] >= min(cols) - margin)
+        & (w[:, 0] <= max(cols) + margin)
+        & (w[:, 1] + w[:, 3] >= min(rows) - margin)
+        & (w[:, 1] <= max(rows) + margin)
+    )

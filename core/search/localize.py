@@ -22,9 +22,8 @@ from rasterio.crs import CRS
 from scipy.ndimage import median_filter
 
 from core.search.aoi import AreaOfInterest, tiles_in
-from core.search.scenes import SceneIndex
+from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
-from tiles import CATALOG_KEY
 from tiles.atomic import atomic_path
 from tiles.overlay import MAP_CRS, warp_to_map
 
@@ -69,10 +68,28 @@ def heat_map(
     With an ``area``, only the tiles it touches are scored; the rest of the scene stays blank.
     """
     scorer = text_scores if kind == "text" else visual_scores
-    ids = np.arange(len(scene)) if area is None else tiles_in(scene.catalog, area)
+    ids = np.arange(len(scene)) if area is None else tiles_in(scene.tiles, area)
     values = np.full(len(scene), np.nan, dtype=np.float32)
     values[ids] = scorer(scene, ids, query)
     return tile_heat(scene, values, max_side)
+
+
+def scene_heat(
+    res: SearchResources,
+    scene: str,
+    query: np.ndarray,
+    kind: str = "text",
+    area: AreaOfInterest | None = None,
+) -> HeatMap:
+    """``heat_map`` of a ready scene, drawn by the Dask worker that holds it under shards.
+
+    Raises:
+        SceneNotFoundError: for a scene that is not ready.
+        ClusterError: when no Dask worker could answer for the scene.
+    """
+    if res.shards is None:
+        return heat_map(res.select([scene])[0], query, kind=kind, area=area)
+    return res.shards.heat(*res.shard_spec(res.chosen([scene])), query, kind, area)
 
 
 def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -> HeatMap:
@@ -80,7 +97,7 @@ def tile_heat(scene: SceneIndex, values: np.ndarray, max_side: int = MAX_SIDE) -
 
     Tiles whose value is NaN (e.g. not comparable in a change map) are left out.
     """
-    meta = scene.catalog.attrs[CATALOG_KEY]
+    meta = scene.tiles.meta
     width, height = int(meta["width"]), int(meta["height"])
     step = max(1, math.ceil(max(width, height) / max_side))
     rows, cols = math.ceil(height / step), math.ceil(width / step)

@@ -47,7 +47,7 @@ def _candidates(
 ) -> np.ndarray:
     """Tiles to score exactly: an area's own tiles (few, so no index), else index candidates."""
     if f.area is not None:
-        return tiles_in(scene.catalog, f.area)
+        return tiles_in(scene.tiles, f.area)
     if f.exact or index is None:
         return np.arange(len(scene))
     n = min(len(scene), max(MIN_CANDIDATES, f.k * CANDIDATES_PER_HIT))
@@ -72,7 +72,8 @@ def _scored(
     return ids, score(scene, ids, vector)
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+def _overlap(window_a: np.ndarray, window_b: np.ndarray) -> float:
+    a, b = window_a.tolist(), window_b.tolist()  # Python ints: no narrow-integer overflow
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
@@ -112,31 +113,30 @@ def scene_top(
     # hits while the area holds k places, however densely its tiles overlap.
     pool = None if f.area is not None else max(f.k * CANDIDATES_PER_HIT, f.k)
     top = np.argsort(-scores, kind="stable")[:pool]
-    kept: list[Candidate] = []
+    kept: list[tuple[int, float]] = []
     for tile, score in zip(ids[top].tolist(), scores[top].tolist(), strict=True):
         if f.suppress_overlaps and any(
-            scene.scales[c.tile] == scene.scales[tile]
-            and _overlap(scene.windows[c.tile], scene.windows[tile]) >= OVERLAP_SUPPRESS
-            for c in kept
+            scene.scales[other] == scene.scales[tile]
+            and _overlap(scene.windows[other], scene.windows[tile]) >= OVERLAP_SUPPRESS
+            for other, _ in kept
         ):
             continue
-        kept.append(_candidate(scene, tile, score))
+        kept.append((tile, score))
         if len(kept) == f.k:
             break
-    return kept
-
-
-def _candidate(scene: SceneIndex, tile: int, score: float) -> Candidate:
-    row = scene.catalog.iloc[tile]
-    return Candidate(
-        score=score,
-        scene=scene.name,
-        tile=tile,
-        tile_id=int(row["tile_id"]),
-        scale=int(row["scale"]),
-        window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
-        geometry=row.geometry,
-    )
+    footprints = scene.tiles.footprints(np.array([tile for tile, _ in kept], dtype=np.int64))
+    return [
+        Candidate(
+            score=score,
+            scene=scene.name,
+            tile=tile,
+            tile_id=tile,
+            scale=int(scene.scales[tile]),
+            window=tuple(int(v) for v in scene.windows[tile]),  # type: ignore[arg-type]
+            geometry=geometry,
+        )
+        for (tile, score), geometry in zip(kept, footprints, strict=True)
+    ]
 
 
 def merge(per_scene: list[list[Candidate]], k: int) -> list[Candidate]:
@@ -186,7 +186,7 @@ def _area_notice(scenes: list[SceneIndex], found: int, f: Filters) -> str:
     """Why an area gave fewer than ``k`` hits: it holds no more tiles (that do not overlap)."""
     if f.area is None or found >= f.k:
         return ""
-    held = sum(len(_of_scales(scene, tiles_in(scene.catalog, f.area), f)) for scene in scenes)
+    held = sum(len(_of_scales(scene, tiles_in(scene.tiles, f.area), f)) for scene in scenes)
     if held == 0:
         return "No tile of the chosen scenes and sizes lies in the area of interest."
     places = ", and no more places that do not overlap" if found < held else ""

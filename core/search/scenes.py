@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import torch
 
@@ -14,10 +13,11 @@ from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
 from core.model.amfmn import AMFMN
 from core.model.inference import Towers, torch_towers
+from core.search.tile_columns import TileColumns
 from core.store.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
 from core.store.manifest import SceneManifest
 from core.store.workspace import Workspace
-from tiles import WINDOW_FIELDS, read_catalog
+from tiles import WINDOW_FIELDS
 
 if TYPE_CHECKING:
     from core.search.shard_worker import ShardSpec
@@ -28,31 +28,29 @@ EXACT_CHUNK = 65536  # rows scored at once, so a 1M-tile scene never needs a ful
 
 @dataclass
 class SceneIndex:
-    """One ready scene: catalog, vectors and indexes, loaded read-only."""
+    """One ready scene: tile columns, vectors and indexes, loaded read-only.
+
+    Vectors, gates and indexes are memory-mapped, so only the pages queries touch are
+    resident; the tile columns are the scene's own memory (a few bytes per tile).
+    """
 
     name: str
-    catalog: gpd.GeoDataFrame
+    tiles: TileColumns
     visual: np.ndarray
     gate: np.ndarray | None
     visual_ann: VectorIndex
     text_ann: VectorIndex | None
     manifest: SceneManifest
-    windows: np.ndarray = field(init=False)
-    scales: np.ndarray = field(init=False)
-    norms: np.ndarray = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.windows = self.catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
-        self.scales = self.catalog["scale"].to_numpy(np.int64)
-        self.norms = np.concatenate(
-            [
-                np.linalg.norm(
-                    np.asarray(self.visual[i : i + EXACT_CHUNK], dtype=np.float32), axis=1
-                )
-                for i in range(0, len(self.visual), EXACT_CHUNK)
-            ]
-            or [np.empty(0, dtype=np.float32)]
-        )
+    @property
+    def windows(self) -> np.ndarray:
+        """``(col_off, row_off, width, height)`` of every tile."""
+        return self.tiles.windows
+
+    @property
+    def scales(self) -> np.ndarray:
+        """Tile size of every tile."""
+        return self.tiles.scales
 
     def __len__(self) -> int:
         return len(self.visual)
@@ -106,7 +104,7 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
     )
     return SceneIndex(
         name=name,
-        catalog=read_catalog(scene.catalog),
+        tiles=TileColumns.read(scene.catalog),
         visual=visual,
         gate=gate,
         visual_ann=load_index(
@@ -196,7 +194,7 @@ class SearchResources:
     def select(self, names: list[str] | None) -> list[SceneIndex]:
         """Scenes to search (all when ``names`` is empty).
 
-        Under shards they are loaded here on demand (a heat map needs its one scene).
+        Under shards they are loaded here on demand (a change pair needs its two scenes).
 
         Raises:
             SceneNotFoundError: for a name that is not a ready scene.

@@ -1,4 +1,8 @@
-"""Exact AMFMN scores of a query against chosen tiles of a scene."""
+"""Exact AMFMN scores of a query against chosen tiles of a scene.
+
+Tile norms are computed from the candidates' own rows, not kept per scene: holding them would
+mean reading every stored vector at load, making the whole visual file resident.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +31,11 @@ def text_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.nda
     g = np.asarray(scene.gate[ids], dtype=np.float32)
     numerator = (v * g) @ query
     attended = np.sqrt(np.clip((g * g) @ (query * query), 0, None))
-    return numerator / np.maximum(scene.norms[ids] * attended, 1e-8)
+    return numerator / np.maximum(np.linalg.norm(v, axis=1) * attended, 1e-8)
 
 
 @_chunked
 def visual_scores(scene: SceneIndex, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine between stored visual vectors of tiles ``ids`` and a query visual vector."""
     v = np.asarray(scene.visual[ids], dtype=np.float32)
-    return (v @ query) / np.maximum(scene.norms[ids] * np.linalg.norm(query), 1e-8)
+    return (v @ query) / np.maximum(np.linalg.norm(v, axis=1) * np.linalg.norm(query), 1e-8)

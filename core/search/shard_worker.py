@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from core.device import limit_blas_threads
+from core.search.aoi import AreaOfInterest
+from core.search.localize import HeatMap, heat_map
 from core.search.ranking import Candidate, Filters, scene_top
 from core.search.scenes import SceneIndex, load_scene
 from core.store.workspace import Workspace
@@ -74,6 +76,15 @@ def shard_search(
     return {
         scene.name: scene_top(scene, kind, vector, f, masks.get(scene.name))
         for scene in shard_scenes(spec)
+    }
+
+
+def shard_heat(
+    spec: ShardSpec, vector: np.ndarray, kind: str, area: AreaOfInterest | None = None
+) -> dict[str, HeatMap]:
+    """Worker task: the heat map of each of the shard's scenes (``localize.heat_map``)."""
+    return {
+        scene.name: heat_map(scene, vector, kind=kind, area=area) for scene in shard_scenes(spec)
     }
 
 

@@ -18,8 +18,10 @@ import numpy as np
 
 from core.errors import ClusterError
 from core.ingest.distributed import connect
+from core.search.aoi import AreaOfInterest
+from core.search.localize import HeatMap
 from core.search.ranking import Candidate, Filters, merge
-from core.search.shard_worker import ShardSpec, shard_facts, shard_search
+from core.search.shard_worker import ShardSpec, shard_facts, shard_heat, shard_search
 from core.settings import get_settings
 
 ROUNDS = 3  # a query is tried this often while workers keep disappearing
@@ -147,6 +149,25 @@ class ShardedSearch:
         self._need_workers()
         found, missing = self._run(shard_search, spec, sizes, kind, vector, f, masks)
         return merge([found[name] for name, _ in spec.scenes if name in found], f.k), missing
+
+    def heat(
+        self,
+        spec: ShardSpec,
+        sizes: dict[str, int],
+        vector: np.ndarray,
+        kind: str,
+        area: AreaOfInterest | None = None,
+    ) -> HeatMap:
+        """The heat map of the spec's one scene, drawn by the worker that holds it.
+
+        Raises:
+            ClusterError: when the cluster has no worker, or none answered for the scene.
+        """
+        self._need_workers()
+        found, missing = self._run(shard_heat, spec, sizes, vector, kind, area)
+        if missing:
+            raise ClusterError(f"no Dask worker answered for scene {missing[0]!r}; try again")
+        return found[spec.scenes[0][0]]
 
     def facts(
         self, spec: ShardSpec, sizes: dict[str, int]

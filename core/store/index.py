@@ -25,7 +25,7 @@ from tiles.atomic import atomic_path
 
 VISUAL_METRIC = "angular"
 TEXT_METRIC = "dot"
-DEFAULT_TREES = 32
+DEFAULT_TREES = 16  # recall@10 as good as 32 trees at 100k-250k tiles (docs/BENCHMARKS.md)
 INDEX_DIM = 128  # stored dimension of both scene indexes (docs/BENCHMARKS.md)
 PROJECTION_SAMPLE = 50_000
 

@@ -8,6 +8,7 @@ from shapely.geometry import box, mapping
 
 from core.errors import AreaError
 from core.search.aoi import MAX_AREA_KM2, parse_aoi, read_aoi, tiles_in
+from core.search.tile_columns import TileColumns
 from tiles import TilingConfig, build_catalog
 
 BERKELEY = "berkeley_z17_webmercator_naip.tif"
@@ -105,14 +106,17 @@ def test_read_aoi_names_a_missing_file(tmp_path):
 
 
 def test_tiles_in_are_exactly_the_footprints_touching_the_area(catalog):
-    area = parse_aoi(mapping(corner_box(catalog)))
-    inside = tiles_in(catalog, area)
-    touching = np.flatnonzero(catalog.geometry.intersects(area.geometry).to_numpy())
-    assert 0 < len(inside) < len(catalog) and np.array_equal(inside, touching)
-    assert np.array_equal(catalog.tile_id.to_numpy()[inside], inside)  # positions are tile ids
+    columns = TileColumns.from_catalog(catalog)
+    assert columns.stored is None  # footprints rebuilt from windows, as search holds them
+    for fraction in (0.4, 0.05, 0.9):
+        area = parse_aoi(mapping(corner_box(catalog, fraction)))
+        inside = tiles_in(columns, area)
+        touching = np.flatnonzero(catalog.geometry.intersects(area.geometry).to_numpy())
+        assert 0 < len(inside) < len(catalog) and np.array_equal(inside, touching)
+        assert np.array_equal(catalog.tile_id.to_numpy()[inside], inside)  # positions are ids
 
 
 def test_an_area_beside_the_scene_holds_no_tile(catalog):
     lon0, lat0, _, _ = catalog.total_bounds
     far = parse_aoi(mapping(box(lon0 - 0.02, lat0 - 0.02, lon0 - 0.01, lat0 - 0.01)))
-    assert len(tiles_in(catalog, far)) == 0
+    assert len(tiles_in(TileColumns.from_catalog(catalog), far)) == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 
@@ -40,9 +41,14 @@ def setup(model_checkpoint, scenes_dir, tmp_path_factory):
     return res, ws
 
 
+def bounds(scene) -> np.ndarray:
+    """Lon/lat bounds of every footprint of a loaded scene."""
+    return shapely.total_bounds(scene.tiles.footprints(np.arange(len(scene))))
+
+
 def corner(res, fraction):
     """An area over the south-west ``fraction`` of the scene (per side)."""
-    lon0, lat0, lon1, lat1 = res.scenes["berkeley"].catalog.total_bounds
+    lon0, lat0, lon1, lat1 = bounds(res.scenes["berkeley"])
     return parse_aoi(
         mapping(box(lon0, lat0, lon0 + (lon1 - lon0) * fraction, lat0 + (lat1 - lat0) * fraction))
     )
@@ -67,15 +73,15 @@ def test_the_area_is_ranked_exactly_not_post_filtered(setup):
     every = search_text(res, QUERY, Filters(k=len(scene), exact=True, suppress_overlaps=False))
     inside = [h.tile_id for h in every.hits if h.geometry.intersects(area.geometry)]
     assert [h.tile_id for h in found.hits] == inside[:15]
-    assert len(inside) == len(tiles_in(scene.catalog, area))
+    assert len(inside) == len(tiles_in(scene.tiles, area))
 
 
 def test_a_small_area_gives_its_few_tiles_and_says_so(setup):
     res, _ = setup
-    lon0, lat0, lon1, lat1 = res.scenes["berkeley"].catalog.total_bounds
+    lon0, lat0, lon1, lat1 = bounds(res.scenes["berkeley"])
     middle = ((lon0 + lon1) / 2, (lat0 + lat1) / 2)
     spot = parse_aoi(mapping(box(*middle, middle[0] + 1e-5, middle[1] + 1e-5)))
-    held = len(tiles_in(res.scenes["berkeley"].catalog, spot))
+    held = len(tiles_in(res.scenes["berkeley"].tiles, spot))
     assert 0 < held < 20
     every = search_text(res, QUERY, Filters(k=20, area=spot, suppress_overlaps=False))
     assert len(every.hits) == held and f"area of interest holds {held} tiles" in every.notice
@@ -90,7 +96,7 @@ def test_find_similar_and_refine_stay_inside(setup):
     res, _ = setup
     area = corner(res, 0.5)
     scene = res.scenes["berkeley"]
-    outside = int(np.setdiff1d(np.arange(len(scene)), tiles_in(scene.catalog, area))[0])
+    outside = int(np.setdiff1d(np.arange(len(scene)), tiles_in(scene.tiles, area))[0])
     f = Filters(k=8, area=area)
     similar = search_tile(res, "berkeley", outside, f)
     assert len(similar.hits) == 8
@@ -117,7 +123,7 @@ def test_heat_map_is_blank_outside_the_area(setup):
 
     lon0, lat0, lon1, lat1 = area.bounds
     assert np.isfinite(cell((lon0 + lon1) / 2, (lat0 + lat1) / 2))
-    _, _, slon1, slat1 = scene.catalog.total_bounds
+    _, _, slon1, slat1 = bounds(scene)
     assert np.isnan(cell(slon1 - 1e-5, slat1 - 1e-5))  # the far corner of the scene
 
 

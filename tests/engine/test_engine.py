@@ -22,7 +22,7 @@ from core.search.localize import heat_map, write_heat_png, write_heat_tif
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.scenes import SearchResources, load_scene
 from core.store.workspace import Workspace
-from tiles import CATALOG_KEY, WINDOW_FIELDS, SceneOpenError, TileReader, read_catalog
+from tiles import WINDOW_FIELDS, SceneOpenError, TileReader, read_catalog
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +194,7 @@ def test_visual_heat_map_is_hottest_around_the_query_tile(resources):
     values = heat.values[np.isfinite(heat.values)]
     assert -1 <= values.min() < values.max() <= 1 + 1e-5  # cosines, not text scores
     col, row, w, h = scene.windows[tile]
-    step = scene.catalog.attrs[CATALOG_KEY]["width"] / heat.values.shape[1]
+    step = scene.tiles.meta["width"] / heat.values.shape[1]
     centre = heat.values[int((row + h / 2) / step), int((col + w / 2) / step)]
     assert centre >= np.percentile(values, 90), (centre, np.percentile(values, [50, 90]))
 

@@ -1,5 +1,6 @@
 """Sharded search on a 2-worker LocalCluster answers exactly as one process does."""
 
+import json
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from core.ingest.pipeline import IngestOptions, ingest
 from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.model.loading import load_model
 from core.model.versions import ModelRegistry
+from core.search.localize import scene_heat
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.refine import refine
 from core.search.scenes import SearchResources
@@ -112,6 +114,23 @@ def test_text_image_tile_and_refine_match_one_process(ws, shards, example):
 
 
 @pytest.mark.slow
+def test_the_heat_map_is_drawn_by_the_worker_as_one_process_draws_it(ws, shards):
+    single, sharded = _pair(ws, shards)
+    for kind, vector in (
+        ("text", single.encode_text(TEXT)),
+        ("image", single.tile_vectors("crop32", 3)[0]),
+    ):
+        alone, drawn = (
+            scene_heat(single, "crop32", vector, kind),
+            scene_heat(sharded, "crop32", vector, kind),
+        )
+        np.testing.assert_array_equal(drawn.values, alone.values)
+        assert (drawn.transform, drawn.crs) == (alone.transform, alone.crs)
+    held = {key.rsplit("/", 1)[1] for v in _stamps(shards).values() for key in v}
+    assert "crop32" in held and not sharded.scenes
+
+
+@pytest.mark.slow
 def test_a_mask_per_scene_passes_through_a_shard(ws, shards):
     single, sharded = _pair(ws, shards)
     spec, _ = sharded.shard_spec(["crop42"])
@@ -195,6 +214,22 @@ def test_workers_reload_after_a_promotion_and_a_rollback(ws, shards, tmp_path):
         _same(search_text(single, TEXT), search_text(sharded, TEXT))
         tags = {stamp[0] for v in _stamps(shards).values() for stamp in v.values()}
         assert tags == {registry.active().tag}
+
+
+@pytest.mark.slow
+def test_cli_search_with_dask_prints_the_hits_one_process_prints(ws, capsys):
+    argv = ["search", "--workspace", str(ws.root), "--text", TEXT, "--format", "json"]
+    answers = []
+    for extra in ([], ["--dask", "local:2"]):
+        assert main([*argv, "--k", "12", *extra]) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    alone, sharded = answers
+    assert "partial" not in sharded and len(alone["hits"]) == 12
+    key = [(h["scene"], h["tile_id"], h["rank"], h["geometry"]) for h in alone["hits"]]
+    assert [(h["scene"], h["tile_id"], h["rank"], h["geometry"]) for h in sharded["hits"]] == key
+    np.testing.assert_allclose(
+        [h["score"] for h in sharded["hits"]], [h["score"] for h in alone["hits"]], atol=1e-4
+    )
 
 
 def test_an_unreachable_scheduler_is_one_error_line(tmp_path, monkeypatch, capsys):

@@ -14,7 +14,6 @@ from core.search.localize import HeatMap, tile_heat
 from core.search.scenes import SceneIndex, SearchResources
 from core.store.pairs import PairManifest, pair_dir
 from core.store.workspace import Workspace
-from tiles import CATALOG_KEY
 
 
 @dataclass
@@ -80,7 +79,7 @@ def load_pair(res: SearchResources, before: str, after: str) -> ScenePair:
         text_ann=None,
     )
     coverage = np.load(folder.coverage)
-    min_valid = float(later.catalog.attrs[CATALOG_KEY]["config"]["min_valid"])
+    min_valid = float(later.tiles.meta["config"]["min_valid"])
     change = change_scores(later.visual, earlier.visual, later.scales, coverage >= min_valid)
     return ScenePair(later, earlier, coverage, change, folder.read_manifest())
 

@@ -122,24 +122,25 @@ def change_search(res: SearchResources, pair: ScenePair, query: ChangeQuery) -> 
         scores = pair.change[ids]
     else:
         scores = after - before if query.direction == "new" else before - after
-    hits = []
-    for rank, i in enumerate(_suppressed(pair, ids, scores, query.k), start=1):
-        tile = int(ids[i])
-        row = pair.later.catalog.iloc[tile]
-        hits.append(
-            ChangeHit(
-                rank=rank,
-                score=float(scores[i]),
-                scene=pair.after,
-                tile_id=int(row["tile_id"]),
-                scale=int(row["scale"]),
-                window=tuple(int(v) for v in pair.later.windows[tile]),  # type: ignore[arg-type]
-                geometry=row.geometry,
-                change=float(pair.change[tile]),
-                before_score=None if before is None else float(before[i]),
-                after_score=None if after is None else float(after[i]),
-            )
+    kept = _suppressed(pair, ids, scores, query.k)
+    tiles = ids[kept].astype(np.int64)
+    hits = [
+        ChangeHit(
+            rank=rank,
+            score=float(scores[i]),
+            scene=pair.after,
+            tile_id=int(tile),
+            scale=int(pair.later.scales[tile]),
+            window=tuple(int(v) for v in pair.later.windows[tile]),  # type: ignore[arg-type]
+            geometry=geometry,
+            change=float(pair.change[tile]),
+            before_score=None if before is None else float(before[i]),
+            after_score=None if after is None else float(after[i]),
         )
+        for rank, (i, tile, geometry) in enumerate(
+            zip(kept, tiles, pair.later.tiles.footprints(tiles), strict=True), start=1
+        )
+    ]
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
     return ChangeResult(
