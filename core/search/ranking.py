@@ -81,6 +81,28 @@ def _overlap(window_a: np.ndarray, window_b: np.ndarray) -> float:
     return (w * h) / min(a[2] * a[3], b[2] * b[3])
 
 
+def distinct_places(
+    tiles: np.ndarray, windows: np.ndarray, scales: np.ndarray, k: int
+) -> list[int]:
+    """Positions in ``tiles`` (best first) of the first ``k`` that show a new place.
+
+    A tile repeats a place when a kept tile of the same size covers ``OVERLAP_SUPPRESS`` of
+    the smaller of the two: the half-shifted neighbours of a hit add nothing for an analyst.
+    """
+    kept: list[int] = []
+    for position, tile in enumerate(tiles.tolist()):
+        if any(
+            scales[tiles[other]] == scales[tile]
+            and _overlap(windows[tiles[other]], windows[tile]) >= OVERLAP_SUPPRESS
+            for other in kept
+        ):
+            continue
+        kept.append(position)
+        if len(kept) == k:
+            break
+    return kept
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A tile one scene puts forward, with all a hit needs, so shards can send it as is."""
@@ -113,17 +135,9 @@ def scene_top(
     # hits while the area holds k places, however densely its tiles overlap.
     pool = None if f.area is not None else max(f.k * CANDIDATES_PER_HIT, f.k)
     top = np.argsort(-scores, kind="stable")[:pool]
-    kept: list[tuple[int, float]] = []
-    for tile, score in zip(ids[top].tolist(), scores[top].tolist(), strict=True):
-        if f.suppress_overlaps and any(
-            scene.scales[other] == scene.scales[tile]
-            and _overlap(scene.windows[other], scene.windows[tile]) >= OVERLAP_SUPPRESS
-            for other, _ in kept
-        ):
-            continue
-        kept.append((tile, score))
-        if len(kept) == f.k:
-            break
+    if f.suppress_overlaps:
+        top = top[distinct_places(ids[top], scene.windows, scene.scales, f.k)]
+    kept = list(zip(ids[top[: f.k]].tolist(), scores[top[: f.k]].tolist(), strict=True))
     footprints = scene.tiles.footprints(np.array([tile for tile, _ in kept], dtype=np.int64))
     return [
         Candidate(

@@ -21,7 +21,7 @@ from core.errors import QueryError
 from core.search.change.pair import ScenePair
 from core.search.change.results import ChangeHit, ChangeResult
 from core.search.query import clean_text_query, load_query_image
-from core.search.ranking import OVERLAP_SUPPRESS, _overlap
+from core.search.ranking import distinct_places
 from core.search.scenes import SearchResources
 from core.search.scoring import text_scores, visual_scores
 
@@ -70,24 +70,6 @@ def _candidates(pair: ScenePair, query: ChangeQuery) -> np.ndarray:
     return np.nonzero(keep)[0]
 
 
-def _suppressed(pair: ScenePair, ids: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
-    """Positions in ``ids`` of the best ``k`` tiles, skipping near-duplicates of one size."""
-    windows, scales = pair.later.windows, pair.later.scales
-    kept: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        tile = ids[i]
-        if any(
-            scales[ids[j]] == scales[tile]
-            and _overlap(windows[ids[j]], windows[tile]) >= OVERLAP_SUPPRESS
-            for j in kept
-        ):
-            continue
-        kept.append(int(i))
-        if len(kept) == k:
-            break
-    return kept
-
-
 def change_search(res: SearchResources, pair: ScenePair, query: ChangeQuery) -> ChangeResult:
     """Rank the pair's tiles by change, or by a query's later-minus-earlier score.
 
@@ -122,7 +104,8 @@ def change_search(res: SearchResources, pair: ScenePair, query: ChangeQuery) -> 
         scores = pair.change[ids]
     else:
         scores = after - before if query.direction == "new" else before - after
-    kept = _suppressed(pair, ids, scores, query.k)
+    order = np.argsort(-scores, kind="stable")
+    kept = order[distinct_places(ids[order], pair.later.windows, pair.later.scales, query.k)]
     tiles = ids[kept].astype(np.int64)
     hits = [
         ChangeHit(
