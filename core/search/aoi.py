@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
 from affine import Affine
-from pyproj import Geod
-from rasterio.warp import transform_bounds
+from pyproj import Geod, Transformer
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -32,6 +30,8 @@ MAX_AREA_KM2 = 1_000_000.0  # a square 1,000 km a side: larger is a region, not 
 POLYGONAL = ("Polygon", "MultiPolygon")
 LONLAT_NAMES = ("EPSG:4326", "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326")
 WGS84 = Geod(ellps="WGS84")
+EDGE_PX = 1.0  # windows this close to the area's edge are decided by their footprints
+DENSIFY = 256  # the area's edges are cut into pieces of 1/DENSIFY of its extent
 
 
 @dataclass(frozen=True)
@@ -165,30 +165,42 @@ def read_aoi(path: str | Path) -> AreaOfInterest:
 def tiles_in(tiles: TileColumns, area: AreaOfInterest) -> np.ndarray:
     """Row positions (sorted) of the tiles whose footprint intersects the area.
 
-    Windows whose pixel box misses the area's bounds (reprojected into the scene's pixels,
-    densified, and widened by the largest tile so that no footprint near the edge is lost)
-    are dropped first; the footprints of the rest are built and tested exactly, so the
-    answer is the one a spatial index over every stored footprint would give.
+    The answer is the one a test of every stored footprint would give, without building
+    them all: the area is taken into the scene's pixels, where each tile is its window; a
+    window clearly inside or outside it (by ``EDGE_PX``) is decided there, and only windows
+    along the area's edge have their footprints built and tested.
     """
     rows = np.arange(len(tiles))
-    if tiles.stored is None and len(rows):
-        rows = rows[_near(tiles, area)]
-    found = shapely.intersects(tiles.footprints(rows), area.geometry)
-    return rows[np.asarray(found, dtype=bool)]
-
-
-def _near(tiles: TileColumns, area: AreaOfInterest) -> np.ndarray:
-    """Which windows lie within one tile of the area's bounds, in the scene's pixels."""
-    left, bottom, right, top = transform_bounds(
-        "EPSG:4326", tiles.meta["crs_wkt"], *area.geometry.bounds, densify_pts=21
+    if tiles.stored is not None or not len(rows):
+        return rows[np.asarray(shapely.intersects(tiles.footprints(rows), area.geometry), bool)]
+    local = _in_pixels(tiles, area)
+    left, top, right, bottom = local.bounds
+    w = tiles.windows.astype(np.float64)
+    near = (
+        (w[:, 0] + w[:, 2] >= left - EDGE_PX)
+        & (w[:, 0] <= right + EDGE_PX)
+        & (w[:, 1] + w[:, 3] >= top - EDGE_PX)
+        & (w[:, 1] <= bottom + EDGE_PX)
     )
+    rows, w = rows[near], w[near]
+    boxes = shapely.box(w[:, 0], w[:, 1], w[:, 0] + w[:, 2], w[:, 1] + w[:, 3])
+    inner, outer = local.buffer(-EDGE_PX), local.buffer(EDGE_PX)
+    shapely.prepare([inner, outer])
+    found = shapely.intersects(inner, boxes)
+    edge = shapely.intersects(outer, boxes) & ~found
+    found[edge] = shapely.intersects(tiles.footprints(rows[edge]), area.geometry)
+    return rows[found]
+
+
+def _in_pixels(tiles: TileColumns, area: AreaOfInterest) -> BaseGeometry:
+    """The area in the scene's pixel coordinates (densified, so its edges stay curved)."""
+    to_scene = Transformer.from_crs("EPSG:4326", tiles.meta["crs_wkt"], always_xy=True)
     inverse = ~Affine(*tiles.meta["transform"])
-    cols, rows = zip(*(inverse * xy for xy in product((left, right), (bottom, top))), strict=True)
-    w = tiles.windows.astype(np.int64)
-    margin = int(w[:, 2:].max())
-    return (
-        (w[:, 0] + w[:, 2] >= min(cols) - margin)
-        & (w[:, 0] <= max(cols) + margin)
-        & (w[:, 1] + w[:, 3] >= min(rows) - margin)
-        & (w[:, 1] <= max(rows) + margin)
-    )
+    west, south, east, north = area.geometry.bounds
+    lonlat = shapely.segmentize(area.geometry, max(east - west, north - south) / DENSIFY)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = to_scene.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack(inverse * (np.asarray(x), np.asarray(y)))
+
+    return shapely.transform(lonlat, project)
