@@ -59,14 +59,12 @@ def _of_scales(scene: SceneIndex, ids: np.ndarray, f: Filters) -> np.ndarray:
 
 
 def _scored(
-    scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters, allowed: np.ndarray | None
+    scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters
 ) -> tuple[np.ndarray, np.ndarray]:
     score, index = (
         (text_scores, scene.text_ann) if kind == "text" else (visual_scores, scene.visual_ann)
     )
     ids = _of_scales(scene, _candidates(scene, index, vector, f), f)
-    if allowed is not None:
-        ids = ids[allowed[ids]]
     if len(ids) == 0:
         return ids, np.empty(0, dtype=np.float32)
     return ids, score(scene, ids, vector)
@@ -116,21 +114,13 @@ class Candidate:
     geometry: BaseGeometry
 
 
-def scene_top(
-    scene: SceneIndex,
-    kind: str,
-    vector: np.ndarray,
-    f: Filters,
-    allowed: np.ndarray | None = None,
-) -> list[Candidate]:
+def scene_top(scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters) -> list[Candidate]:
     """A scene's best ``f.k`` tiles by exact score, near-duplicates of better ones dropped.
 
     Overlaps are suppressed only within a scene, so each scene (or shard) can decide its own
-    list and ``merge`` still gives what one pass over every scene would. ``allowed`` is a
-    boolean mask over the scene's tiles (an area of interest, say): candidates outside it
-    are dropped like those of other scales.
+    list and ``merge`` still gives what one pass over every scene would.
     """
-    ids, scores = _scored(scene, kind, vector, f, allowed)
+    ids, scores = _scored(scene, kind, vector, f)
     # An area's tiles are all kept: overlap suppression can then never leave fewer than k
     # hits while the area holds k places, however densely its tiles overlap.
     pool = None if f.area is not None else max(f.k * CANDIDATES_PER_HIT, f.k)

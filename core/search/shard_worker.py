@@ -62,21 +62,13 @@ def shard_scenes(spec: ShardSpec) -> list[SceneIndex]:
 
 
 def shard_search(
-    spec: ShardSpec,
-    kind: str,
-    vector: np.ndarray,
-    f: Filters,
-    masks: dict[str, np.ndarray] | None = None,
+    spec: ShardSpec, kind: str, vector: np.ndarray, f: Filters
 ) -> dict[str, list[Candidate]]:
     """Worker task: each of the shard's scenes' best tiles (``ranking.scene_top``).
 
-    ``masks`` maps a scene to a boolean mask over its tiles (an area of interest).
+    An area of interest travels in ``f``; each worker finds its tiles in its own scenes.
     """
-    masks = masks or {}
-    return {
-        scene.name: scene_top(scene, kind, vector, f, masks.get(scene.name))
-        for scene in shard_scenes(spec)
-    }
+    return {scene.name: scene_top(scene, kind, vector, f) for scene in shard_scenes(spec)}
 
 
 def shard_heat(

@@ -139,7 +139,6 @@ class ShardedSearch:
         kind: str,
         vector: np.ndarray,
         f: Filters,
-        masks: dict[str, np.ndarray] | None = None,
     ) -> tuple[list[Candidate], tuple[str, ...]]:
         """The merged best tiles of the spec's scenes, and the scenes that did not answer.
 
@@ -147,7 +146,7 @@ class ShardedSearch:
             ClusterError: when the cluster has no worker at all.
         """
         self._need_workers()
-        found, missing = self._run(shard_search, spec, sizes, kind, vector, f, masks)
+        found, missing = self._run(shard_search, spec, sizes, kind, vector, f)
         return merge([found[name] for name, _ in spec.scenes if name in found], f.k), missing
 
     def heat(

@@ -8,8 +8,10 @@ import time
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import torch
 from PIL import Image
+from shapely.geometry import box, mapping
 
 from core.cli.main import main
 from core.ingest.embed.mapper import TileEmbedder
@@ -18,11 +20,12 @@ from core.ingest.pipeline import IngestOptions, ingest
 from core.model.checkpoint import load_checkpoint, save_checkpoint
 from core.model.loading import load_model
 from core.model.versions import ModelRegistry
+from core.search.aoi import parse_aoi, tiles_in
 from core.search.localize import scene_heat
 from core.search.ranking import Filters, search_image, search_text, search_tile
 from core.search.refine import refine
 from core.search.scenes import SearchResources
-from core.search.shard_worker import loaded_stamps, shard_search
+from core.search.shard_worker import loaded_stamps
 from core.search.shards import ShardedSearch
 from core.store.workspace import Workspace
 from tiles import TilingConfig
@@ -131,17 +134,17 @@ def test_the_heat_map_is_drawn_by_the_worker_as_one_process_draws_it(ws, shards)
 
 
 @pytest.mark.slow
-def test_a_mask_per_scene_passes_through_a_shard(ws, shards):
+def test_an_area_of_interest_is_searched_on_the_workers_as_in_one_process(ws, shards):
     single, sharded = _pair(ws, shards)
-    spec, _ = sharded.shard_spec(["crop42"])
     scene = single.scenes["crop42"]
-    mask = np.zeros(len(scene), dtype=bool)
-    mask[::3] = True
-    vector = single.encode_text(TEXT)
-    found = shards.client.submit(
-        shard_search, spec, "text", vector, Filters(k=5), {"crop42": mask}
-    ).result()["crop42"]
-    assert found and all(c.tile % 3 == 0 for c in found)
+    west, south, east, north = shapely.total_bounds(scene.tiles.footprints(np.arange(len(scene))))
+    area = parse_aoi(mapping(box(west, south, (west + east) / 2, (south + north) / 2)))
+    inside = set(tiles_in(scene.tiles, area).tolist())
+    for f in (Filters(k=5, area=area), Filters(k=8, area=area, suppress_overlaps=False)):
+        alone, spread = search_text(single, TEXT, f), search_text(sharded, TEXT, f)
+        _same(alone, spread)
+        assert spread.hits and {h.tile_id for h in spread.hits if h.scene == "crop42"} <= inside
+        assert all(h.geometry.intersects(area.geometry) for h in spread.hits)
 
 
 @pytest.mark.slow
