@@ -229,7 +229,7 @@ def cancel(workspace: Workspace, job_id: str) -> Job:
     if process is not None:
         _stop(process)
         latest = load_job(workspace, job_id)
-        if latest.active:
+        if latest.active or latest.status == "failed":  # a child killed by our signal first
             latest = replace(latest, status="cancelled", error="", finished=time.time())
             job = save_job(workspace, latest)
         else:
