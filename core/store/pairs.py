@@ -15,8 +15,6 @@ any of it changes, the pair is recomputed.
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,8 +162,5 @@ def delete_pairs_of(workspace: Workspace, name: str) -> list[str]:
         return []
     gone = [p for p in sorted(folder.iterdir()) if p.is_dir() and name in _names_of(p)]
     for path in gone:
-        trash = workspace.root / "trash" / f"pair-{path.name}-{time.time_ns()}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        workspace.discard(path, f"pair-{path.name}")
     return [p.name for p in gone]

@@ -244,12 +244,19 @@ class Workspace:
         scene = self.scene(name)
         with self.writing(name):
             if scene.root.exists():
-                trash = self.root / "trash" / f"{scene.name}-{os.getpid()}-{time.time_ns()}"
-                trash.parent.mkdir(parents=True, exist_ok=True)
-                scene.root.rename(trash)
-                shutil.rmtree(trash, ignore_errors=True)
+                self.discard(scene.root, scene.name)
         for old in (self.scenes_dir / f".deleting-{scene.name}", *self._trash()):
             shutil.rmtree(old, ignore_errors=True)  # left by an interrupted delete
+
+    def discard(self, folder: Path, label: str) -> None:
+        """Remove ``folder`` at once for readers: renamed into ``trash/``, then deleted.
+
+        What an interrupted delete leaves in ``trash/`` goes with the next scene delete.
+        """
+        trash = self.root / "trash" / f"{label}-{os.getpid()}-{time.time_ns()}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def _trash(self) -> list[Path]:
         folder = self.root / "trash"
