@@ -34,6 +34,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", choices=["dynamic", "fixed"], default=d.margin)
     p.add_argument("--fixed-margin", type=float, default=d.fixed_margin)
     p.add_argument("--negatives", choices=["sum", "hardest"], default=d.negatives)
+    p.add_argument(
+        "--views",
+        type=int,
+        default=d.views,
+        help="image-space views (turns, flips) cached per image for the trained stages (1-4)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--device", default=default_device(), help="auto, cpu or cuda")
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         fixed_margin=args.fixed_margin,
         negatives=args.negatives,
         seed=args.seed,
+        views=args.views,
         workers=args.workers,
     )
     model_cfg = get_model_config(args.model)

@@ -32,6 +32,9 @@ class TrainCfg:
     beta: float = 5.0
     val_fraction: float = 0.05
     augment: bool = True
+    # Image-space views cached per training image (see ``features.VIEW_CODES``); each step
+    # draws one of them per image. 1 is the shipped recipe.
+    views: int = 1
     seed: int = 0
     workers: int = 2
 

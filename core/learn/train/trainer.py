@@ -26,7 +26,13 @@ from core.learn.data.captions import CaptionSet, concat, holdout_split
 from core.learn.data.sources import load_dataset
 from core.learn.eval.metrics import RetrievalMetrics, retrieval_metrics
 from core.learn.train.config import TrainCfg
-from core.learn.train.features import ImageFeatureCache, TextFeatureCache, image_cache, text_cache
+from core.learn.train.features import (
+    ImageFeatureCache,
+    TextFeatureCache,
+    image_cache,
+    text_cache,
+    turn,
+)
 from core.learn.train.loss import dynamic_margin, triplet_loss
 from core.learn.train.prior import PriorSimilarity
 from core.model.amfmn import AMFMN
@@ -51,20 +57,11 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 def dihedral(taps: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
     """Rotate by a random multiple of 90 degrees and maybe flip, per sample, all taps alike.
 
-    The cached features come from one view of each image; this feature-space augmentation
+    The cached features come from a few views of each image; this feature-space augmentation
     stands in for the paper's random rotations of the image.
     """
-    n = taps[0].shape[0]
-    codes = torch.randint(0, 8, (n,), generator=generator)
-    out = [t.clone() for t in taps]
-    for code in range(1, 8):
-        rows = (codes == code).nonzero().flatten().to(taps[0].device)
-        if len(rows) == 0:
-            continue
-        for src, dst in zip(taps, out, strict=True):
-            x = torch.rot90(src[rows], k=code % 4, dims=(2, 3))
-            dst[rows] = torch.flip(x, dims=(3,)) if code >= 4 else x
-    return out
+    codes = torch.randint(0, 8, (taps[0].shape[0],), generator=generator)
+    return [turn(t, codes) for t in taps]
 
 
 class Trainer:
@@ -130,7 +127,12 @@ class Trainer:
         feats = {
             "train": (
                 image_cache(
-                    model, train_set, self.cache_root, self.device, workers=self.cfg.workers
+                    model,
+                    train_set,
+                    self.cache_root,
+                    self.device,
+                    workers=self.cfg.workers,
+                    views=self.cfg.views,
                 ),
                 text_cache(model, train_set, self.cache_root, self.device),
             ),
@@ -253,7 +255,10 @@ class Trainer:
                     for i, p in zip(images.tolist(), picks.tolist(), strict=True)
                 ]
             )
-            taps = feats[0].batch(images, self.device)
+            views = None
+            if self.cfg.augment and feats[0].views > 1:
+                views = torch.randint(0, feats[0].views, (len(images),), generator=generator)
+            taps = feats[0].batch(images, self.device, views)
             if self.cfg.augment:
                 taps = dihedral(taps, generator)
             with autocast(self.device):
