@@ -22,19 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.mosaic import UCM_CLASSES, Mosaic, cell_of
-from core.ingest.embed.mapper import TileEmbedder
-from core.ingest.pipeline import IngestOptions, ingest
+from bench.mosaic import UCM_CLASSES, Mosaic, cell_of, ingest_cells
 from core.learn.finetune.config import FinetuneCfg
 from core.learn.finetune.loop import finetune
 from core.model.amfmn import AMFMN
 from core.model.checkpoint import load_checkpoint
-from core.model.loading import load_model
 from core.model.versions import ModelRegistry, ModelVersion
 from core.store.feedback import Mark, SQLiteFeedback
 from core.store.reattach import tile_footprint
 from core.store.workspace import Workspace
-from tiles import WINDOW_FIELDS, TilingConfig, read_catalog
+from tiles import WINDOW_FIELDS, read_catalog
 
 SCENE = "ucm-mosaic"
 # Analysts' words for UCM classes; none is a class name or in the reference queries.
@@ -65,13 +62,8 @@ def mosaic_labels(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
 
 
 def ingest_mosaic(workspace: Workspace, mosaic: Mosaic) -> dict[int, str]:
-    """Ingest the mosaic (256 px tiles, no overlap: tile i is image i); its labels."""
-    loaded = load_model(workspace, device="cpu")
-    options = IngestOptions(
-        tiling=TilingConfig(sizes=(256,), overlap=0.0, min_valid=0.5), workers=0
-    )
-    embedder = TileEmbedder(loaded.model, loaded.device, loaded.towers)
-    ingest(mosaic.path, workspace, embedder, loaded.tag, SCENE, options)
+    """Ingest the mosaic with the active model (tile i is image i); its labels."""
+    ingest_cells(workspace, mosaic.path, SCENE)
     return mosaic_labels(workspace, mosaic)
 
 

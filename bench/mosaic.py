@@ -1,9 +1,10 @@
-"""A labelled scene for measuring search and fine-tuning: a GeoTIFF mosaic of UCM images.
+"""Labelled scenes for measuring search and fine-tuning: GeoTIFF mosaics of dataset images.
 
-Real scenes carry no ground truth, so precision@10 cannot be measured on them. Here every
-256 px cell is one UC Merced image whose land-use class is known, placed on a UTM grid at
-0.3 m (the UCM resolution); tiling it at 256 px without overlap makes tile ``i`` exactly
-image ``i``. The mosaic is written to a temp folder by tests and benchmarks, never committed.
+Real scenes carry no ground truth, so precision or recall cannot be measured on them. Here
+every 256 px cell is one dataset image whose label is known (a UC Merced land-use class, or
+an RSICD test image and so its captions), placed on a UTM grid at 0.3 m; tiling it at 256 px
+without overlap makes tile ``i`` exactly image ``i``. Mosaics are written to a temp folder
+by tests and benchmarks, never committed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
+from core.ingest.embed.mapper import TileEmbedder
+from core.ingest.pipeline import IngestOptions, ingest
 from core.learn.data.sources import load_dataset
+from core.model.loading import load_model
+from core.store.workspace import Workspace
+from tiles import TilingConfig
 
 CELL = 256
 PIXEL_M = 0.3
@@ -49,7 +55,7 @@ UCM_CLASSES = (
 
 @dataclass(frozen=True)
 class Mosaic:
-    """The mosaic file and the class of each cell (tile id order: row-major)."""
+    """The mosaic file and the label of each cell (row-major): a UCM class or an image name."""
 
     path: Path
     classes: tuple[str, ...]
@@ -86,6 +92,12 @@ def make_ucm_mosaic(
     ``classes`` keeps only images of those classes (a smaller scene of look-alikes).
     """
     paths = ucm_images(splits, data_root, classes)
+    write_mosaic(path, paths, columns)
+    return Mosaic(path, tuple(ucm_class(p.name) for p in paths), columns)
+
+
+def write_mosaic(path: Path, paths: list[Path], columns: int) -> None:
+    """Write ``paths`` as 256 px cells of one tiled GeoTIFF, row-major."""
     rows = -(-len(paths) // columns)
     profile = {
         "driver": "GTiff",
@@ -110,7 +122,22 @@ def make_ucm_mosaic(
                 (i % columns) * CELL, (i // columns) * CELL, CELL, CELL
             )
             dst.write(np.moveaxis(pixels, -1, 0), window=window)
-    return Mosaic(path, tuple(ucm_class(p.name) for p in paths), columns)
+
+
+def ingest_cells(
+    workspace: Workspace, path: Path, scene: str, checkpoint: str | None = None
+) -> str:
+    """Ingest a mosaic at 256 px without overlap, so tile ``i`` is cell ``i``; the model tag.
+
+    ``checkpoint`` embeds with that file instead of the workspace's active version.
+    """
+    loaded = load_model(workspace, checkpoint, device="cpu")
+    options = IngestOptions(
+        tiling=TilingConfig(sizes=(CELL,), overlap=0.0, min_valid=0.5), workers=0
+    )
+    embedder = TileEmbedder(loaded.model, loaded.device, loaded.towers)
+    ingest(path, workspace, embedder, loaded.tag, scene, options)
+    return loaded.tag
 
 
 def cell_of(mosaic: Mosaic, window: tuple[int, int, int, int]) -> int | None:
