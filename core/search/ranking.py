@@ -170,14 +170,14 @@ def rank_vector(
     """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
     t1 = time.perf_counter()
     missing: tuple[str, ...] = ()
-    notice = ""
     if res.shards is None:
         scenes = res.select(list(f.scenes))
         ranked = rank(scenes, kind, vector, f)
-        notice = _area_notice(scenes, len(ranked), f)
     else:
         spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
         ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
+    short = f.area is not None and len(ranked) < f.k
+    notice = _area_notice(len(ranked), _held(res, f), f) if short else ""
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
     query = {key: value for key, value in query.items() if key != "area"}
@@ -186,11 +186,21 @@ def rank_vector(
     return SearchResult(query, res.model_tag, _hits(ranked), timings, kind, vector, missing, notice)
 
 
-def _area_notice(scenes: list[SceneIndex], found: int, f: Filters) -> str:
+def area_tiles(scene: SceneIndex, f: Filters) -> int:
+    """How many of the scene's tiles of the chosen sizes lie in ``f``'s area."""
+    return 0 if f.area is None else len(_of_scales(scene, tiles_in(scene.tiles, f.area), f))
+
+
+def _held(res: SearchResources, f: Filters) -> int:
+    """Tiles the area holds in the chosen scenes: counted by the workers that hold them."""
+    if res.shards is None:
+        return sum(area_tiles(scene, f) for scene in res.select(list(f.scenes)))
+    spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
+    return res.shards.area_tiles(spec, sizes, f)
+
+
+def _area_notice(found: int, held: int, f: Filters) -> str:
     """Why an area gave fewer than ``k`` hits: it holds no more tiles (that do not overlap)."""
-    if f.area is None or found >= f.k:
-        return ""
-    held = sum(len(_of_scales(scene, tiles_in(scene.tiles, f.area), f)) for scene in scenes)
     if held == 0:
         return "No tile of the chosen scenes and sizes lies in the area of interest."
     places = ", and no more places that do not overlap" if found < held else ""

@@ -16,7 +16,7 @@ import numpy as np
 from core.device import limit_blas_threads
 from core.search.aoi import AreaOfInterest
 from core.search.localize import HeatMap, heat_map
-from core.search.ranking import Candidate, Filters, scene_top
+from core.search.ranking import Candidate, Filters, area_tiles, scene_top
 from core.search.scenes import SceneIndex, load_scene
 from core.store.workspace import Workspace
 
@@ -69,6 +69,11 @@ def shard_search(
     An area of interest travels in ``f``; each worker finds its tiles in its own scenes.
     """
     return {scene.name: scene_top(scene, kind, vector, f) for scene in shard_scenes(spec)}
+
+
+def shard_area_tiles(spec: ShardSpec, f: Filters) -> dict[str, int]:
+    """Worker task: how many tiles of each of the shard's scenes lie in ``f``'s area."""
+    return {scene.name: area_tiles(scene, f) for scene in shard_scenes(spec)}
 
 
 def shard_heat(

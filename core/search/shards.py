@@ -21,7 +21,13 @@ from core.ingest.distributed import connect
 from core.search.aoi import AreaOfInterest
 from core.search.localize import HeatMap
 from core.search.ranking import Candidate, Filters, merge
-from core.search.shard_worker import ShardSpec, shard_facts, shard_heat, shard_search
+from core.search.shard_worker import (
+    ShardSpec,
+    shard_area_tiles,
+    shard_facts,
+    shard_heat,
+    shard_search,
+)
 from core.settings import get_settings
 
 ROUNDS = 3  # a query is tried this often while workers keep disappearing
@@ -148,6 +154,15 @@ class ShardedSearch:
         self._need_workers()
         found, missing = self._run(shard_search, spec, sizes, kind, vector, f)
         return merge([found[name] for name, _ in spec.scenes if name in found], f.k), missing
+
+    def area_tiles(self, spec: ShardSpec, sizes: dict[str, int], f: Filters) -> int:
+        """Tiles of the spec's scenes that lie in ``f``'s area, counted where they are held.
+
+        Raises:
+            ClusterError: when the cluster has no worker at all.
+        """
+        self._need_workers()
+        return sum(self._run(shard_area_tiles, spec, sizes, f)[0].values())
 
     def heat(
         self,

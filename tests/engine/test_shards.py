@@ -145,6 +145,12 @@ def test_an_area_of_interest_is_searched_on_the_workers_as_in_one_process(ws, sh
         _same(alone, spread)
         assert spread.hits and {h.tile_id for h in spread.hits if h.scene == "crop42"} <= inside
         assert all(h.geometry.intersects(area.geometry) for h in spread.hits)
+    # An area holding fewer tiles than asked for says so, counted on the workers.
+    short = Filters(k=len(inside) + 5, area=area, scenes=("crop42",), suppress_overlaps=False)
+    alone, spread = search_text(single, TEXT, short), search_text(sharded, TEXT, short)
+    _same(alone, spread)
+    assert spread.notice == alone.notice
+    assert f"area of interest holds {len(inside)} tiles" in spread.notice
 
 
 @pytest.mark.slow
