@@ -25,7 +25,11 @@ from core.ingest.refresh import (
     recorded_scene_key,
     refresh_scene,
 )
-from core.model.checkpoint import checkpoint_image_tower, image_tower_fingerprint
+from core.model.checkpoint import (
+    checkpoint_image_tower,
+    checkpoint_scene_key,
+    image_tower_fingerprint,
+)
 from core.model.loading import load_model
 from core.model.versions import ModelVersion
 from core.settings import get_settings
@@ -200,6 +204,19 @@ def reembed_seconds(workspace: Workspace, image_tower: str) -> tuple[list[str], 
         if recorded_image_tower(workspace, workspace.scene(n).read_manifest()) != image_tower
     ]
     return stale, embed_seconds(workspace, stale)
+
+
+def scenes_to_refresh(workspace: Workspace, version: ModelVersion) -> list[str]:
+    """Ready scenes whose gates and text index making ``version`` active would recompute.
+
+    Empty for a version that differs from the scenes' model only in its query adapters.
+    """
+    key = checkpoint_scene_key(version.path)
+    return [
+        name
+        for name in workspace.scene_names()
+        if recorded_scene_key(workspace, workspace.scene(name).read_manifest()) != key
+    ]
 
 
 def promotion_cost(workspace: Workspace, version: ModelVersion) -> tuple[list[str], float | None]:

@@ -53,7 +53,9 @@ def trained_state(model: AMFMN, dtype: torch.dtype | None = None) -> dict[str, t
     return state
 
 
-def _digest(label: str, config: AMFMNCfg, state: Mapping[str, torch.Tensor], keys: list[str]) -> str:
+def _digest(
+    label: str, config: AMFMNCfg, state: Mapping[str, torch.Tensor], keys: list[str]
+) -> str:
     """``label-`` + SHA-256 prefix of the config and the float32 values of ``keys``.
 
     Values are hashed as float32, so a float16 file and the float32 model loaded from it agree.

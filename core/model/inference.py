@@ -4,9 +4,10 @@ PyTorch's CPU kernels for EfficientNet's depthwise convolutions are slow; the sa
 exported to ONNX (``core.model.onnx_export``) run about four times faster on ONNX Runtime's
 CPU provider with the same vectors (cosine >= 0.9999, checked at export). Torch stays for
 training, fine-tuning and CUDA. A version's per-query adapters are not in the text graph:
-``Towers.encode_query`` applies them after either engine's text runner. Either engine takes torch inputs and returns float32 numpy
-vectors, so callers do not care which one runs; mixed precision on CUDA stays the caller's
-business (``core.device.autocast`` around the call), as it was before this module.
+``Towers.encode_query`` applies them after either engine's text runner. Either engine takes
+torch inputs and returns float32 numpy vectors, so callers do not care which one runs; mixed
+precision on CUDA stays the caller's business (``core.device.autocast`` around the call), as
+it was before this module.
 """
 
 from __future__ import annotations

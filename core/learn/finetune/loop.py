@@ -3,13 +3,13 @@
 It needs only the workspace: the marks (relevant, not relevant, captions) and the scenes'
 stored vectors. What learns is the recipe's (``FinetuneCfg.recipe``): per-query adapters
 (default) or the text tower and gate, plus the image tower when asked. Each step ranks every
-sampled relevant tile above the query's not-relevant marks and random unmarked tiles, and two distillation terms toward the parent (learning
-without forgetting) keep everything else where it was: the caption vectors of generic
-queries (the reference captions and the marked queries not being trained), and how those
-queries rank unmarked tiles. With the RSICD and UCM datasets installed, a replay of their
-training data and the paper's mR may be added (``FinetuneCfg.replay_images``,
-``eval_images``). The result is measured before and after (see ``guard``) and registered as
-an inactive version.
+sampled relevant tile above the query's not-relevant marks and random unmarked tiles, and
+two distillation terms toward the parent (learning without forgetting) keep everything else
+where it was: the caption vectors of generic queries (the reference captions and the marked
+queries not being trained), and how those queries rank unmarked tiles. With the RSICD and
+UCM datasets installed, a replay of their training data and the paper's mR may be added
+(``FinetuneCfg.replay_images``, ``eval_images``). The result is measured before and after
+(see ``guard``) and registered as an inactive version.
 """
 
 from __future__ import annotations
@@ -66,9 +66,7 @@ def add_adapters(model: AMFMN, queries: set[str], tau: float) -> torch.Tensor:
     return torch.tensor([q in queries for q in adapters.queries])
 
 
-def trainable_parameters(
-    model: AMFMN, cfg: FinetuneCfg, queries: set[str]
-) -> list[dict[str, Any]]:
+def trainable_parameters(model: AMFMN, cfg: FinetuneCfg, queries: set[str]) -> list[dict[str, Any]]:
     """Adam parameter groups of what learns: the recipe's part, and the image tower if asked.
 
     Raises:
