@@ -62,6 +62,9 @@ def test_a_checkpoint_with_adapters_round_trips(adapted, model_checkpoint):
     assert checkpoint_scene_key(path) == checkpoint_scene_key(model_checkpoint)
     assert checkpoint_scene_key(path) == scene_fingerprint(loaded)
     assert checkpoint_image_tower(path) == checkpoint_image_tower(model_checkpoint)
+    half, _ = load_checkpoint(save_checkpoint(loaded, path.with_name("half"), dtype=torch.float16))
+    assert half.adapters.queries == ["marina"]  # as ``python -m core export --half`` ships it
+    torch.testing.assert_close(half.adapters.deltas, model.adapters.deltas, atol=1e-3, rtol=1e-2)
     parent, _ = load_checkpoint(model_checkpoint)  # a model without adapters saves none
     assert not any(k.startswith("adapters.") for k in trained_state(parent))
 
