@@ -26,6 +26,7 @@ from core import (
     finetune_plan,
     marks_geojson,
     promotion_cost,
+    scenes_to_refresh,
     start_job,
     tile_footprint,
 )
@@ -90,6 +91,11 @@ def plan(ws: Workspace, cfg: FinetuneCfg) -> FinetunePlan:
 def reembed_note(ws: Workspace, version: ModelVersion) -> str:
     """What promoting ``version`` costs, in words."""
     stale, seconds = promotion_cost(ws, version)
+    if not stale and not scenes_to_refresh(ws, version):
+        return (
+            "reuses every scene's stored vectors, gates and text indexes as they are "
+            "(it differs only in its query adapters)"
+        )
     if not stale:
         return "reuses every scene's stored vectors: only gates and text indexes are recomputed"
     took = f"about {_minutes(seconds)}" if seconds is not None else "as long as ingesting took"

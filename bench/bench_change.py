@@ -190,7 +190,7 @@ def large(args: argparse.Namespace) -> None:
         "earlier",
         "later",
         TileEmbedder(loaded.model, loaded.device),
-        loaded.tag,
+        loaded.scene_key,
         workers=args.workers,
     )
     stage(

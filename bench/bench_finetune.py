@@ -3,19 +3,23 @@
 ``quality``: on the labelled UCM mosaic (``bench.finetune_check``), for each analyst query
 and each number of marks (half relevant, half the top-ranked wrong tiles), precision@10 on
 unmarked tiles before and after, for that query and for every other one (the 21 class names
-and the other analyst words). ``--recipe replay`` runs the former recipe instead (image
-tower too, replay of 512 RSICD + UCM training images, no distillation; needs the datasets).
+and the other analyst words), and which other queries get a share of the marked query's
+adapter. ``--set recipe=tower`` trains the shared text tower and gate instead of adapters;
+``--recipe replay`` runs the first recipe (image tower too, replay of 512 RSICD + UCM training
+images, no distillation; needs the datasets).
 
 ``promotion``: time to bring a scene of N synthetic tiles (``bench.synthetic``) to a version
-that shares its image tower: gates from stored vectors and the text index, no embedding.
+that shares its image tower: with the tower recipe, gates from stored vectors and the text
+index (no embedding); with adapters, nothing (``refresh_workspace`` finds every file shared).
 
-    python -m bench.bench_finetune quality --marks 5,10,20
+    python -m bench.bench_finetune quality --marks 5,10,20 [--set recipe=tower]
     python -m bench.bench_finetune promotion --tiles 10000,100000
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from dataclasses import replace
@@ -24,12 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.finetune_check import ANALYST_QUERIES, ingest_mosaic, run_query
+from bench.finetune_check import ANALYST_QUERIES, QueryResult, ingest_mosaic, run_query
 from bench.mosaic import Mosaic, make_ucm_mosaic, ucm_class, ucm_images
 from bench.synthetic import mixed_vectors, real_vectors
+from core.ingest.launch import refresh_workspace
 from core.ingest.refresh import refresh_scene
 from core.learn.finetune.config import FinetuneCfg
-from core.learn.finetune.guard import guard_violations
+from core.learn.finetune.guard import guard_violations, promote
+from core.learn.finetune.loop import add_adapters
+from core.model.amfmn import AMFMN
 from core.model.checkpoint import image_tower_fingerprint, load_checkpoint, save_checkpoint
 from core.model.versions import ModelRegistry
 from core.store.index import INDEX_DIM, VISUAL_METRIC, build_index
@@ -57,9 +64,9 @@ def quality(queries: list[str], marks: list[int], recipe: str, keep: Path | None
         labels = ingest_mosaic(pristine, mosaic)
         print(f"recipe {recipe!r}: {cfg}\n")
         print(
-            "| query | marks | P@10 before | after | worst other query (change) | others' mean change | others down > 0.1 | guard | fine-tune s |"
+            "| query | marks | P@10 before | after | worst other query (change) | others' mean change | others down > 0.1 | others with adapter weight (w: change) | guard | fine-tune s |"
         )
-        print("|---|---:|---:|---:|---|---:|---:|---|---:|")
+        print("|---|---:|---:|---:|---|---:|---:|---|---|---:|")
         rows = []
         for n in marks:
             for query in queries:
@@ -70,7 +77,7 @@ def quality(queries: list[str], marks: list[int], recipe: str, keep: Path | None
                 guard = "refused" if guard_violations(r.version) else "passes"
                 seconds = r.version.metrics["seconds"]
                 print(
-                    f"| {query} | {n} | {r.before:.1f} | {r.after:.1f} | {worst} ({change:+.1f}) | {np.mean(changes):+.3f} | {down} | {guard} | {seconds:.0f} ({r.cpu_seconds:.0f}) |",
+                    f"| {query} | {n} | {r.before:.1f} | {r.after:.1f} | {worst} ({change:+.1f}) | {np.mean(changes):+.3f} | {down} | {shared_adapters(r)} | {guard} | {seconds:.0f} ({r.cpu_seconds:.0f}) |",
                     flush=True,
                 )
                 rows.append((n, r.before, r.after, down, min(changes), seconds))
@@ -82,6 +89,22 @@ def quality(queries: list[str], marks: list[int], recipe: str, keep: Path | None
             print(
                 f"- {n} marks: mean lift {lift:+.2f} over {len(low)} queries starting <= 0.5; other queries down > 0.1: {sum(r[3] for r in mine)} of {len(mine) * 30}; worst other change {min(r[4] for r in mine):+.1f}; fine-tuning {np.mean([r[5] for r in mine]):.0f} s on average"
             )
+
+
+@torch.no_grad()
+def shared_adapters(result: QueryResult) -> str:
+    """Other queries the tuned version's adapters reach (kernel weight > 0), and their change."""
+    tuned, _ = load_checkpoint(result.version.path)
+    if not len(tuned.adapters):
+        return "(no adapters)"
+    others = list(result.others)
+    weights = tuned.adapters.weights(tuned.encode_text(tuned.tokenize(others))).max(-1).values
+    reached = [
+        f"{q} ({w:.2f}: {result.others[q][1] - result.others[q][0]:+.1f})"
+        for q, w in zip(others, weights.tolist(), strict=True)
+        if w > 0
+    ]
+    return ", ".join(reached) or "none"
 
 
 def synthetic_workspace(root: Path, n: int, visual: np.ndarray, gates: np.ndarray) -> Workspace:
@@ -109,38 +132,59 @@ def synthetic_workspace(root: Path, n: int, visual: np.ndarray, gates: np.ndarra
     return workspace
 
 
+def candidates(model: AMFMN, folder: Path) -> dict[str, Path]:
+    """Stand-ins for fine-tuned versions: text tower and gate moved, or one adapter added."""
+    adapted = copy.deepcopy(model)
+    add_adapters(adapted, {"marina"}, FinetuneCfg.adapter_tau)
+    with torch.no_grad():
+        adapted.adapters.deltas.add_(0.1 * torch.randn_like(adapted.adapters.deltas))
+        for module in (model.attention, model.text.proj):
+            for p in module.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+    return {
+        "tower": save_checkpoint(model, folder / "tower.safetensors"),
+        "adapter": save_checkpoint(adapted, folder / "adapter.safetensors"),
+    }
+
+
 def promotion(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         probe = ModelRegistry(Workspace(Path(tmp) / "probe")).active()
         model, _ = load_checkpoint(probe.path)
         visual, gates = real_vectors(model, 500)
-        with torch.no_grad():  # a stand-in for a fine-tuned version: text tower and gate moved
-            for module in (model.attention, model.text.proj):
-                for p in module.parameters():
-                    p.add_(0.01 * torch.randn_like(p))
-        candidate = save_checkpoint(model, Path(tmp) / "v1.safetensors")
-        print("| tiles | gates s | text index s | total s (refresh_scene) | visual.npy unchanged |")
-        print("|---:|---:|---:|---:|---|")
+        made = candidates(model, Path(tmp))
+        print(
+            "| tiles | recipe | gates s | text index s | total s | visual.npy, gate.npy unchanged |"
+        )
+        print("|---:|---|---:|---:|---:|---|")
         for n in sizes:
-            workspace = synthetic_workspace(Path(tmp) / f"ws{n}", n, visual, gates)
-            registry = ModelRegistry(workspace)
-            version = registry.register(candidate, 0)
-            tuned, _ = load_checkpoint(version.path)
-            scene = workspace.scene(f"synthetic{n}")
-            before = (scene.embeddings / "visual.npy").read_bytes()
-            stages: dict[str, float] = {}
-            t0 = time.time()
-            total = refresh_scene(
-                scene,
-                tuned,
-                version.tag,
-                image_tower_fingerprint(tuned),
-                lambda stage, *_, seen=stages: seen.__setitem__(stage, time.time()),
-            )
-            gates_s = stages["text index"] - t0
-            text_s = stages["done"] - stages["text index"]
-            same = (scene.embeddings / "visual.npy").read_bytes() == before
-            print(f"| {n:,} | {gates_s:.1f} | {text_s:.1f} | {total:.1f} | {same} |", flush=True)
+            for recipe, candidate in made.items():
+                workspace = synthetic_workspace(Path(tmp) / f"ws{n}-{recipe}", n, visual, gates)
+                version = ModelRegistry(workspace).register(candidate, 0)
+                scene = workspace.scene(f"synthetic{n}")
+                files = [scene.embeddings / "visual.npy", scene.embeddings / "gate.npy"]
+                before = [f.read_bytes() for f in files]
+                stages: dict[str, float] = {}
+                t0 = time.time()
+                if recipe == "tower":
+                    tuned, _ = load_checkpoint(version.path)
+                    total = refresh_scene(
+                        scene,
+                        tuned,
+                        version.tag,
+                        image_tower_fingerprint(tuned),
+                        lambda stage, *_, seen=stages: seen.__setitem__(stage, time.time()),
+                    )
+                    split = f"{stages['text index'] - t0:.1f} | {stages['done'] - stages['text index']:.1f}"
+                else:  # as the promotion job runs it: load the version, find every file shared
+                    promote(workspace, version.version)
+                    report = refresh_workspace(workspace, "cpu")
+                    total, split = report.seconds, "- | -"
+                    assert report.current == [scene.name], report
+                same = ", ".join(
+                    str(f.read_bytes() == b) for f, b in zip(files, before, strict=True)
+                )
+                print(f"| {n:,} | {recipe} | {split} | {total:.2f} | {same} |", flush=True)
 
 
 def overridden(cfg: FinetuneCfg, pairs: list[str]) -> FinetuneCfg:

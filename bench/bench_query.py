@@ -106,7 +106,7 @@ def timed(
         t0 = time.perf_counter()
         if kind == "text":
             with torch.inference_mode():
-                query = np.asarray(towers.text(model.tokenize([query])), np.float32)[0]
+                query = np.asarray(towers.encode_query(model.tokenize([query])), np.float32)[0]
         hits = rank([scene], kind, query, Filters(k=10, suppress_overlaps=False))
         latencies.append((time.perf_counter() - t0) * 1000)
         found.append((query, {c.tile for c in hits}))

@@ -78,7 +78,7 @@ class Judge:
     @torch.no_grad()
     def ranking(self, model: AMFMN, query: str) -> np.ndarray:
         """Tile ids, best first."""
-        text = model.encode_text(model.tokenize([query]))
+        text = model.encode_query(model.tokenize([query]))
         return torch.argsort(model.scores(self.visual, text)[:, 0], descending=True).numpy()
 
     def p10(self, model: AMFMN, query: str, cls: str, marked: set[int]) -> float:

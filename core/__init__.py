@@ -74,6 +74,7 @@ _EXPORTS = {
     "promote": "core.learn.finetune.guard",
     "queue_positions": "core.jobs",
     "promotion_cost": "core.ingest.launch",
+    "scenes_to_refresh": "core.ingest.launch",
     "refine": "core.search.refine",
     "scene_date": "core.search.change.results",
     "remote_scene_url": "core.ingest.source",

@@ -62,8 +62,11 @@ def _what_trains(ready: Readiness, unattached: int) -> str:
     text = (
         f"{ready.train_pairs} relevant marks and captions train, with "
         f"{ready.train_negatives} not-relevant marks; {ready.heldout} marks are held out "
-        "to check the result (a query's first relevant marks always train)."
+        "to check the result (a query's first relevant marks always train). Each trained "
+        "query or caption gets its own adapter: queries unlike it rank as before."
     )
+    if ready.textless:
+        text += f" {ready.textless} marks on image or tile queries train nothing (no text)."
     if unattached:
         text += f" {unattached} marks no tile covers any more are left out (see Marks)."
     return text

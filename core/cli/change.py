@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
         raise QueryError(f"--k must be between 1 and {MAX_K}")
     ws = workspace_of(args)
     loaded = load_model(ws, args.checkpoint, args.device)
-    scene_manifests(ws, args.before, args.after, loaded.tag)
+    scene_manifests(ws, args.before, args.after, loaded.scene_key)
 
     def progress(done: int, total: int, rate: float) -> None:
         print(f"aligning {args.before}: {done}/{total} tiles, {rate:.1f}/s", file=sys.stderr)
 
     embedder = TileEmbedder(loaded.model, loaded.device)
-    align_pair(ws, args.before, args.after, embedder, loaded.tag, progress)
+    align_pair(ws, args.before, args.after, embedder, loaded.scene_key, progress)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
     pair = load_pair(res, args.before, args.after)
     query = ChangeQuery(

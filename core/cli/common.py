@@ -125,6 +125,8 @@ def stage_printer() -> Callable[[str, int, int, float], None]:
 
 def print_refresh(report: RefreshReport) -> None:
     """Say how the scenes were brought to the active model, one line per kind of outcome."""
+    if report.current:
+        print(f"shared as they are (nothing recomputed): {', '.join(report.current)}")
     if report.refreshed:
         print(f"gates and text index recomputed (no re-embedding): {', '.join(report.refreshed)}")
     if report.reembedded:

@@ -13,7 +13,7 @@ from core.cli.common import (
     stage_printer,
     workspace_of,
 )
-from core.learn.finetune.config import FinetuneCfg
+from core.learn.finetune.config import RECIPES, FinetuneCfg
 
 HELP = "fine-tune the active model on the marks (needs only the workspace)"
 
@@ -22,7 +22,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Declare this subcommand's arguments."""
     add_workspace_only(p)
     p.add_argument("--steps", type=int, help=f"optimisation steps (default {FinetuneCfg.steps})")
-    p.add_argument("--lr", type=float, help=f"learning rate (default {FinetuneCfg.lr:g})")
+    p.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=FinetuneCfg.recipe,
+        help="adapter: one adapter per marked text query, nothing else moves (default); "
+        "tower: the shared text tower and gate learn (lifts paraphrases, moves near-ties)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"learning rate of the towers and gate (default {FinetuneCfg.lr:g}); "
+        f"--adapter-lr for the adapters (default {FinetuneCfg.adapter_lr:g})",
+    )
+    p.add_argument("--adapter-lr", type=float, help="learning rate of the adapters")
     p.add_argument(
         "--image-tower",
         action="store_true",
@@ -63,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     d = FinetuneCfg()
     cfg = FinetuneCfg(
         steps=args.steps or d.steps,
+        recipe=args.recipe,
         lr=args.lr or d.lr,
+        adapter_lr=args.adapter_lr or d.adapter_lr,
         image_tower=args.image_tower,
         replay_images=args.replay,
         eval_images=args.eval_images,

@@ -18,8 +18,18 @@ from core.errors import ConfigError, SceneSeekError
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PartComputer
 from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
-from core.ingest.refresh import can_refresh, recorded_image_tower, refresh_scene
-from core.model.checkpoint import checkpoint_image_tower, image_tower_fingerprint
+from core.ingest.refresh import (
+    adopt_scene,
+    can_refresh,
+    recorded_image_tower,
+    recorded_scene_key,
+    refresh_scene,
+)
+from core.model.checkpoint import (
+    checkpoint_image_tower,
+    checkpoint_scene_key,
+    image_tower_fingerprint,
+)
 from core.model.loading import load_model
 from core.model.versions import ModelVersion
 from core.settings import get_settings
@@ -135,10 +145,11 @@ def refresh_workspace(
 ) -> RefreshReport:
     """Bring every ready scene to the active model version; returns what was done.
 
-    Scenes whose vectors share the active version's image tower get new gates and a new
-    text index from their stored vectors (seconds); the others are embedded again from
-    their recorded source (as long as ingestion took). A scene that fails is reported and
-    the others still proceed.
+    Scenes whose gates and text index the active version shares (it differs only in its
+    query adapters) are current as they are; those that share its image tower get new gates
+    and a new text index from their stored vectors (seconds); the others are embedded again
+    from their recorded source (as long as ingestion took). A scene that fails is reported
+    and the others still proceed.
     """
     started = time.time()
     loaded = load_model(workspace, device=device)
@@ -150,7 +161,8 @@ def refresh_workspace(
             progress(f"bringing {name} to the active model", number, len(names), 0.0)
         scene = workspace.scene(name)
         manifest = scene.read_manifest()
-        if manifest.model == loaded.tag and recorded_image_tower(workspace, manifest) == tower:
+        if manifest.ready and recorded_scene_key(workspace, manifest) == loaded.scene_key:
+            adopt_scene(scene, loaded.tag, loaded.scene_key)
             report.current.append(name)
         elif can_refresh(workspace, scene, tower):
             refresh_scene(scene, loaded.model, loaded.tag, tower)
@@ -192,6 +204,19 @@ def reembed_seconds(workspace: Workspace, image_tower: str) -> tuple[list[str], 
         if recorded_image_tower(workspace, workspace.scene(n).read_manifest()) != image_tower
     ]
     return stale, embed_seconds(workspace, stale)
+
+
+def scenes_to_refresh(workspace: Workspace, version: ModelVersion) -> list[str]:
+    """Ready scenes whose gates and text index making ``version`` active would recompute.
+
+    Empty for a version that differs from the scenes' model only in its query adapters.
+    """
+    key = checkpoint_scene_key(version.path)
+    return [
+        name
+        for name in workspace.scene_names()
+        if recorded_scene_key(workspace, workspace.scene(name).read_manifest()) != key
+    ]
 
 
 def promotion_cost(workspace: Workspace, version: ModelVersion) -> tuple[list[str], float | None]:

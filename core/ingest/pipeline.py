@@ -24,10 +24,10 @@ import numpy as np
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
-from core.ingest.refresh import can_refresh, refresh_scene
+from core.ingest.refresh import adopt_scene, can_refresh, recorded_scene_key, refresh_scene
 from core.ingest.source import SceneSource, scene_source
 from core.model.amfmn import caption_energy
-from core.model.checkpoint import image_tower_fingerprint
+from core.model.checkpoint import image_tower_fingerprint, scene_fingerprint
 from core.settings import get_settings
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
 from core.store.manifest import READY, SceneManifest
@@ -173,12 +173,14 @@ def _ingest(
     summary = _scene_summary(source.read_path, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     image_tower = image_tower_fingerprint(embedder.model)
+    scene_key = scene_fingerprint(embedder.model)
     manifest = scene.read_manifest()
-    if (
-        manifest.model != model_tag
-        and _same_input(manifest.fingerprint, fingerprint)
-        and can_refresh(workspace, scene, image_tower)
-    ):
+    same_input = _same_input(manifest.fingerprint, fingerprint)
+    current = recorded_scene_key(workspace, manifest) == scene_key
+    if same_input and manifest.ready and current:  # also a version that only added adapters
+        adopt_scene(scene, model_tag, scene_key)
+        return IngestResult(scene.name, manifest.n_tiles or 0, True, 0.0, 0.0, model_tag)
+    if not current and same_input and can_refresh(workspace, scene, image_tower):
         refresh_scene(scene, embedder.model, model_tag, image_tower, progress)
         return IngestResult(
             scene.name, manifest.n_tiles or 0, False, time.time() - started, 0.0, model_tag
@@ -228,10 +230,10 @@ def _ingest(
     if "gate" in result.files:
         energy = caption_energy(embedder.model, embedder.towers)
         text_vectors = soft_index_vectors(vectors, np.load(result.files["gate"]), energy)
-        build_index(text_vectors, scene.text_index, model_tag, TEXT_METRIC, index_dim=INDEX_DIM)
+        build_index(text_vectors, scene.text_index, scene_key, TEXT_METRIC, index_dim=INDEX_DIM)
     elapsed = time.time() - started
     manifest.status, manifest.model, manifest.finished = READY, model_tag, time.time()
-    manifest.image_tower = image_tower
+    manifest.image_tower, manifest.scene_key = image_tower, scene_key
     manifest.ingest_seconds = round(elapsed, 1)
     manifest.engine = parts.engine  # information only: either engine's vectors interchange
     if result.seconds:

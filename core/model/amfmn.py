@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.model.adapters import QueryAdapters
 from core.model.attention import ATTENTIONS, SoftAttention, VisualGuidedAttention
 from core.model.backbones import N_STAGES, MultiscaleFeatures, StagedBackbone
 from core.model.config import AMFMNCfg
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 class AMFMN(nn.Module):
     """The retrieval model of Yuan et al. (TGRS 2021) on a pluggable backbone and text tower.
 
-    ``encode_image`` gives the MVSA visual vector ``v``; ``encode_text`` the caption vector
-    ``t``; ``scores`` the matrix ``cos(v_i, VGA(v_i, t_j))``. The backbone's first
+    ``encode_image`` gives the MVSA visual vector ``v``; ``encode_text`` the text tower's
+    caption vector ``t``, and ``encode_query`` that vector after the version's per-query
+    adapters (``core.model.adapters``), which is what a query searches with; ``scores`` the
+    matrix ``cos(v_i, VGA(v_i, t_j))``. The backbone's first
     ``N_STAGES - cfg.vision.trainable_stages`` stages stay frozen and in eval mode.
     """
 
@@ -45,6 +48,7 @@ class AMFMN(nn.Module):
             dim,
         )
         self.attention: VisualGuidedAttention = ATTENTIONS[cfg.attention](dim)
+        self.adapters = QueryAdapters(dim)
         self.frozen_stages = N_STAGES - cfg.vision.trainable_stages
         backbone.requires_grad_(False)
         for stage in backbone.stages[self.frozen_stages :]:
@@ -66,8 +70,12 @@ class AMFMN(nn.Module):
         return self.visual_from_features(self.backbone(images))
 
     def encode_text(self, tokens: TokenBatch) -> torch.Tensor:
-        """``[B, embed_dim]`` caption vectors."""
+        """``[B, embed_dim]`` caption vectors of the text tower (before the adapters)."""
         return self.text(tokens)
+
+    def encode_query(self, tokens: TokenBatch) -> torch.Tensor:
+        """``[B, embed_dim]`` caption vectors as queries search with them (adapters applied)."""
+        return self.adapters(self.encode_text(tokens))
 
     def tokenize(self, captions: list[str]) -> TokenBatch:
         """Tokenize with the tower's own tokenizer."""
@@ -90,12 +98,13 @@ class AMFMN(nn.Module):
 
     def forward(self, images: torch.Tensor, tokens: TokenBatch) -> torch.Tensor:
         """Score a batch of images against a batch of captions."""
-        return self.scores(self.encode_image(images), self.encode_text(tokens))
+        return self.scores(self.encode_image(images), self.encode_query(tokens))
 
     def trained_modules(self) -> dict[str, nn.Module]:
         """Modules whose weights differ from the pip-shipped pretrained ones.
 
-        Checkpoints store exactly these, so a shipped model stays small.
+        Checkpoints store exactly these, so a shipped model stays small; the query adapters
+        only once there are some, so a model without them saves as it always did.
         """
         modules: dict[str, nn.Module] = {
             "global_proj": self.global_proj,
@@ -109,6 +118,8 @@ class AMFMN(nn.Module):
         for module in text_modules:
             name = named[id(module)]
             modules["text" + (f".{name}" if name else "")] = module
+        if len(self.adapters):
+            modules["adapters"] = self.adapters
         return modules
 
 

@@ -1,9 +1,9 @@
 """Versioned checkpoints: config + trained weights + vocabulary + training record + metrics.
 
 A checkpoint is a safetensors file: tensors for the modules training changed (pretrained
-parts come from pip packages, so a shipped model stays small) and JSON metadata. Nothing is
-unpickled on load, and ``load_checkpoint`` rebuilds model, tokenizer and transforms with no
-extra flags.
+parts come from pip packages, so a shipped model stays small), the query adapters when there
+are some (their queries in the metadata), and JSON metadata. Nothing is unpickled on load,
+and ``load_checkpoint`` rebuilds model, tokenizer and transforms with no extra flags.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tiles.atomic import atomic_path
 FORMAT = "sceneseek-amfmn"
 FORMAT_VERSION = 1
 IMAGE_TOWER = ("backbone.", "global_proj.", "mvsa.")  # what the stored visual vector depends on
+ADAPTERS = "adapters."  # applied to query vectors only: no scene file depends on them
 
 
 @dataclass
@@ -37,6 +38,7 @@ class CheckpointInfo:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    adapters: list[str] = field(default_factory=list)
 
 
 def trained_state(model: AMFMN, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -51,12 +53,12 @@ def trained_state(model: AMFMN, dtype: torch.dtype | None = None) -> dict[str, t
     return state
 
 
-def image_tower_digest(config: AMFMNCfg, state: Mapping[str, torch.Tensor]) -> str:
-    """Identity of the modules before the stored visual vector (``image-`` + SHA-256 prefix).
+def _digest(
+    label: str, config: AMFMNCfg, state: Mapping[str, torch.Tensor], keys: list[str]
+) -> str:
+    """``label-`` + SHA-256 prefix of the config and the float32 values of ``keys``.
 
-    Stored vectors and the visual index stay valid across model versions that share it, so
-    a version that changed only the text tower or the gate needs no re-embedding. Values are
-    hashed as float32, so a float16 file and the float32 model loaded from it agree.
+    Values are hashed as float32, so a float16 file and the float32 model loaded from it agree.
     """
     digest = hashlib.sha256()
     spec = {
@@ -64,16 +66,41 @@ def image_tower_digest(config: AMFMNCfg, state: Mapping[str, torch.Tensor]) -> s
         "vision": asdict(config.vision),
         "preprocess": asdict(config.preprocess),
     }
+    if label == "scene":
+        spec["text"], spec["attention"] = asdict(config.text), config.attention
     digest.update(json.dumps(spec, sort_keys=True).encode())
-    for key in sorted(k for k in state if k.startswith(IMAGE_TOWER)):
+    for key in sorted(keys):
         digest.update(key.encode())
         digest.update(state[key].detach().cpu().float().contiguous().numpy().tobytes())
-    return f"image-{digest.hexdigest()[:16]}"
+    return f"{label}-{digest.hexdigest()[:16]}"
+
+
+def image_tower_digest(config: AMFMNCfg, state: Mapping[str, torch.Tensor]) -> str:
+    """Identity of the modules before the stored visual vector (``image-`` + SHA-256 prefix).
+
+    Stored vectors and the visual index stay valid across model versions that share it, so
+    a version that changed only the text tower or the gate needs no re-embedding.
+    """
+    return _digest("image", config, state, [k for k in state if k.startswith(IMAGE_TOWER)])
+
+
+def scene_digest(config: AMFMNCfg, state: Mapping[str, torch.Tensor]) -> str:
+    """Identity of what a scene's gates and text index depend on (``scene-`` + SHA-256 prefix).
+
+    Every trained module but the query adapters: a version that only added or changed
+    adapters shares every scene file of its parent, so promoting it recomputes nothing.
+    """
+    return _digest("scene", config, state, [k for k in state if not k.startswith(ADAPTERS)])
 
 
 def image_tower_fingerprint(model: AMFMN) -> str:
     """``image_tower_digest`` of a model in memory."""
     return image_tower_digest(model.cfg, trained_state(model))
+
+
+def scene_fingerprint(model: AMFMN) -> str:
+    """``scene_digest`` of a model in memory."""
+    return scene_digest(model.cfg, trained_state(model))
 
 
 def checkpoint_image_tower(path: str | Path) -> str:
@@ -82,19 +109,31 @@ def checkpoint_image_tower(path: str | Path) -> str:
     Raises:
         CheckpointError: for unreadable files or other formats.
     """
+    return _file_digests(*_file_stamp(path))[0]
+
+
+def checkpoint_scene_key(path: str | Path) -> str:
+    """``scene_digest`` of a checkpoint file, without building the model.
+
+    Raises:
+        CheckpointError: for unreadable files or other formats.
+    """
+    return _file_digests(*_file_stamp(path))[1]
+
+
+def _file_stamp(path: str | Path) -> tuple[str, int, int]:
     path = Path(path).resolve()
     stat = path.stat() if path.is_file() else None
-    return _file_image_tower(
-        str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1
-    )
+    return str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1
 
 
 @lru_cache(maxsize=32)
-def _file_image_tower(path: str, size: int, mtime_ns: int) -> str:
+def _file_digests(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
     from safetensors.torch import load_file
 
     info = read_info(path)
-    return image_tower_digest(info.config, load_file(path))
+    state = load_file(path)
+    return image_tower_digest(info.config, state), scene_digest(info.config, state)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -127,6 +166,8 @@ def save_checkpoint(
         "training": json.dumps(training or {}),
         "metrics": json.dumps(metrics or {}),
     }
+    if len(model.adapters):
+        metadata["adapters"] = json.dumps(model.adapters.queries)
     with atomic_path(path) as tmp:
         save_file(trained_state(model, dtype), tmp, metadata=metadata)
     return path
@@ -168,6 +209,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
         training=json.loads(meta.get("training", "{}")),
         metrics=json.loads(meta.get("metrics", "{}")),
         sha256=file_sha256(path),
+        adapters=json.loads(meta.get("adapters", "[]")),
     )
 
 
@@ -188,6 +230,7 @@ def load_checkpoint(
     info = read_info(path)
     vocab = Vocabulary.from_dict(info.vocab) if info.vocab else None
     model = create_model(info.config, vocab=vocab)
+    model.adapters.resize(info.adapters)
     state = load_file(str(path))
     expected = trained_state(model)
     missing = sorted(set(expected) - set(state))

@@ -3,9 +3,11 @@
 PyTorch's CPU kernels for EfficientNet's depthwise convolutions are slow; the same towers
 exported to ONNX (``core.model.onnx_export``) run about four times faster on ONNX Runtime's
 CPU provider with the same vectors (cosine >= 0.9999, checked at export). Torch stays for
-training, fine-tuning and CUDA. Either engine takes torch inputs and returns float32 numpy
-vectors, so callers do not care which one runs; mixed precision on CUDA stays the caller's
-business (``core.device.autocast`` around the call), as it was before this module.
+training, fine-tuning and CUDA. A version's per-query adapters are not in the text graph:
+``Towers.encode_query`` applies them after either engine's text runner. Either engine takes
+torch inputs and returns float32 numpy vectors, so callers do not care which one runs; mixed
+precision on CUDA stays the caller's business (``core.device.autocast`` around the call), as
+it was before this module.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import onnxruntime as ort
 import torch
 
 from core.errors import ConfigError
+from core.model.adapters import QueryAdapters
 from core.model.amfmn import AMFMN
 from core.model.onnx_export import cache_dir_for, ensure_exported, export_checkpoint
 from core.model.text import TokenBatch
@@ -151,10 +154,29 @@ class OnnxText:
 
 @dataclass(frozen=True)
 class Towers:
-    """The runners of both towers; each may be on either engine (a refused export is torch)."""
+    """The runners of both towers; each may be on either engine (a refused export is torch).
+
+    ``text`` is the text tower alone (what the text index's weighting is measured with);
+    queries are encoded by ``encode_query``, which adds the version's adapters.
+    """
 
     image: ImageRunner
     text: TextRunner
+    adapters: QueryAdapters | None = None
+
+    @torch.inference_mode()
+    def encode_query(self, tokens: TokenBatch) -> np.ndarray:
+        """``[B, d]`` float32 query vectors: the text runner, then the query adapters.
+
+        The one place every engine's query vectors get their adapters (search, change
+        search, heat maps, the shard client, evaluation).
+        """
+        vectors = self.text(tokens)
+        if self.adapters is None or not len(self.adapters):
+            return vectors
+        device = self.adapters.anchors.device
+        adapted = self.adapters(torch.from_numpy(np.asarray(vectors, np.float32)).to(device))
+        return adapted.float().cpu().numpy()
 
     @property
     def engine(self) -> str:
@@ -166,7 +188,7 @@ class Towers:
 
 def torch_towers(model: AMFMN, device: torch.device) -> Towers:
     """Both towers on torch, on ``device``."""
-    return Towers(TorchImage(model, device), TorchText(model, device))
+    return Towers(TorchImage(model, device), TorchText(model, device), model.adapters)
 
 
 def load_towers(
@@ -200,6 +222,7 @@ def load_towers(
     return Towers(
         OnnxImage(image, threads) if image else TorchImage(model, device),
         OnnxText(text, threads) if text else TorchText(model, device),
+        model.adapters,
     )
 
 

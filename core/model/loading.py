@@ -9,7 +9,7 @@ import torch
 
 from core.device import resolve_device
 from core.model.amfmn import AMFMN
-from core.model.checkpoint import file_sha256, load_checkpoint
+from core.model.checkpoint import file_sha256, load_checkpoint, scene_fingerprint
 from core.model.inference import Towers, load_towers
 from core.model.onnx_export import cache_dir_for
 from core.model.shipped import resolve_checkpoint
@@ -26,6 +26,11 @@ class LoadedModel:
     device: torch.device
     path: Path
     towers: Towers
+
+    @property
+    def scene_key(self) -> str:
+        """What the scene files it searches must be keyed by (``checkpoint.scene_digest``)."""
+        return scene_fingerprint(self.model)
 
 
 def load_model(

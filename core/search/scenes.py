@@ -11,7 +11,9 @@ import torch
 
 from core.device import limit_blas_threads
 from core.errors import IndexMismatchError, QueryError, SceneNotFoundError
+from core.ingest.refresh import recorded_scene_key
 from core.model.amfmn import AMFMN
+from core.model.checkpoint import scene_fingerprint
 from core.model.inference import Towers, torch_towers
 from core.search.tile_columns import TileColumns
 from core.store.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
@@ -57,9 +59,12 @@ class SceneIndex:
 
 
 def check_manifest(
-    workspace: Workspace, name: str, manifest: SceneManifest, model_tag: str
+    workspace: Workspace, name: str, manifest: SceneManifest, scene_key: str
 ) -> None:
-    """Refuse a scene tiled the old way or embedded by another model version.
+    """Refuse a scene tiled the old way, or whose gates and text index another model made.
+
+    ``scene_key`` is the searching model's ``checkpoint.scene_digest``: versions that differ
+    only in their query adapters search the same scene files.
 
     Raises:
         IndexMismatchError: naming the command that brings the scene up to date.
@@ -71,10 +76,10 @@ def check_manifest(
             f"scene {name!r} was tiled by an older SceneSeek whose edge tiles ran past the "
             f"raster; re-ingest needed: {redo}"
         )
-    if manifest.model != model_tag:
+    if recorded_scene_key(workspace, manifest) != scene_key:
         raise IndexMismatchError(
-            f"scene {name!r} was embedded by model {manifest.model}, the active model is "
-            f"{model_tag}; re-embed it: {redo}"
+            f"scene {name!r} was embedded by model {manifest.model}, not by the active model "
+            f"({scene_key}); re-embed it: {redo}"
         )
 
 
@@ -85,11 +90,11 @@ def stored_vectors(embeddings: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return np.load(embeddings / "visual.npy", mmap_mode="r"), gate
 
 
-def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> SceneIndex:
-    """Load a ready scene, refusing one embedded by another model version.
+def load_scene(workspace: Workspace, name: str, dim: int, scene_key: str) -> SceneIndex:
+    """Load a ready scene, refusing one embedded by another model (see ``check_manifest``).
 
-    The visual index is keyed by the image tower that made it (by the model version in
-    manifests from before that record), the text index by the whole model version.
+    The visual index is keyed by the image tower that made it, the text index by the scene
+    key (each by the model version in manifests from before that record).
 
     Raises:
         SceneNotFoundError: when it is missing or not ready.
@@ -97,10 +102,11 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
     """
     scene = workspace.existing_scene(name)
     manifest = scene.read_manifest()
-    check_manifest(workspace, name, manifest, model_tag)
+    check_manifest(workspace, name, manifest, scene_key)
     visual, gate = stored_vectors(scene.embeddings)
+    text_key = manifest.scene_key or manifest.model
     text_ann = (
-        load_index(scene.text_index, dim, model_tag, TEXT_METRIC) if gate is not None else None
+        load_index(scene.text_index, dim, text_key, TEXT_METRIC) if gate is not None else None
     )
     return SceneIndex(
         name=name,
@@ -108,7 +114,7 @@ def load_scene(workspace: Workspace, name: str, dim: int, model_tag: str) -> Sce
         visual=visual,
         gate=gate,
         visual_ann=load_index(
-            scene.visual_index, dim, manifest.image_tower or model_tag, VISUAL_METRIC
+            scene.visual_index, dim, manifest.image_tower or manifest.model, VISUAL_METRIC
         ),
         text_ann=text_ann,
         manifest=manifest,
@@ -120,7 +126,7 @@ class SearchResources:
     """Everything a query needs, loaded once and reused."""
 
     model: AMFMN
-    model_tag: str
+    model_tag: str  # the version's, in every result; scenes are keyed by ``scene_key``
     workspace: Workspace
     device: torch.device
     scenes: dict[str, SceneIndex] = field(default_factory=dict)
@@ -128,6 +134,7 @@ class SearchResources:
     towers: Towers = field(kw_only=True)  # what encodes queries (ONNX Runtime or torch)
     shards: ShardedSearch | None = field(default=None, kw_only=True)  # Dask workers hold scenes
     manifests: dict[str, SceneManifest] = field(default_factory=dict)  # ready scenes, sharded
+    scene_key: str = field(default="", kw_only=True)  # checkpoint.scene_digest of the model
 
     @classmethod
     def load(
@@ -146,7 +153,15 @@ class SearchResources:
         limit_blas_threads()
         model = model.to(device).eval()
         towers = towers or torch_towers(model, device)
-        resources = cls(model, model_tag, workspace, device, towers=towers, shards=shards)
+        resources = cls(
+            model,
+            model_tag,
+            workspace,
+            device,
+            towers=towers,
+            shards=shards,
+            scene_key=scene_fingerprint(model),
+        )
         resources.refresh()
         return resources
 
@@ -166,7 +181,7 @@ class SearchResources:
                 continue
             try:
                 self.scenes[name] = load_scene(
-                    self.workspace, name, self.model.cfg.embed_dim, self.model_tag
+                    self.workspace, name, self.model.cfg.embed_dim, self.scene_key
                 )
             except IndexMismatchError as exc:
                 self.scenes.pop(name, None)
@@ -178,7 +193,7 @@ class SearchResources:
         for name in self.workspace.scene_names():
             manifest = self.workspace.scene(name).read_manifest()
             try:
-                check_manifest(self.workspace, name, manifest, self.model_tag)
+                check_manifest(self.workspace, name, manifest, self.scene_key)
             except IndexMismatchError as exc:
                 self.stale[name] = str(exc)
             else:
@@ -204,7 +219,7 @@ class SearchResources:
         if self.shards is None:
             return [self.scenes[name] for name in chosen]
         dim = self.model.cfg.embed_dim
-        return [load_scene(self.workspace, name, dim, self.model_tag) for name in chosen]
+        return [load_scene(self.workspace, name, dim, self.scene_key) for name in chosen]
 
     def chosen(self, names: list[str] | None) -> list[str]:
         """Names of the scenes to search (all ready ones when ``names`` is empty).
@@ -240,7 +255,7 @@ class SearchResources:
         ready = self.ready
         spec = ShardSpec(
             str(self.workspace.root),
-            self.model_tag,
+            self.scene_key,
             self.model.cfg.embed_dim,
             tuple((name, ready[name].finished) for name in names),
             frozenset(ready),
@@ -292,8 +307,8 @@ class SearchResources:
 
     @torch.inference_mode()
     def encode_text(self, text: str) -> np.ndarray:
-        """Caption vector of a validated query."""
-        return self.towers.text(self.model.tokenize([text]))[0]
+        """Query vector of a validated text query (the version's adapters applied)."""
+        return self.towers.encode_query(self.model.tokenize([text]))[0]
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:

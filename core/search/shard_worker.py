@@ -29,7 +29,7 @@ class ShardSpec:
     """What one worker searches: scenes of a workspace as the client last saw them."""
 
     root: str
-    model_tag: str
+    scene_key: str  # the searching model's checkpoint.scene_digest
     dim: int
     scenes: tuple[tuple[str, float | None], ...]  # (name, finished) of the shard's scenes
     known: frozenset[str] = frozenset()  # every ready scene of the workspace
@@ -52,10 +52,10 @@ def shard_scenes(spec: ShardSpec) -> list[SceneIndex]:
             del _LOADED[(root, name)]
     scenes = []
     for name, finished in spec.scenes:
-        stamp = (spec.model_tag, finished)
+        stamp = (spec.scene_key, finished)
         held = _LOADED.get((spec.root, name))
         if held is None or held[0] != stamp:
-            scene = load_scene(Workspace(Path(spec.root)), name, spec.dim, spec.model_tag)
+            scene = load_scene(Workspace(Path(spec.root)), name, spec.dim, spec.scene_key)
             held = _LOADED[(spec.root, name)] = (stamp, scene)
         scenes.append(held[1])
     return scenes

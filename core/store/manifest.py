@@ -31,10 +31,13 @@ class SceneManifest:
         status: ``tiling``, ``embedding`` or ``ready``; empty when there is no manifest.
         n_tiles: Tiles in the catalog.
         quicklook_bounds: (south, west, north, east) of the map overlay.
-        model: Tag of the model version whose gates and text index the scene holds.
+        model: Tag of the model version that last built or refreshed the scene.
         image_tower: Fingerprint of the image tower that made ``visual.npy`` and the visual
             index (``checkpoint.image_tower_digest``); None in manifests from before it, whose
             visual index is keyed by ``model``.
+        scene_key: Fingerprint of what its gates and text index depend on (every trained
+            module but the query adapters, ``checkpoint.scene_digest``); None in manifests
+            from before it, whose text index is keyed by ``model``.
         ingest_seconds: Wall time of the ingest that finished it.
         embed_tiles_per_second: Embedding rate of that ingest.
         finished: When it became ready (epoch seconds); changes whenever it is rebuilt.
@@ -54,6 +57,7 @@ class SceneManifest:
     quicklook_bounds: tuple[float, float, float, float] | None = None
     model: str = ""
     image_tower: str | None = None
+    scene_key: str | None = None
     ingest_seconds: float | None = None
     embed_tiles_per_second: float | None = None
     finished: float | None = None

@@ -82,14 +82,14 @@ def _scene_identity(manifest: SceneManifest) -> dict[str, Any]:
     }
 
 
-def pair_identity(before: SceneManifest, after: SceneManifest, model_tag: str) -> dict[str, Any]:
-    """What a pair's vectors depend on: the model and both scenes as last ingested.
+def pair_identity(before: SceneManifest, after: SceneManifest, scene_key: str) -> dict[str, Any]:
+    """What a pair's vectors depend on: the model (its scene key) and both scenes as ingested.
 
     The later scene's fingerprint holds its source, tiling and tiling version: its grid.
     Round-tripped through JSON so it compares equal to what a manifest reads back.
     """
     identity = {
-        "model": model_tag,
+        "model": scene_key,
         "before": _scene_identity(before),
         "after": _scene_identity(after),
     }

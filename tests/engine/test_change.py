@@ -61,7 +61,7 @@ def setup(model_checkpoint, scenes_dir, tmp_path_factory):
     for source, name in ((scenes_dir / SCENE, "earlier"), (later, "later")):
         ingest(source, ws, embedder, loaded.tag, name, OPTIONS)
     ingest(scenes_dir / ELSEWHERE, ws, embedder, loaded.tag, "elsewhere", OPTIONS)
-    manifest = align_pair(ws, "earlier", "later", embedder, loaded.tag, workers=0)
+    manifest = align_pair(ws, "earlier", "later", embedder, loaded.scene_key, workers=0)
     res = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
     return ws, loaded, embedder, res, manifest, load_pair(res, "earlier", "later")
 
@@ -154,18 +154,18 @@ def test_heat_map_is_brightest_on_the_pasted_tiles(setup, tmp_path):
 
 def test_pair_is_reused_until_a_scene_changes(setup):
     ws, loaded, embedder, _, manifest, _ = setup
-    again = align_pair(ws, "earlier", "later", embedder, loaded.tag, workers=0)
+    again = align_pair(ws, "earlier", "later", embedder, loaded.scene_key, workers=0)
     assert again.finished == manifest.finished  # nothing recomputed
-    assert is_aligned(ws, "earlier", "later", loaded.tag)
+    assert is_aligned(ws, "earlier", "later", loaded.scene_key)
     with pytest.raises(IndexMismatchError):
-        is_aligned(ws, "earlier", "later", "amfmn-another-model")
+        is_aligned(ws, "earlier", "later", "scene-another-model")
     scene = ws.scene("later")
     original = scene.manifest.read_text()
     try:
         data = json.loads(original)
         data["finished"] += 1  # re-ingested since the pair was aligned
         scene.manifest.write_text(json.dumps(data))
-        assert not is_aligned(ws, "earlier", "later", loaded.tag)
+        assert not is_aligned(ws, "earlier", "later", loaded.scene_key)
     finally:
         scene.manifest.write_text(original)
     assert pair_dir(ws, "earlier", "later").read_manifest().identity == manifest.identity
@@ -174,9 +174,9 @@ def test_pair_is_reused_until_a_scene_changes(setup):
 def test_scenes_without_common_ground_are_refused(setup):
     ws, loaded, embedder, res, _, _ = setup
     with pytest.raises(PairError, match="do not overlap"):
-        align_pair(ws, "elsewhere", "later", embedder, loaded.tag, workers=0)
+        align_pair(ws, "elsewhere", "later", embedder, loaded.scene_key, workers=0)
     with pytest.raises(PairError, match="two dates"):
-        align_pair(ws, "later", "later", embedder, loaded.tag, workers=0)
+        align_pair(ws, "later", "later", embedder, loaded.scene_key, workers=0)
     assert suggest_pairs(ws) == [("earlier", "later", pytest.approx(1.0, abs=0.01))]
     with pytest.raises(PairError, match="not aligned"):
         load_pair(res, "later", "earlier")

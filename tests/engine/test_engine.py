@@ -345,4 +345,4 @@ def test_a_scene_tiled_the_old_way_needs_reingest(resources, tmp_path):
     manifest.tiling_version = None  # as written before windows were kept inside the raster
     manifest.save(ws.scene("naip").manifest)
     with pytest.raises(IndexMismatchError, match="re-ingest needed"):
-        load_scene(ws, "naip", resources.model.cfg.embed_dim, resources.model_tag)
+        load_scene(ws, "naip", resources.model.cfg.embed_dim, resources.scene_key)

@@ -179,16 +179,17 @@ def test_fine_tune_and_promote_with_no_datasets(model_checkpoint, data_root, tmp
     }
 
     scene = ws.scene(SCENE)
-    visual = (scene.embeddings / "visual.npy").read_bytes()
-    visual_index = scene.visual_index.read_bytes()
+    paths = [scene.embeddings / "visual.npy", scene.embeddings / "gate.npy"]
+    paths += [scene.visual_index, scene.text_index]
+    files = [p.read_bytes() for p in paths]
     tuned = run_cli("finetune", "--workspace", ws.root, "--promote", env=env)
     assert tuned.returncode == 0, tuned.stderr
-    assert "gates and text index recomputed (no re-embedding)" in tuned.stdout
+    assert f"shared as they are (nothing recomputed): {SCENE}" in tuned.stdout
 
     registry = ModelRegistry(ws)
     assert registry.active().version == 1 and registry.active().parent == 0
-    assert (scene.embeddings / "visual.npy").read_bytes() == visual
-    assert scene.visual_index.read_bytes() == visual_index
+    assert registry.active().data["adapters"] == ["marina"]
+    assert [p.read_bytes() for p in paths] == files  # adapters only: every scene file shared
     loaded = load_model(ws, device="cpu")
     resources = SearchResources.load(ws, loaded.model, loaded.tag, loaded.device)
     assert set(resources.scenes) == {SCENE} and not resources.stale
@@ -197,8 +198,8 @@ def test_fine_tune_and_promote_with_no_datasets(model_checkpoint, data_root, tmp
     after = {c: judge.p10(loaded.model, c, c, marked) for c in LOOK_ALIKES}
     after["marina"] = judge.p10(loaded.model, "marina", "harbor", marked)
     assert after["marina"] >= before["marina"] + 0.2, (before, after)
-    for query in LOOK_ALIKES:  # no other query collapses
-        assert after[query] >= before[query] - 0.2 - 1e-9, (query, before, after)
+    for query in LOOK_ALIKES:  # the target: no other query down by more than 0.1
+        assert after[query] >= before[query] - 0.1 - 1e-9, (query, before, after)
     assert file_sha256(registry.get(0).path) == file_sha256(model_checkpoint)
 
 

@@ -9,6 +9,9 @@ import torch
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.launch import reembed_seconds, refresh_workspace
 from core.ingest.pipeline import IngestOptions, ingest
+from core.learn.finetune.guard import promote
+from core.learn.finetune.loop import add_adapters
+from core.model.adapters import DEFAULT_TAU
 from core.model.checkpoint import (
     checkpoint_image_tower,
     image_tower_fingerprint,
@@ -129,3 +132,56 @@ def test_a_new_image_tower_is_embedded_again(ws, tmp_path):
     assert report.reembedded == ["s"]
     assert not np.array_equal(np.load(ws.scene("s").embeddings / "visual.npy"), visual)
     assert refresh_workspace(ws, "cpu").current == ["s"]
+
+
+def adapter_version(ws: Workspace, tmp_path: Path) -> int:
+    """Register the active model plus an adapter for "trees": what fine-tuning makes now."""
+    registry = ModelRegistry(ws)
+    model, _ = load_checkpoint(registry.active().path)
+    add_adapters(model, {"trees"}, DEFAULT_TAU)
+    with torch.no_grad():
+        model.adapters.deltas.add_(0.5 * torch.randn_like(model.adapters.deltas))
+    path = save_checkpoint(model, tmp_path / "adapter.safetensors")
+    return registry.register(path, registry.active().version).version
+
+
+def searched(ws: Workspace) -> SearchResources:
+    loaded = load_model(ws, device="cpu")
+    return SearchResources.load(ws, loaded.model, loaded.tag, loaded.device, loaded.towers)
+
+
+@pytest.mark.slow
+def test_a_version_with_adapters_promotes_and_rolls_back_recomputing_nothing(ws, tmp_path):
+    before = files(ws, "s")
+    parent = searched(ws)
+    version = adapter_version(ws, tmp_path)
+    assert reembed_seconds(ws, checkpoint_image_tower(ModelRegistry(ws).get(version).path))[0] == []
+    promote(ws, version)
+    resources = searched(ws)  # searchable at once, before any refresh job
+    assert set(resources.scenes) == {"s"} and not resources.stale
+    assert not np.allclose(resources.encode_text("trees"), parent.encode_text("trees"))
+    np.testing.assert_array_equal(
+        resources.encode_text("a harbor with boats"), parent.encode_text("a harbor with boats")
+    )
+    assert search_text(resources, "trees", Filters(k=5)).model == ModelRegistry(ws).active().tag
+    report = refresh_workspace(ws, "cpu")
+    assert report.current == ["s"] and not report.refreshed and not report.reembedded
+    assert files(ws, "s") == before
+    assert ws.scene("s").read_manifest().model == ModelRegistry(ws).active().tag
+    promote(ws, 0)
+    assert refresh_workspace(ws, "cpu").current == ["s"] and files(ws, "s") == before
+
+
+@pytest.mark.slow
+def test_a_manifest_from_before_the_scene_key_is_shared_with_an_adapter_version(ws, tmp_path):
+    scene = ws.scene("s")
+    manifest = scene.read_manifest()
+    manifest.scene_key = None  # as written before this change: the text index keyed by the model
+    manifest.save(scene.manifest)
+    sidecar = meta_path(scene.text_index)
+    write_json(sidecar, {**read_json(sidecar), "model": manifest.model})
+    promote(ws, adapter_version(ws, tmp_path))
+    assert not searched(ws).stale
+    assert refresh_workspace(ws, "cpu").current == ["s"]
+    assert read_json(sidecar)["model"] == scene.read_manifest().scene_key
+    assert not searched(ws).stale

@@ -17,7 +17,7 @@ from core.cli.main import main
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.launch import refresh_workspace
 from core.ingest.pipeline import IngestOptions, ingest
-from core.model.checkpoint import load_checkpoint, save_checkpoint
+from core.model.checkpoint import checkpoint_scene_key, load_checkpoint, save_checkpoint
 from core.model.loading import load_model
 from core.model.versions import ModelRegistry
 from core.search.aoi import parse_aoi, tiles_in
@@ -221,8 +221,8 @@ def test_workers_reload_after_a_promotion_and_a_rollback(ws, shards, tmp_path):
         refresh_workspace(ws, "cpu")
         single, sharded = _pair(ws, shards)
         _same(search_text(single, TEXT), search_text(sharded, TEXT))
-        tags = {stamp[0] for v in _stamps(shards).values() for stamp in v.values()}
-        assert tags == {registry.active().tag}
+        keys = {stamp[0] for v in _stamps(shards).values() for stamp in v.values()}
+        assert keys == {checkpoint_scene_key(registry.active().path)}
 
 
 @pytest.mark.slow

@@ -98,7 +98,7 @@ def encode_captions(
         width = max(1, int(lengths[chunk].max()))
         batch = TokenBatch(tokens.ids[chunk, :width], tokens.mask[chunk, :width])
         with autocast(device):
-            out[chunk] = torch.from_numpy(towers.text(batch))
+            out[chunk] = torch.from_numpy(towers.encode_query(batch))
     return out
 
 

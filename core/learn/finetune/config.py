@@ -5,21 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.model.adapters import DEFAULT_TAU
+
 Progress = Callable[[str, int, int, float], None]
+RECIPES = ("adapter", "tower")
 
 
 @dataclass(frozen=True)
 class FinetuneCfg:
     """Fine-tuning settings; the defaults need only the workspace and take about a minute.
 
-    By default only what comes after the stored visual vectors learns (the text tower and the
-    soft-attention gate), so a new version reuses every scene's vectors. Forgetting is held
-    back by distillation toward the parent on generic queries and unmarked tiles.
+    By default (``recipe="adapter"``) each trained text query (or tile caption) gets its own
+    adapter (``core.model.adapters``): the text tower and the gate stay as they are, so a
+    new version shares every scene file of its parent, and a query whose caption vector is
+    not within ``adapter_tau`` of a trained one is not moved at all. ``recipe="tower"``
+    trains the shared text tower and the soft-attention gate instead, which lifts paraphrases
+    more but moves near-ties of unrelated queries (docs/RESULTS.md). Either way forgetting
+    is held back by distillation toward the parent on generic queries and unmarked tiles.
 
     Attributes:
         steps: Optimisation steps.
-        lr: Adam learning rate; small, because a few steps already lift a marked query and
-            larger steps move the rankings of unrelated queries (docs/RESULTS.md).
+        recipe: ``adapter`` (per-query adapters) or ``tower`` (text tower and gate). Marks on
+            image queries train neither: they have no text to anchor an adapter on.
+        lr: Adam learning rate of the text tower, gate and image tower; small, because a few
+            steps already lift a marked query and larger steps move the rankings of unrelated
+            queries (docs/RESULTS.md).
+        adapter_lr: Adam learning rate of the adapters (their residuals are unit-free).
+        adapter_tau: Cosine to an adapter's anchor below which a query gets none of it
+            (``adapters.DEFAULT_TAU``: the 99th percentile of the cosines between unrelated
+            reference terms under the shipped model).
+        adapter_decay: Weight of the L2 pull of the trained residuals toward 0.
         margin: Hinge margin between a relevant tile and a negative.
         pairs_per_step: (query, relevant tile) pairs per step.
         negatives_per_pair: Negatives per pair: up to half from the query's not-relevant
@@ -34,8 +49,8 @@ class FinetuneCfg:
         holdout_fraction: Share of each query's marks held out to check the result; a query
             keeps at least ``min_relevant`` relevant marks for training.
         min_relevant: Relevant marks (or captions) training needs in all.
-        gate: Also fine-tune the soft-attention gate (``attention``), which every query's
-            ranking goes through.
+        gate: With the tower recipe, also fine-tune the soft-attention gate (``attention``),
+            which every query's ranking goes through.
         image_tower: Also fine-tune the image tower (the backbone's trainable stages, MVSA
             and its projection); promotion then re-embeds every scene.
         check_tiles: Most tiles the before/after checks rank (a seeded sample beyond).
@@ -51,7 +66,11 @@ class FinetuneCfg:
     """
 
     steps: int = 60
+    recipe: str = "adapter"
     lr: float = 2e-6
+    adapter_lr: float = 0.01
+    adapter_tau: float = DEFAULT_TAU
+    adapter_decay: float = 0.1
     margin: float = 0.2
     pairs_per_step: int = 12
     negatives_per_pair: int = 16

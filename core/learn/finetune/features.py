@@ -118,10 +118,10 @@ def encode_taps(model: AMFMN, taps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def encode_texts(model: AMFMN, texts: list[str]) -> torch.Tensor:
-    """Caption vectors; gradients reach only the text tower's trainable part."""
+    """Query vectors (adapters applied); gradients reach only the trainable parts."""
     with torch.no_grad():
         states, mask = model.text.prefix(model.tokenize(texts))
-    return model.text.forward_from(states, mask)
+    return model.adapters(model.text.forward_from(states, mask))
 
 
 class CachedTexts:
@@ -150,10 +150,10 @@ class CachedTexts:
                 self._states[text] = (own, mask[i, :length])
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        """``[len(texts), d]`` caption vectors; gradients reach the trainable layers."""
+        """``[len(texts), d]`` query vectors; gradients reach the trainable parts."""
         self._prefix(texts)
         states = [self._states[t][0] for t in texts]
         mask = torch.nn.utils.rnn.pad_sequence([self._states[t][1] for t in texts], True)
-        if self._sequence:
-            return self.model.text.forward_from(torch.nn.utils.rnn.pad_sequence(states, True), mask)
-        return self.model.text.forward_from(torch.stack(states), mask)
+        pad = torch.nn.utils.rnn.pad_sequence
+        stacked = pad(states, True) if self._sequence else torch.stack(states)
+        return self.model.adapters(self.model.text.forward_from(stacked, mask))

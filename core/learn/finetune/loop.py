@@ -1,14 +1,15 @@
 """The fine-tuning loop: train a new version from the active one on the workspace's marks.
 
 It needs only the workspace: the marks (relevant, not relevant, captions) and the scenes'
-stored vectors. Each step ranks every sampled relevant tile above the query's not-relevant
-marks and random unmarked tiles, and two distillation terms toward the parent (learning
-without forgetting) keep everything else where it was: the caption vectors of generic
-queries (the reference captions and the marked queries not being trained), and how those
-queries rank unmarked tiles. With the RSICD and UCM datasets installed, a replay of their
-training data and the paper's mR may be added (``FinetuneCfg.replay_images``,
-``eval_images``). The result is measured before and after (see ``guard``) and registered as
-an inactive version.
+stored vectors. What learns is the recipe's (``FinetuneCfg.recipe``): per-query adapters
+(default) or the text tower and gate, plus the image tower when asked. Each step ranks every
+sampled relevant tile above the query's not-relevant marks and random unmarked tiles, and
+two distillation terms toward the parent (learning without forgetting) keep everything else
+where it was: the caption vectors of generic queries (the reference captions and the marked
+queries not being trained), and how those queries rank unmarked tiles. With the RSICD and
+UCM datasets installed, a replay of their training data and the paper's mR may be added
+(``FinetuneCfg.replay_images``, ``eval_images``). The result is measured before and after
+(see ``guard``) and registered as an inactive version.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import FinetuneError
-from core.learn.finetune.config import FinetuneCfg, Progress
+from core.errors import ConfigError, FinetuneError
+from core.learn.finetune.config import RECIPES, FinetuneCfg, Progress
 from core.learn.finetune.features import (
     CachedTexts,
     Tile,
@@ -38,22 +40,59 @@ from core.learn.finetune.marks import FeedbackSplit, finetune_plan, split_feedba
 from core.learn.finetune.replay import Replay, build_replay
 from core.learn.train.loss import dynamic_margin, ranking_loss, triplet_loss
 from core.model.amfmn import AMFMN
-from core.model.checkpoint import image_tower_fingerprint, load_checkpoint, save_checkpoint
+from core.model.checkpoint import (
+    IMAGE_TOWER,
+    image_tower_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from core.model.versions import ModelRegistry, ModelVersion
 from core.store.workspace import Workspace
 
 
-def trainable_parameters(model: AMFMN, cfg: FinetuneCfg) -> list[torch.nn.Parameter]:
-    """What learns: the text tower, the gate and the image tower as ``cfg`` asks."""
+def add_adapters(model: AMFMN, queries: set[str], tau: float) -> torch.Tensor:
+    """Zero adapters for trained queries that have none yet; the mask of rows that learn.
+
+    Adapters of queries not trained this time (a parent's) stay as they are; each new one
+    is anchored at the query's caption vector under the text tower.
+    """
+    adapters = model.adapters
+    new = sorted(queries - set(adapters.queries))
+    with torch.no_grad():
+        anchors = model.encode_text(model.tokenize(new)) if new else None
+        adapters.tau.fill_(tau)
+    if anchors is not None:
+        adapters.extend(new, anchors)
+    return torch.tensor([q in queries for q in adapters.queries])
+
+
+def trainable_parameters(model: AMFMN, cfg: FinetuneCfg, queries: set[str]) -> list[dict[str, Any]]:
+    """Adam parameter groups of what learns: the recipe's part, and the image tower if asked.
+
+    Raises:
+        ConfigError: for an unknown recipe.
+    """
+    if cfg.recipe not in RECIPES:
+        raise ConfigError(f"unknown fine-tuning recipe {cfg.recipe!r}; use one of {RECIPES}")
     model.requires_grad_(False)
+    tower = cfg.recipe == "tower"
     chosen = [
         module
         for name, module in model.trained_modules().items()
-        if cfg.image_tower or name.startswith("text") or (cfg.gate and name == "attention")
+        if (cfg.image_tower and f"{name}.".startswith(IMAGE_TOWER))
+        or (tower and (name.startswith("text") or (cfg.gate and name == "attention")))
     ]
     for module in chosen:
         module.requires_grad_(True)
-    return [p for module in chosen for p in module.parameters()]
+    params = [p for module in chosen for p in module.parameters()]
+    groups: list[dict[str, Any]] = [{"params": params, "lr": cfg.lr}] if params else []
+    if not tower:
+        rows = add_adapters(model, queries, cfg.adapter_tau)
+        deltas = model.adapters.deltas
+        deltas.requires_grad_(True)
+        deltas.register_hook(lambda grad: grad * rows[:, None].to(grad))
+        groups.append({"params": [deltas], "lr": cfg.adapter_lr, "rows": rows})
+    return groups
 
 
 class _Step:
@@ -138,6 +177,14 @@ def _replay_loss(
     return triplet_loss(scores, positives, dynamic_margin(prior), "hardest")
 
 
+def _adapter_pull(model: AMFMN, groups: list[dict[str, Any]], cfg: FinetuneCfg) -> torch.Tensor:
+    """L2 pull of the adapters being trained toward 0 (none without them)."""
+    rows = [group["rows"] for group in groups if "rows" in group]
+    if not rows:
+        return torch.zeros(())
+    return cfg.adapter_decay * model.adapters.deltas[rows[0]].pow(2).sum(-1).mean()
+
+
 def finetune(
     workspace: Workspace,
     cfg: FinetuneCfg = FinetuneCfg(),
@@ -176,14 +223,15 @@ def finetune(
     replay = (
         build_replay(model, cfg.replay_images, cfg.seed, data_root) if cfg.replay_images else None
     )
-    params = trainable_parameters(model, cfg)
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    groups = trainable_parameters(model, cfg, split.trained_queries)
+    params = [p for group in groups for p in group["params"]]
+    optimizer = torch.optim.Adam(groups)
     step = _Step(model, parent, vectors, split, generic, pool, cfg)
     rng = random.Random(cfg.seed + 1)
     losses = []
     for number in range(cfg.steps):
         model.train()
-        loss = step.ranking() + step.distillation()
+        loss = step.ranking() + step.distillation() + _adapter_pull(model, groups, cfg)
         if replay is not None:
             loss = loss + cfg.replay_weight * _replay_loss(model, replay, cfg, rng)
         optimizer.zero_grad(set_to_none=True)
@@ -209,6 +257,8 @@ def finetune(
         "scenes": sorted({p.scene for p in split.train_pairs}),
         "unattached_marks": len(plan.unattached),
         "image_tower": image_tower_fingerprint(model),
+        "recipe": cfg.recipe,
+        "adapters": list(model.adapters.queries),
         "cfg": asdict(cfg),
     }
     metrics = {

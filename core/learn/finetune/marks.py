@@ -1,10 +1,11 @@
 """Marks turned into training pairs, negatives and held-out judgements.
 
-A text query (or a caption written for a tile) is paired with the tiles marked relevant;
-its negatives are the tiles marked not relevant. Image-query marks carry no text and are not
-used. A deterministic share of each query's marks is held out to check the result, but
-never so many that the query keeps fewer than ``min_relevant`` relevant marks to train on:
-the first marks of a query always train.
+A text query (or a caption written for a tile) is paired with the tiles marked relevant; its
+negatives are the tiles marked not relevant. Marks on image and tile queries carry no text,
+so they anchor no adapter and train nothing (``Readiness.textless`` counts them). A
+deterministic share of each query's marks is held out to check the result, but never so many
+that the query keeps fewer than ``min_relevant`` relevant marks to train on: the first marks
+of a query always train.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Readiness:
     train_negatives: int
     heldout: int
     min_relevant: int
+    textless: int = 0  # marks on image or tile queries: no text to train
 
     @property
     def ready(self) -> bool:
@@ -157,6 +159,7 @@ def readiness(marks: list[Mark], holdout_fraction: float, min_relevant: int) -> 
         train_negatives=sum(map(len, split.train_negatives.values())),
         heldout=sum(map(len, split.heldout.values())),
         min_relevant=min_relevant,
+        textless=sum(m.query_kind != "text" and m.label != "caption" for m in marks),
     )
 
 

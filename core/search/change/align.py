@@ -21,6 +21,7 @@ from core.errors import IndexMismatchError, PairError
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import LocalParts, PartComputer, embed_tiles
 from core.ingest.embed.shared import SharedParts
+from core.ingest.refresh import recorded_scene_key
 from core.model.loading import load_model
 from core.store.manifest import READY, SceneManifest
 from core.store.pairs import PairDir, PairManifest, pair_dir, pair_identity
@@ -43,9 +44,11 @@ def footprint_overlap(before: SceneManifest, after: SceneManifest) -> float:
 
 
 def scene_manifests(
-    workspace: Workspace, before: str, after: str, model_tag: str
+    workspace: Workspace, before: str, after: str, scene_key: str
 ) -> tuple[SceneManifest, SceneManifest]:
     """Both scenes' manifests, once they are known to be comparable.
+
+    ``scene_key`` is the model's ``checkpoint.scene_digest`` (see ``scenes.check_manifest``).
 
     Raises:
         PairError: for one scene twice, or scenes whose footprints do not overlap.
@@ -57,10 +60,10 @@ def scene_manifests(
     manifests = []
     for name in (before, after):
         manifest = workspace.existing_scene(name).read_manifest()
-        if manifest.outdated_tiling or manifest.model != model_tag:
+        if manifest.outdated_tiling or recorded_scene_key(workspace, manifest) != scene_key:
             raise IndexMismatchError(
                 f"scene {name!r} was embedded by model {manifest.model or 'unknown'} (or tiled "
-                f"by an older SceneSeek); the active model is {model_tag}: re-ingest it with "
+                f"by an older SceneSeek), not by the active model ({scene_key}): re-ingest it with "
                 f"python -m core ingest {manifest.source or 'SCENE.tif'} --name {name}"
             )
         manifests.append(manifest)
@@ -72,15 +75,15 @@ def scene_manifests(
     return manifests[0], manifests[1]
 
 
-def is_aligned(workspace: Workspace, before: str, after: str, model_tag: str) -> bool:
+def is_aligned(workspace: Workspace, before: str, after: str, scene_key: str) -> bool:
     """True when the pair's vectors are ready for the scenes and model as they are now.
 
     Raises:
         PairError, SceneNotFoundError, IndexMismatchError: as ``scene_manifests``.
     """
-    b, a = scene_manifests(workspace, before, after, model_tag)
+    b, a = scene_manifests(workspace, before, after, scene_key)
     manifest = pair_dir(workspace, before, after).read_manifest()
-    return manifest.ready and manifest.identity == pair_identity(b, a, model_tag)
+    return manifest.ready and manifest.identity == pair_identity(b, a, scene_key)
 
 
 def _parts(
@@ -108,7 +111,7 @@ def align_pair(
     before: str,
     after: str,
     embedder: TileEmbedder,
-    model_tag: str,
+    scene_key: str,
     progress: Progress | None = None,
     batch_size: int = 32,
     workers: int | None = None,
@@ -123,8 +126,8 @@ def align_pair(
         SceneNotFoundError: when a scene is missing or not ready.
         IndexMismatchError: when a scene was embedded by another model.
     """
-    b_manifest, a_manifest = scene_manifests(workspace, before, after, model_tag)
-    identity = pair_identity(b_manifest, a_manifest, model_tag)
+    b_manifest, a_manifest = scene_manifests(workspace, before, after, scene_key)
+    identity = pair_identity(b_manifest, a_manifest, scene_key)
     pair = pair_dir(workspace, before, after)
     manifest = pair.read_manifest()
     if manifest.ready and manifest.identity == identity:
@@ -179,4 +182,4 @@ def prepare_pair(
     """
     loaded = load_model(workspace, checkpoint, device)
     embedder = TileEmbedder(loaded.model, loaded.device)
-    return align_pair(workspace, before, after, embedder, loaded.tag, progress)
+    return align_pair(workspace, before, after, embedder, loaded.scene_key, progress)

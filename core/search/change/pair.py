@@ -64,7 +64,7 @@ def load_pair(res: SearchResources, before: str, after: str) -> ScenePair:
     """
     later = res.select([after])[0]
     res.select([before])
-    if not is_aligned(res.workspace, before, after, res.model_tag):
+    if not is_aligned(res.workspace, before, after, res.scene_key):
         raise PairError(
             f"{before!r} is not aligned on {after!r}'s tiles for the active model yet; align "
             f"it: python -m core change --before {before} --after {after}"
