@@ -40,6 +40,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=d.views,
         help="image-space views (turns, flips) cached per image for the trained stages (1-4)",
     )
+    p.add_argument(
+        "--no-feature-turns",
+        dest="feature_turns",
+        action="store_false",
+        help="no rotation/flip of cached features (use with --views when stages 2+ train)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--device", default=default_device(), help="auto, cpu or cuda")
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         negatives=args.negatives,
         seed=args.seed,
         views=args.views,
+        feature_turns=args.feature_turns,
         workers=args.workers,
     )
     model_cfg = get_model_config(args.model)

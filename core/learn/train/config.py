@@ -35,6 +35,10 @@ class TrainCfg:
     # Image-space views cached per training image (see ``features.VIEW_CODES``); each step
     # draws one of them per image. 1 is the shipped recipe.
     views: int = 1
+    # Turn cached features in feature space as augmentation. Sound only while the trained
+    # backbone part is pointwise (the 1x1 head): CNN features are not rotation-equivariant,
+    # so turned stride-16 maps are not the features of a turned image (real ones: ``views``).
+    feature_turns: bool = True
     seed: int = 0
     workers: int = 2
 

@@ -259,7 +259,7 @@ class Trainer:
             if self.cfg.augment and feats[0].views > 1:
                 views = torch.randint(0, feats[0].views, (len(images),), generator=generator)
             taps = feats[0].batch(images, self.device, views)
-            if self.cfg.augment:
+            if self.cfg.augment and self.cfg.feature_turns:
                 taps = dihedral(taps, generator)
             with autocast(self.device):
                 visual = self._visual(model, taps)
