@@ -39,14 +39,17 @@ from tiles import AlignedTileReader, TilesError, read_catalog
 Query = dict[str, Any]
 
 
-def pair_finished(ws: Workspace, before: str, after: str, tag: str) -> float | None:
+def pair_finished(ws: Workspace, before: str, after: str, scene_key: str) -> float | None:
     """When the pair was aligned for the scenes and model as they are now; None if not.
+
+    ``scene_key`` is the engine's (``SearchResources.scene_key``): versions that differ only
+    in query adapters share aligned pairs.
 
     Raises:
         PairError: for one scene twice or scenes that do not overlap.
         SceneNotFoundError, IndexMismatchError: for a scene that cannot be compared.
     """
-    if not is_aligned(ws, before, after, tag):
+    if not is_aligned(ws, before, after, scene_key):
         return None
     return pair_dir(ws, before, after).read_manifest().finished
 

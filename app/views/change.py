@@ -185,7 +185,7 @@ if suggested:
     )
 before, after = st.session_state[state.CHANGE_BEFORE], st.session_state[state.CHANGE_AFTER]
 try:
-    finished = changes.pair_finished(ws, before, after, engine.version.tag)
+    finished = changes.pair_finished(ws, before, after, engine.resources.scene_key)
 except SceneSeekError as exc:
     st.warning(md(str(exc)))
     st.stop()
