@@ -170,14 +170,17 @@ def rank_vector(
     """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
     t1 = time.perf_counter()
     missing: tuple[str, ...] = ()
+    notice = ""
     if res.shards is None:
         scenes = res.select(list(f.scenes))
         ranked = rank(scenes, kind, vector, f)
+        if _short(ranked, f):
+            notice = _area_notice(len(ranked), sum(area_tiles(s, f) for s in scenes), f)
     else:
         spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
         ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
-    short = f.area is not None and len(ranked) < f.k
-    notice = _area_notice(len(ranked), _held(res, f), f) if short else ""
+        if _short(ranked, f):
+            notice = _area_notice(len(ranked), res.shards.area_tiles(spec, sizes, f), f)
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
     query = {key: value for key, value in query.items() if key != "area"}
@@ -191,12 +194,9 @@ def area_tiles(scene: SceneIndex, f: Filters) -> int:
     return 0 if f.area is None else len(_of_scales(scene, tiles_in(scene.tiles, f.area), f))
 
 
-def _held(res: SearchResources, f: Filters) -> int:
-    """Tiles the area holds in the chosen scenes: counted by the workers that hold them."""
-    if res.shards is None:
-        return sum(area_tiles(scene, f) for scene in res.select(list(f.scenes)))
-    spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
-    return res.shards.area_tiles(spec, sizes, f)
+def _short(ranked: list[Candidate], f: Filters) -> bool:
+    """An area gave fewer hits than asked for: its tiles are then counted for the notice."""
+    return f.area is not None and len(ranked) < f.k
 
 
 def _area_notice(found: int, held: int, f: Filters) -> str:
