@@ -29,7 +29,8 @@ class QueryAdapters(nn.Module):
     """One residual ``delta_q`` per marked text query, applied after the text tower.
 
     ``anchors`` and ``tau`` are buffers, ``deltas`` the only parameter; ``queries`` names
-    each row (saved in the checkpoint's metadata).
+    each row (saved in the checkpoint's metadata). ``learning`` marks the rows a fine-tune
+    trains; it is not saved.
     """
 
     def __init__(self, dim: int, tau: float = DEFAULT_TAU) -> None:
@@ -38,6 +39,7 @@ class QueryAdapters(nn.Module):
         self.register_buffer("tau", torch.tensor(float(tau)))
         self.deltas = nn.Parameter(torch.zeros(0, dim))
         self.queries: list[str] = []
+        self.learning = torch.zeros(0, dtype=torch.bool)
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -57,6 +59,21 @@ class QueryAdapters(nn.Module):
         self.anchors = torch.cat([self.anchors, anchors.detach().to(self.anchors)])
         self.deltas = nn.Parameter(torch.cat([self.deltas.detach(), zeros.to(self.deltas)]))
         self.queries = [*self.queries, *queries]
+
+    def learn_only(self, queries: set[str]) -> None:
+        """Train the rows of ``queries`` only: the others (a parent's) keep their values.
+
+        Their gradient is zeroed, so Adam's moments stay 0 and its step leaves them exact.
+        """
+        self.learning = torch.tensor([q in queries for q in self.queries])
+        self.deltas.requires_grad_(True)
+        self.deltas.register_hook(lambda grad: grad * self.learning[:, None].to(grad))
+
+    def pull(self) -> torch.Tensor:
+        """Mean squared norm of the learning rows, an L2 pull toward changing nothing."""
+        if not self.learning.any():
+            return torch.zeros(())
+        return self.deltas[self.learning].pow(2).sum(-1).mean()
 
     def weights(self, text: torch.Tensor) -> torch.Tensor:
         """``[B, Q]`` kernel weights of caption vectors on every anchor."""

@@ -50,8 +50,8 @@ from core.model.versions import ModelRegistry, ModelVersion
 from core.store.workspace import Workspace
 
 
-def add_adapters(model: AMFMN, queries: set[str], tau: float) -> torch.Tensor:
-    """Zero adapters for trained queries that have none yet; the mask of rows that learn.
+def add_adapters(model: AMFMN, queries: set[str], tau: float) -> None:
+    """Zero adapters for trained queries that have none yet, and only theirs learn.
 
     Adapters of queries not trained this time (a parent's) stay as they are; each new one
     is anchored at the query's caption vector under the text tower.
@@ -63,7 +63,7 @@ def add_adapters(model: AMFMN, queries: set[str], tau: float) -> torch.Tensor:
         adapters.tau.fill_(tau)
     if anchors is not None:
         adapters.extend(new, anchors)
-    return torch.tensor([q in queries for q in adapters.queries])
+    adapters.learn_only(queries)
 
 
 def trainable_parameters(model: AMFMN, cfg: FinetuneCfg, queries: set[str]) -> list[dict[str, Any]]:
@@ -87,11 +87,8 @@ def trainable_parameters(model: AMFMN, cfg: FinetuneCfg, queries: set[str]) -> l
     params = [p for module in chosen for p in module.parameters()]
     groups: list[dict[str, Any]] = [{"params": params, "lr": cfg.lr}] if params else []
     if not tower:
-        rows = add_adapters(model, queries, cfg.adapter_tau)
-        deltas = model.adapters.deltas
-        deltas.requires_grad_(True)
-        deltas.register_hook(lambda grad: grad * rows[:, None].to(grad))
-        groups.append({"params": [deltas], "lr": cfg.adapter_lr, "rows": rows})
+        add_adapters(model, queries, cfg.adapter_tau)
+        groups.append({"params": [model.adapters.deltas], "lr": cfg.adapter_lr})
     return groups
 
 
@@ -177,14 +174,6 @@ def _replay_loss(
     return triplet_loss(scores, positives, dynamic_margin(prior), "hardest")
 
 
-def _adapter_pull(model: AMFMN, groups: list[dict[str, Any]], cfg: FinetuneCfg) -> torch.Tensor:
-    """L2 pull of the adapters being trained toward 0 (none without them)."""
-    rows = [group["rows"] for group in groups if "rows" in group]
-    if not rows:
-        return torch.zeros(())
-    return cfg.adapter_decay * model.adapters.deltas[rows[0]].pow(2).sum(-1).mean()
-
-
 def finetune(
     workspace: Workspace,
     cfg: FinetuneCfg = FinetuneCfg(),
@@ -231,7 +220,7 @@ def finetune(
     losses = []
     for number in range(cfg.steps):
         model.train()
-        loss = step.ranking() + step.distillation() + _adapter_pull(model, groups, cfg)
+        loss = step.ranking() + step.distillation() + cfg.adapter_decay * model.adapters.pull()
         if replay is not None:
             loss = loss + cfg.replay_weight * _replay_loss(model, replay, cfg, rng)
         optimizer.zero_grad(set_to_none=True)
