@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.common import (
     csv_of,
     default_device,
 )
+
+if TYPE_CHECKING:
+    from core.learn.train.config import TrainCfg
+    from core.model.config import AMFMNCfg
 
 HELP = "train a model (resumable)"
 
@@ -35,6 +41,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fixed-margin", type=float, default=d.fixed_margin)
     p.add_argument("--negatives", choices=["sum", "hardest"], default=d.negatives)
     p.add_argument(
+        "--sum-warmup-epochs",
+        type=int,
+        default=d.sum_warmup_epochs,
+        help="first epochs that sum over all violating negatives before --negatives applies",
+    )
+    p.add_argument(
         "--views",
         type=int,
         default=d.views,
@@ -52,12 +64,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, help="feature cache folder (default: next to --out)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; the return value is the exit status."""
-    from dataclasses import replace
-
+def configs(args: argparse.Namespace) -> tuple[TrainCfg, AMFMNCfg]:
+    """The run and model configuration the arguments ask for."""
     from core.learn.train.config import TrainCfg
-    from core.learn.train.trainer import Trainer
     from core.model.factory import get_model_config
 
     cfg = TrainCfg(
@@ -70,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         fixed_margin=args.fixed_margin,
         negatives=args.negatives,
+        sum_warmup_epochs=args.sum_warmup_epochs,
         seed=args.seed,
         views=args.views,
         feature_turns=args.feature_turns,
@@ -88,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = replace(
             model_cfg, vision=replace(model_cfg.vision, trainable_stages=args.trainable_stages)
         )
+    return cfg, model_cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; the return value is the exit status."""
+    from core.learn.train.trainer import Trainer
+
+    cfg, model_cfg = configs(args)
     best = Trainer(cfg, args.out, model_cfg, device=args.device, cache_root=args.cache).fit()
     print(f"best checkpoint: {best}")
     return 0
