@@ -30,8 +30,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def scene(name_part: str) -> Path:
     """The one shared scene whose file name contains ``name_part``."""
-    (match,) = [p for p in SCENES if name_part in p.name]
-    return match
+    matches = [p for p in SCENES if name_part in p.name]
+    if len(matches) != 1:
+        pytest.fail(
+            f"expected one shared scene named *{name_part}* in {DATA_ROOT / 'scenes'}, "
+            f"found {len(matches)}; set SCENESEEK_DATA to the shared data folder"
+        )
+    return matches[0]
 
 
 @pytest.fixture(params=SCENES, ids=[p.name for p in SCENES])
