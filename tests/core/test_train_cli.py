@@ -1,9 +1,15 @@
-"""`python -m core train` hands every recipe option to the run's configuration."""
+"""`python -m core train` hands every recipe option to the run's configuration, and a run
+folder keeps the options it was started with, except its length."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from core.cli.main import build_parser
 from core.cli.train import configs
+from core.errors import ConfigError
 from core.learn.train.config import TrainCfg
 from core.model.factory import get_model_config
 
@@ -39,3 +45,23 @@ def test_issue_17_options_reach_the_configuration():
     assert model_cfg.text.trainable_layers == 4
     assert model_cfg.vision.trainable_stages == 2
     assert cfg.to_dict() == TrainCfg.from_dict(cfg.to_dict()).to_dict()
+
+
+def _trainer(out, *options: str):
+    from core.learn.train.trainer import Trainer
+
+    cfg, model_cfg = _configs(*options)
+    return Trainer(cfg, out, model_cfg, device="cpu")
+
+
+def test_a_run_folder_accepts_more_epochs_and_records_them(tmp_path):
+    _trainer(tmp_path, "--epochs", "9")
+    _trainer(tmp_path, "--epochs", "16")
+    assert json.loads((tmp_path / "run.json").read_text())["train"]["epochs"] == 16
+
+
+def test_a_run_folder_refuses_any_other_change(tmp_path):
+    _trainer(tmp_path, "--epochs", "9")
+    with pytest.raises(ConfigError, match="only --epochs may change"):
+        _trainer(tmp_path, "--epochs", "16", "--text-layers", "4")
+    assert json.loads((tmp_path / "run.json").read_text())["train"]["epochs"] == 9

@@ -1,7 +1,7 @@
-"""Training on real images: the loss goes down, and a killed run resumes to the same model."""
+"""Training on real images: the loss goes down; a killed run resumes, and a finished run
+extends, to the same model as an uninterrupted run."""
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +63,7 @@ def test_optimisation_steps_on_real_images_reduce_the_loss(data_root, tmp_path):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def _train(out: Path, data: Path, cache: Path) -> subprocess.Popen:
+def _train(out: Path, data: Path, cache: Path, epochs: int = 3) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -76,7 +76,7 @@ def _train(out: Path, data: Path, cache: Path) -> subprocess.Popen:
         "--cache",
         str(cache),
         "--epochs",
-        "3",
+        str(epochs),
         "--batch-size",
         "16",
         "--workers",
@@ -94,12 +94,29 @@ def _train(out: Path, data: Path, cache: Path) -> subprocess.Popen:
     )
 
 
-@pytest.mark.slow
-def test_killed_training_resumes_to_the_same_model(data_root, tmp_path):
-    data = _subset(data_root, tmp_path / "data", 64, 1)
-    cache = tmp_path / "cache"
-    clean = _train(tmp_path / "clean", data, cache)
+@pytest.fixture(scope="module")
+def small_run(data_root, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A clean 3-epoch run on a small RSICD subset: (data, cache, run folder)."""
+    tmp = tmp_path_factory.mktemp("train")
+    data = _subset(data_root, tmp / "data", 64, 1)
+    cache = tmp / "cache"
+    clean = _train(tmp / "clean", data, cache)
     assert clean.wait(timeout=900) == 0, clean.stdout.read()
+    return data, cache, tmp / "clean"
+
+
+def _assert_same_model(run: Path, other: Path) -> None:
+    logs = [json.loads(line) for line in (other / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in logs] == [1, 2, 3]
+    a, b = load_file(run / "last.safetensors"), load_file(other / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_model(small_run, tmp_path):
+    data, cache, clean = small_run
     killed = _train(tmp_path / "killed", data, cache)
     log = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 600
@@ -113,16 +130,17 @@ def test_killed_training_resumes_to_the_same_model(data_root, tmp_path):
     output = resumed.communicate(timeout=900)[0]
     assert resumed.returncode == 0, output
     assert "resuming" in output
-    logs = [
-        json.loads(line)
-        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert [r["epoch"] for r in logs] == [1, 2, 3]
-    a, b = (
-        load_file(tmp_path / "clean" / "last.safetensors"),
-        load_file(tmp_path / "killed" / "last.safetensors"),
-    )
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
-    shutil.rmtree(tmp_path / "clean")
+    _assert_same_model(clean, tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_a_finished_run_extended_by_one_epoch_matches_the_longer_run(small_run, tmp_path):
+    data, cache, clean = small_run
+    short = _train(tmp_path / "run", data, cache, epochs=2)
+    assert short.wait(timeout=900) == 0, short.stdout.read()
+    extended = _train(tmp_path / "run", data, cache, epochs=3)
+    output = extended.communicate(timeout=900)[0]
+    assert extended.returncode == 0, output
+    assert "epochs 2 -> 3" in output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train"]["epochs"] == 3
+    _assert_same_model(clean, tmp_path / "run")

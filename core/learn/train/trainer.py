@@ -64,6 +64,10 @@ def dihedral(taps: list[torch.Tensor], generator: torch.Generator) -> list[torch
     return [turn(t, codes) for t in taps]
 
 
+def _without_epochs(run: dict[str, Any]) -> dict[str, Any]:
+    return {**run, "train": {k: v for k, v in run["train"].items() if k != "epochs"}}
+
+
 class Trainer:
     """Owns one run folder; ``fit`` trains or resumes it to the configured number of epochs."""
 
@@ -87,18 +91,27 @@ class Trainer:
         self._check_run_config()
 
     def _check_run_config(self) -> None:
+        """Refuse to resume with other settings, except the number of epochs.
+
+        The schedule does not depend on the total, so a finished run can be extended.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
-        run = {"train": self.cfg.to_dict(), "model": self.model_cfg.to_dict()}
+        run = json.loads(
+            json.dumps({"train": self.cfg.to_dict(), "model": self.model_cfg.to_dict()})
+        )
         path = self.out / "run.json"
         if path.exists():
             previous = json.loads(path.read_text())
-            if previous != json.loads(json.dumps(run)):
+            if _without_epochs(previous) != _without_epochs(run):
                 raise ConfigError(
                     f"{self.out} holds a run with other settings; "
-                    "use a new --out or the same options"
+                    "use a new --out or the same options (only --epochs may change)"
                 )
-        else:
-            path.write_text(json.dumps(run, indent=2))
+            if previous == run:
+                return
+            print(f"{self.out}: epochs {previous['train']['epochs']} -> {self.cfg.epochs}")
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(run, indent=2))
 
     def _data(self) -> tuple[CaptionSet, CaptionSet]:
         sets = [load_dataset(name, "train", self.data_root) for name in self.cfg.datasets]
