@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 # The 99th percentile of the cosines between the shipped model's caption vectors of the 39
 # reference land-use terms (``reference_captions.REFERENCE_TERMS``, distinct classes, so
@@ -40,6 +41,7 @@ class QueryAdapters(nn.Module):
         self.deltas = nn.Parameter(torch.zeros(0, dim))
         self.queries: list[str] = []
         self.learning = torch.zeros(0, dtype=torch.bool)
+        self._mask: RemovableHandle | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -67,7 +69,9 @@ class QueryAdapters(nn.Module):
         """
         self.learning = torch.tensor([q in queries for q in self.queries])
         self.deltas.requires_grad_(True)
-        self.deltas.register_hook(lambda grad: grad * self.learning[:, None].to(grad))
+        if self._mask is not None:
+            self._mask.remove()
+        self._mask = self.deltas.register_hook(lambda grad: grad * self.learning[:, None].to(grad))
 
     def pull(self) -> torch.Tensor:
         """Mean squared norm of the learning rows, an L2 pull toward changing nothing."""
