@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from core.cli.main import build_parser
 from core.cli.train import configs
@@ -65,3 +66,12 @@ def test_a_run_folder_refuses_any_other_change(tmp_path):
     with pytest.raises(ConfigError, match="only --epochs may change"):
         _trainer(tmp_path, "--epochs", "16", "--text-layers", "4")
     assert json.loads((tmp_path / "run.json").read_text())["train"]["epochs"] == 9
+
+
+def test_a_run_folder_refuses_fewer_epochs_than_it_has_trained(tmp_path):
+    _trainer(tmp_path, "--epochs", "16")
+    torch.save({"epoch": 9}, tmp_path / "state.pt")  # ten epochs finished
+    with pytest.raises(ConfigError, match="already trained 10 epochs"):
+        _trainer(tmp_path, "--epochs", "9")
+    _trainer(tmp_path, "--epochs", "12")
+    assert json.loads((tmp_path / "run.json").read_text())["train"]["epochs"] == 12

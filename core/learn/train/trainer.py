@@ -91,7 +91,7 @@ class Trainer:
         self._check_run_config()
 
     def _check_run_config(self) -> None:
-        """Refuse to resume with other settings, except the number of epochs.
+        """Refuse to resume with other settings, except a number of epochs not below those done.
 
         The schedule does not depend on the total, so a finished run can be extended.
         """
@@ -109,9 +109,21 @@ class Trainer:
                 )
             if previous == run:
                 return
+            done = self._finished_epochs()
+            if self.cfg.epochs < done:
+                raise ConfigError(
+                    f"{self.out} has already trained {done} epochs; --epochs {self.cfg.epochs} "
+                    "cannot undo them (use a new --out)"
+                )
             print(f"{self.out}: epochs {previous['train']['epochs']} -> {self.cfg.epochs}")
         with atomic_path(path) as tmp:
             Path(tmp).write_text(json.dumps(run, indent=2))
+
+    def _finished_epochs(self) -> int:
+        state_path = self.out / "state.pt"
+        if not state_path.exists():
+            return 0
+        return int(torch.load(state_path, map_location="cpu", weights_only=True)["epoch"]) + 1
 
     def _data(self) -> tuple[CaptionSet, CaptionSet]:
         sets = [load_dataset(name, "train", self.data_root) for name in self.cfg.datasets]
