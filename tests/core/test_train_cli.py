@@ -12,6 +12,7 @@ from core.cli.main import build_parser
 from core.cli.train import configs
 from core.errors import ConfigError
 from core.learn.train.config import TrainCfg
+from core.learn.train.trainer import Trainer
 from core.model.factory import get_model_config
 
 
@@ -48,9 +49,7 @@ def test_issue_17_options_reach_the_configuration():
     assert cfg.to_dict() == TrainCfg.from_dict(cfg.to_dict()).to_dict()
 
 
-def _trainer(out, *options: str):
-    from core.learn.train.trainer import Trainer
-
+def _trainer(out, *options: str) -> Trainer:
     cfg, model_cfg = _configs(*options)
     return Trainer(cfg, out, model_cfg, device="cpu")
 
