@@ -103,3 +103,16 @@ def test_no_account_and_a_public_address_shows_only_how_to_add_one(env: Workspac
     assert "python \\-m core users add" in at.error[0].value
     assert str(env.root) not in re.sub(r"\\(.)", r"\1", at.error[0].value)  # no server paths
     assert [t.value for t in at.title] == ["SceneSeek"] and not at.button
+
+
+@pytest.mark.parametrize("value", ["nan", "abc"])
+def test_a_malformed_setting_shows_its_message_and_nothing_else(
+    accounts: UserStore, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SCENESEEK_SESSION_HOURS", value)
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    message = re.sub(r"\\(.)", r"\1", at.error[0].value)
+    assert f"SCENESEEK_SESSION_HOURS='{value}' is not a finite number" in message
+    assert [t.value for t in at.title] == ["SceneSeek"] and not at.text_input and not at.button
