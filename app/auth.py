@@ -6,8 +6,8 @@ serves anonymously (as an admin), but only to this machine: on any other address
 how to add a user and nothing else. The session is a signed token (``core.UserStore``)
 kept in ``session_state`` and in a cookie written by a line of JavaScript, so it survives
 a page reload; ``st.context.cookies`` reads it back when a new session starts. Every run
-checks the token again, so removing an account, a new password or a sign-out elsewhere
-takes effect at the next click.
+checks the token again, so removing an account (even if its name is added again), a new
+password or a sign-out elsewhere takes effect at the next click.
 """
 
 from __future__ import annotations

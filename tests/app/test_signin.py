@@ -92,6 +92,15 @@ def test_removing_an_account_ends_its_session(accounts: UserStore) -> None:
     assert [w.label for w in at.text_input] == ["User name", "Password"]
 
 
+def test_a_name_added_again_does_not_take_over_the_old_session(accounts: UserStore) -> None:
+    at = sign_in("ed", "editor pass")
+    assert at.title[0].value == "Library"
+    accounts.remove("ed")
+    accounts.add("ed", "editor pass", "viewer")  # before the old session's next click
+    at.run()
+    assert [w.label for w in at.text_input] == ["User name", "Password"]
+
+
 def test_no_account_and_a_public_address_shows_only_how_to_add_one(env: Workspace) -> None:
     address = config.get_option("server.address")
     config.set_option("server.address", "0.0.0.0")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -108,6 +110,34 @@ def test_tokens_expire_and_end_with_sign_out_password_or_removal(tmp_path, clock
     token = store.issue_token(store.sign_in("alice", "battery staple"))
     store.remove("alice")
     assert store.verify_token(token) is None
+
+
+def test_a_recreated_account_does_not_honour_the_old_accounts_tokens(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("bob", "bob's password", "admin")
+    old = store.issue_token(store.sign_in("bob", "bob's password"))
+    store.remove("bob")
+    store.add("bob", "bob's password", "viewer")  # same name, same second, same password
+    assert store.verify_token(old) is None
+    new = store.issue_token(store.sign_in("bob", "bob's password"))
+    assert store.verify_token(new) == User("bob", "viewer")
+
+
+def test_accounts_from_before_ids_get_one_once_and_their_old_tokens_end(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    old_account = {"name": "olga", "role": "editor", "created": 1.0, "failures": 2}
+    old_account["hash"] = users._HASHER.hash("olga's password")
+    store.path.write_text(json.dumps({"users": [old_account]}))
+    payload = f"olga:{clock.now:.6f}".encode()  # a token in the format before ids
+    signature = hmac.new(store._key(), payload, hashlib.sha256).hexdigest()
+    assert store.verify_token(f"{base64.urlsafe_b64encode(payload).decode()}.{signature}") is None
+    assert [a.name for a in store.accounts()] == ["olga"]  # `users list` works as before
+    given = json.loads(store.path.read_text())["users"][0]
+    assert len(given["id"]) == 32 and given["failures"] == 2  # migrated on read, nothing lost
+    olga = store.sign_in("olga", "olga's password")
+    token = store.issue_token(olga)
+    assert UserStore(Workspace(tmp_path)).verify_token(token) == User("olga", "editor")
+    assert json.loads(store.path.read_text())["users"][0]["id"] == given["id"]
 
 
 def test_roles_allow_what_the_issue_lists() -> None:
