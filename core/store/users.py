@@ -2,11 +2,11 @@
 
 ``users.json`` in the workspace holds each account's role, random id and argon2id password
 hash (never the password), and its failed sign-ins, so a lockout survives a page reload or
-a restart. Every change is a read-modify-write under a file lock, written atomically. A
-session is a token ``name:id:issued`` signed with HMAC-SHA256 under the workspace's own
-random key (``.secret``); it is valid for ``session_hours``, and only while that very
-account (not a new one of the same name) exists and has not signed out or changed its
-password since.
+a restart (names without an account are counted apart, see ``core.store.lockout``). Every
+change is a read-modify-write under a file lock, written atomically. A session is a token
+``name:id:issued`` signed with HMAC-SHA256 under the workspace's own random key
+(``.secret``); it is valid for ``session_hours``, and only while that very account (not a
+new one of the same name) exists and has not signed out or changed its password since.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import math
 import os
 import re
 import secrets
@@ -35,6 +34,7 @@ from filelock import FileLock
 
 from core.errors import AccountError, ForbiddenError, SignInError
 from core.settings import Settings, get_settings
+from core.store.lockout import UNAVAILABLE, WRONG, Attempts, UnknownNames
 from core.store.secret import workspace_key
 from core.store.workspace import Workspace, read_json
 from tiles.atomic import atomic_path
@@ -107,10 +107,15 @@ class Account:
     hash: str
     created: float
     sessions_after: float = 0.0  # tokens issued before this are void (sign-out, new password)
-    failures: int = 0  # failed sign-ins since the last success or lockout
-    lockouts: int = 0  # lockouts in a row; each one lasts twice as long as the last
+    failures: int = 0  # as in lockout.Attempts, kept flat in users.json
+    lockouts: int = 0
     locked_until: float = 0.0
     id: str = ""  # random, named in tokens: a name removed and added again is a new account
+
+    @property
+    def attempts(self) -> Attempts:
+        """Its failed sign-ins."""
+        return Attempts(self.failures, self.lockouts, self.locked_until)
 
 
 def check_name(name: str) -> str:
@@ -164,6 +169,7 @@ class UserStore:
         self.workspace = workspace
         self.path = workspace.root / "users.json"
         self.key_path = workspace.root / ".secret"
+        self.failures_path = workspace.root / "signin_failures.json"
         self.settings = settings or get_settings()
 
     def _load(self) -> tuple[dict[str, Account], bool]:
@@ -262,40 +268,47 @@ class UserStore:
     def sign_in(self, name: str, password: str) -> User:
         """Check a password; count failures and lock the name after too many.
 
-        The check holds the lock, so parallel guesses cannot outrun the failure count.
+        The check holds the lock, so parallel guesses cannot outrun the failure count, and
+        the attempt is counted before the password is checked: when it cannot be written
+        (a full disk), every sign-in is refused rather than guessed at without a limit.
 
         Raises:
-            SignInError: for a wrong name or password, or a name that is locked now.
+            SignInError: for a wrong name or password, a name that is locked now, or
+                attempts that cannot be recorded.
         """
-        with self._editing() as accounts:
-            account = accounts.get(name)
-            now = time.time()
-            if account is not None and account.locked_until > now:
-                raise SignInError(_locked(account.locked_until - now))
-            try:
-                _HASHER.verify(account.hash if account else _dummy_hash(), password)
-                valid = account is not None
-            except (VerificationError, InvalidHashError):
-                valid = False
-            if account is None:
-                raise SignInError("wrong user name or password")
-            if not valid:
-                accounts[name] = account = self._failed(account, now)
-                if account.locked_until > now:
-                    raise SignInError(_locked(account.locked_until - now))
-                raise SignInError("wrong user name or password")
-            if _HASHER.check_needs_rehash(account.hash):
-                account = replace(account, hash=_HASHER.hash(password))
-            accounts[name] = replace(account, failures=0, lockouts=0, locked_until=0.0)
-            return User(name, account.role, account.id)
+        try:
+            with self._lock():
+                return self._check(name, password)
+        except SignInError:
+            raise
+        except OSError as exc:
+            raise SignInError(UNAVAILABLE) from exc
 
-    def _failed(self, account: Account, now: float) -> Account:
-        failures = account.failures + 1
-        if failures < self.settings.signin_failures:
-            return replace(account, failures=failures)
-        lockouts = account.lockouts + 1
-        until = now + self.settings.lockout_s * 2 ** (lockouts - 1)
-        return replace(account, failures=0, lockouts=lockouts, locked_until=until)
+    def _check(self, name: str, password: str) -> User:
+        accounts, _ = self._load()
+        account = accounts.get(name)
+        unknown = UnknownNames(self.failures_path, self._key())
+        attempts = account.attempts if account else unknown.attempts(name)
+        now = time.time()
+        if refusal := attempts.refusal(now):
+            raise SignInError(refusal)
+        counted = attempts.failed(now, self.settings)
+        if account:
+            accounts[name] = replace(account, **asdict(counted))
+            self._write(accounts)
+        else:
+            unknown.record(name, counted, now)
+        try:
+            _HASHER.verify(account.hash if account else _dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            account = None
+        if account is None:
+            raise SignInError(counted.refusal(now) or WRONG)
+        if _HASHER.check_needs_rehash(account.hash):
+            account = replace(account, hash=_HASHER.hash(password))
+        accounts[name] = replace(account, **asdict(Attempts()))
+        self._write(accounts)
+        return User(name, account.role, account.id)
 
     def sign_out(self, name: str) -> None:
         """End every session of ``name`` (all its signed cookies become void)."""
@@ -344,10 +357,6 @@ def _float(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def _locked(seconds: float) -> str:
-    return f"too many failed sign-ins for this name; try again in {math.ceil(seconds)} s"
 
 
 def anonymous_refusal(

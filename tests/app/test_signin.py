@@ -12,10 +12,11 @@ from argon2 import PasswordHasher
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from core.store import users
+from core.store import lockout, users
 from core.store.users import UserStore
 from core.store.workspace import Workspace
 from tests.app.conftest import HOME
+from tests.core.full_disk import full_disk
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +64,29 @@ def test_a_wrong_password_is_refused_and_locks_after_five(accounts: UserStore) -
         at = sign_in("vera", "wrong pass", at)
     assert "try again in 30 s" in shown(at)
     assert "try again in" in shown(sign_in("vera", "viewer pass"))  # a reload keeps the lock
+
+
+def test_an_unknown_name_is_locked_after_five_like_a_real_one(accounts: UserStore) -> None:
+    at = None
+    for _ in range(4):
+        at = sign_in("nobody", "wrong pass", at)
+        assert "wrong user name or password" in shown(at)
+    assert "for this name; try again in 30 s" in shown(sign_in("nobody", "wrong pass", at))
+
+
+def test_a_full_disk_refuses_every_sign_in(accounts: UserStore) -> None:
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    answers = []
+    with full_disk():
+        for name, password in [("vera", "wrong pass")] * 6 + [("vera", "viewer pass")]:
+            at.text_input(key="signin_name").input(name)
+            at.text_input(key="signin_password").input(password)
+            at.button[0].click().run()
+            answers.append((shown(at), [w.label for w in at.text_input], bool(at.exception)))
+    for text, widgets, raised in answers:
+        assert lockout.UNAVAILABLE in re.sub(r"\\(.)", r"\1", text)  # markdown unescaped
+        assert widgets == ["User name", "Password"] and not raised
 
 
 def test_viewer_and_editor_see_their_pages(accounts: UserStore) -> None:
