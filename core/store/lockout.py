@@ -5,7 +5,9 @@ An account keeps its count in ``users.json``. A name without an account keeps on
 as guessing at one that does (otherwise the lockout message would tell which names exist).
 That file holds no names, only their HMAC under the workspace key, and at most
 ``MAX_UNKNOWN_NAMES`` of them, so a guesser cannot fill the disk: the entries that failed
-longest ago go first, unlocked ones before locked ones. The caller holds the accounts' lock.
+longest ago go first, unlocked ones before locked ones. The caller holds the accounts' lock,
+and writes both files for every counted attempt (one of them unchanged), so a wrong password
+takes the same time whether the name exists or not.
 """
 
 from __future__ import annotations
@@ -58,30 +60,31 @@ class UnknownNames:
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self.key = key
+        self.names: dict[str, dict] = {}
+        if path.is_file():
+            self.names = json.loads(path.read_text())["names"]
 
     def _id(self, name: str) -> str:
         return hmac.new(self.key, name.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def _load(self) -> dict[str, dict]:
-        if not self.path.is_file():
-            return {}
-        return json.loads(self.path.read_text())["names"]
-
     def attempts(self, name: str) -> Attempts:
         """What ``name`` failed so far."""
-        entry = self._load().get(self._id(name), {})
+        entry = self.names.get(self._id(name), {})
         return Attempts(**{k: v for k, v in entry.items() if k != "last"})
 
-    def record(self, name: str, attempts: Attempts, now: float) -> None:
-        """Store the attempts of ``name``, dropping the oldest entries beyond the bound.
+    def count(self, name: str, attempts: Attempts, now: float) -> None:
+        """Set the attempts of ``name`` (kept by ``save``)."""
+        self.names[self._id(name)] = {**asdict(attempts), "last": now}
+
+    def save(self, now: float) -> None:
+        """Write the entries atomically, dropping the oldest beyond ``MAX_UNKNOWN_NAMES``.
 
         Raises:
             OSError: when the file cannot be written (a full disk).
         """
-        names = self._load()
-        names[self._id(name)] = {**asdict(attempts), "last": now}
+        names = self.names
         kept = sorted(names, key=lambda k: (names[k]["locked_until"] > now, names[k]["last"]))
-        names = {k: names[k] for k in kept[-MAX_UNKNOWN_NAMES:]}
+        self.names = {k: names[k] for k in kept[-MAX_UNKNOWN_NAMES:]}
         with atomic_path(self.path) as tmp:
-            Path(tmp).write_text(json.dumps({"names": names}))
+            Path(tmp).write_text(json.dumps({"names": self.names}, separators=(",", ":")))
             os.chmod(tmp, 0o600)

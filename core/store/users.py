@@ -295,9 +295,10 @@ class UserStore:
         counted = attempts.failed(now, self.settings)
         if account:
             accounts[name] = replace(account, **asdict(counted))
-            self._write(accounts)
         else:
-            unknown.record(name, counted, now)
+            unknown.count(name, counted, now)
+        self._write(accounts)  # both files, whichever name it is: the same work either way
+        unknown.save(now)
         try:
             _HASHER.verify(account.hash if account else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
