@@ -97,7 +97,7 @@ def test_tokens_expire_and_end_with_sign_out_password_or_removal(tmp_path, clock
     token = store.issue_token(alice)
     payload, signature = token.rsplit(".", 1)
     forged = base64.urlsafe_b64encode(b"bob:" + base64.urlsafe_b64decode(payload)[6:]).decode()
-    for bad in (None, "", "garbage", f"{forged}.{signature}", token[:-2] + "00"):
+    for bad in (None, "", "garbage", f"{forged}.{signature}", token[:-2] + "00", token + "é"):
         assert store.verify_token(bad) is None
     clock.now += 1
     store.sign_out("alice")
