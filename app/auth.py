@@ -6,8 +6,8 @@ serves anonymously (as an admin), but only to this machine: on any other address
 how to add a user and nothing else. The session is a signed token (``core.UserStore``)
 kept in ``session_state`` and in a cookie written by a line of JavaScript, so it survives
 a page reload; ``st.context.cookies`` reads it back when a new session starts. Every run
-checks the token again, so removing an account, a new password or a sign-out elsewhere
-takes effect at the next click.
+checks the token again, so removing an account (even if its name is added again), a new
+password or a sign-out elsewhere takes effect at the next click.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.text import md
 from core import (
     ANONYMOUS,
     ForbiddenError,
+    SceneSeekError,
     SignInError,
     User,
     UserStore,
@@ -137,8 +138,22 @@ def _refusal_page() -> None:
     st.error(md(f"Not available: {refusal}."))
 
 
+def _settings_refusal() -> str | None:
+    """Why the app cannot serve with these settings (``SCENESEEK_LOCKOUT_S=nan`` ...)."""
+    try:
+        get_settings()
+    except SceneSeekError as exc:
+        return str(exc)
+    return None
+
+
 def gate() -> User | None:
     """The signed-in user; until there is one, route every URL to the form (or refusal)."""
+    refusal = _settings_refusal()
+    if refusal:  # a malformed limit must not switch itself off: serve nothing at all
+        st.title("SceneSeek")
+        st.error(md(f"Not available: {refusal}. Fix the setting and restart the app."))
+        st.stop()
     _cookie_script()
     user = current()
     if user is None:

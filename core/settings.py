@@ -6,6 +6,7 @@ configuration table mirrors this module.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,11 @@ def _path(name: str, default: Path) -> Path:
 
 
 def _number(name: str, default: N, kind: Callable[[str], N]) -> N:
-    """A number >= 0 from the environment; a typo is an error, not a silent default."""
+    """A finite number >= 0 from the environment; a typo is an error, not a silent default.
+
+    ``nan`` and ``inf`` parse as floats but would switch a limit off (``nan < x`` is never
+    true), so they are refused like any other non-number.
+    """
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -32,8 +37,8 @@ def _number(name: str, default: N, kind: Callable[[str], N]) -> N:
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or value < 0:
-        raise ConfigError(f"{name}={text!r} is not a number >= 0 (default {default})")
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={text!r} is not a finite number >= 0 (default {default})")
     return value
 
 
@@ -84,7 +89,7 @@ def get_settings() -> Settings:
     """Read settings now (not at import), so tests and subprocesses can override them.
 
     Raises:
-        ConfigError: when a numeric setting is not a number.
+        ConfigError: when a numeric setting is not a finite number >= 0.
     """
     workers = _number("SCENESEEK_READER_WORKERS", -1, int)
     return Settings(

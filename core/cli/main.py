@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m core``."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # defaults read settings, which may be malformed
         return _command(args.command).run(args)
     except (SceneSeekError, TilesError) as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)

@@ -1,11 +1,12 @@
 """Accounts of a workspace: who may sign in, with which role, and their signed sessions.
 
-``users.json`` in the workspace holds each account's role and argon2id password hash (never
-the password), and its failed sign-ins, so a lockout survives a page reload or a restart.
-Every change is a read-modify-write under a file lock, written atomically. A session is a
-token ``name:issued`` signed with HMAC-SHA256 under the workspace's own random key
-(``.secret``); it is valid for ``session_hours``, and only while the account exists and has
-not signed out or changed its password since the token was issued.
+``users.json`` in the workspace holds each account's role, random id and argon2id password
+hash (never the password), and its failed sign-ins, so a lockout survives a page reload or
+a restart (names without an account are counted apart, see ``core.store.lockout``). Every
+change is a read-modify-write under a file lock, written atomically. A session is a token
+``name:id:issued`` signed with HMAC-SHA256 under the workspace's own random key
+(``.secret``); it is valid for ``session_hours``, and only while that very account (not a
+new one of the same name) exists and has not signed out or changed its password since.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import math
 import os
 import re
 import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -34,6 +34,8 @@ from filelock import FileLock
 
 from core.errors import AccountError, ForbiddenError, SignInError
 from core.settings import Settings, get_settings
+from core.store.lockout import UNAVAILABLE, WRONG, Attempts, UnknownNames
+from core.store.secret import workspace_key
 from core.store.workspace import Workspace, read_json
 from tiles.atomic import atomic_path
 
@@ -73,6 +75,7 @@ class User:
 
     name: str
     role: Role
+    account_id: str = field(default="", compare=False, repr=False)  # what its tokens name
 
     def can(self, action: str) -> bool:
         """True when this role allows ``action`` (a key of ``ACTIONS``)."""
@@ -104,9 +107,15 @@ class Account:
     hash: str
     created: float
     sessions_after: float = 0.0  # tokens issued before this are void (sign-out, new password)
-    failures: int = 0  # failed sign-ins since the last success or lockout
-    lockouts: int = 0  # lockouts in a row; each one lasts twice as long as the last
+    failures: int = 0  # as in lockout.Attempts, kept flat in users.json
+    lockouts: int = 0
     locked_until: float = 0.0
+    id: str = ""  # random, named in tokens: a name removed and added again is a new account
+
+    @property
+    def attempts(self) -> Attempts:
+        """Its failed sign-ins."""
+        return Attempts(self.failures, self.lockouts, self.locked_until)
 
 
 def check_name(name: str) -> str:
@@ -160,28 +169,49 @@ class UserStore:
         self.workspace = workspace
         self.path = workspace.root / "users.json"
         self.key_path = workspace.root / ".secret"
+        self.failures_path = workspace.root / "signin_failures.json"
         self.settings = settings or get_settings()
 
-    def _read(self) -> dict[str, Account]:
+    def _load(self) -> tuple[dict[str, Account], bool]:
+        """The accounts, and whether some had no id yet (a ``users.json`` from before ids)."""
         if not self.path.is_file():
-            return {}
-        return {a["name"]: Account(**a) for a in read_json(self.path)["users"]}
+            return {}, False
+        accounts = {a["name"]: Account(**a) for a in read_json(self.path)["users"]}
+        missing = [a for a in accounts.values() if not a.id]
+        for account in missing:
+            accounts[account.name] = replace(account, id=secrets.token_hex(16))
+        return accounts, bool(missing)
+
+    def _read(self) -> dict[str, Account]:
+        accounts, migrated = self._load()
+        if migrated:  # give the ids once, under the lock, so every process sees the same
+            with self._editing() as accounts:
+                return dict(accounts)
+        return accounts
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.workspace.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S, is_singleton=True):
+            yield
+
+    def _write(self, accounts: dict[str, Account]) -> None:
+        users = [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.name)]
+        with atomic_path(self.path) as tmp:
+            Path(tmp).write_text(json.dumps({"users": users}, indent=2))
+            os.chmod(tmp, 0o600)  # hashes are nobody else's business
 
     @contextmanager
     def _editing(self) -> Iterator[dict[str, Account]]:
         """The accounts, locked against other writers, saved when the block ends."""
-        self.workspace.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT_S, is_singleton=True):
-            accounts = self._read()
+        with self._lock():
+            accounts, migrated = self._load()
             before = dict(accounts)
             try:
                 yield accounts
             finally:
-                if accounts != before:
-                    users = [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.name)]
-                    with atomic_path(self.path) as tmp:
-                        Path(tmp).write_text(json.dumps({"users": users}, indent=2))
-                        os.chmod(tmp, 0o600)  # hashes are nobody else's business
+                if migrated or accounts != before:
+                    self._write(accounts)
 
     def accounts(self) -> list[Account]:
         """Every account, by name."""
@@ -203,7 +233,7 @@ class UserStore:
         with self._editing() as accounts:
             if name in accounts:
                 raise AccountError(f"user {name!r} exists; use passwd to change the password")
-            accounts[name] = Account(name, role, digest, time.time())
+            accounts[name] = Account(name, role, digest, time.time(), id=secrets.token_hex(16))
             return accounts[name]
 
     def remove(self, name: str) -> None:
@@ -238,40 +268,48 @@ class UserStore:
     def sign_in(self, name: str, password: str) -> User:
         """Check a password; count failures and lock the name after too many.
 
-        The check holds the lock, so parallel guesses cannot outrun the failure count.
+        The check holds the lock, so parallel guesses cannot outrun the failure count, and
+        the attempt is counted before the password is checked: when it cannot be written
+        (a full disk), every sign-in is refused rather than guessed at without a limit.
 
         Raises:
-            SignInError: for a wrong name or password, or a name that is locked now.
+            SignInError: for a wrong name or password, a name that is locked now, or
+                attempts that cannot be recorded.
         """
-        with self._editing() as accounts:
-            account = accounts.get(name)
-            now = time.time()
-            if account is not None and account.locked_until > now:
-                raise SignInError(_locked(account.locked_until - now))
-            try:
-                _HASHER.verify(account.hash if account else _dummy_hash(), password)
-                valid = account is not None
-            except (VerificationError, InvalidHashError):
-                valid = False
-            if account is None:
-                raise SignInError("wrong user name or password")
-            if not valid:
-                accounts[name] = account = self._failed(account, now)
-                if account.locked_until > now:
-                    raise SignInError(_locked(account.locked_until - now))
-                raise SignInError("wrong user name or password")
-            if _HASHER.check_needs_rehash(account.hash):
-                account = replace(account, hash=_HASHER.hash(password))
-            accounts[name] = replace(account, failures=0, lockouts=0, locked_until=0.0)
-            return User(name, account.role)
+        try:
+            with self._lock():
+                return self._check(name, password)
+        except SignInError:
+            raise
+        except OSError as exc:
+            raise SignInError(UNAVAILABLE) from exc
 
-    def _failed(self, account: Account, now: float) -> Account:
-        failures = account.failures + 1
-        if failures < self.settings.signin_failures:
-            return replace(account, failures=failures)
-        lockouts = account.lockouts + 1
-        until = now + self.settings.lockout_s * 2 ** (lockouts - 1)
-        return replace(account, failures=0, lockouts=lockouts, locked_until=until)
+    def _check(self, name: str, password: str) -> User:
+        accounts, _ = self._load()
+        account = accounts.get(name)
+        unknown = UnknownNames(self.failures_path, self._key())
+        attempts = account.attempts if account else unknown.attempts(name)
+        now = time.time()
+        if refusal := attempts.refusal(now):
+            raise SignInError(refusal)
+        counted = attempts.failed(now, self.settings)
+        if account:
+            accounts[name] = replace(account, **asdict(counted))
+        else:
+            unknown.count(name, counted, now)
+        self._write(accounts)  # both files, whichever name it is: the same work either way
+        unknown.save(now)
+        try:
+            _HASHER.verify(account.hash if account else _dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            account = None
+        if account is None:
+            raise SignInError(counted.refusal(now) or WRONG)
+        if _HASHER.check_needs_rehash(account.hash):
+            account = replace(account, hash=_HASHER.hash(password))
+        accounts[name] = replace(account, **asdict(Attempts()))
+        self._write(accounts)
+        return User(name, account.role, account.id)
 
     def sign_out(self, name: str) -> None:
         """End every session of ``name`` (all its signed cookies become void)."""
@@ -280,31 +318,16 @@ class UserStore:
                 accounts[name] = replace(accounts[name], sessions_after=time.time())
 
     def _key(self) -> bytes:
-        """The workspace's signing key, created once (0600) by whichever process comes first."""
-        if not self.key_path.is_file():
-            self.workspace.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.key_path.with_name(f".secret.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, self.key_path)  # fails if another process made it first
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        return bytes.fromhex(self.key_path.read_text().strip())
+        return workspace_key(self.key_path)
 
     def issue_token(self, user: User) -> str:
-        """A signed session token for a user who just signed in."""
-        payload = f"{user.name}:{time.time():.6f}".encode()
+        """A signed session token for a user who just signed in (``sign_in``'s answer)."""
+        payload = f"{user.name}:{user.account_id}:{time.time():.6f}".encode()
         signature = hmac.new(self._key(), payload, hashlib.sha256).hexdigest()
         return f"{base64.urlsafe_b64encode(payload).decode()}.{signature}"
 
     def verify_token(self, token: str | None) -> User | None:
-        """The user a token names, if it is genuine, unexpired and not signed out."""
+        """The user a token names, if genuine, unexpired, not signed out, and of this account."""
         if not token or "." not in token or not self.key_path.is_file():
             return None
         encoded, signature = token.rsplit(".", 1)
@@ -313,16 +336,21 @@ class UserStore:
         except (binascii.Error, ValueError):
             return None
         expected = hmac.new(self._key(), payload, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode(errors="replace")):
             return None
-        name, _, issued_text = payload.decode(errors="replace").partition(":")
+        fields = payload.decode(errors="replace").split(":")
+        if len(fields) != 3:  # a token from before account ids
+            return None
+        name, account_id, issued_text = fields
         issued = _float(issued_text)
         account = self._read().get(name)
-        if account is None or issued is None or issued < account.sessions_after:
+        if account is None or account.id != account_id or issued is None:
+            return None
+        if issued < account.sessions_after:
             return None
         if time.time() - issued > self.settings.session_hours * 3600:
             return None
-        return User(name, account.role)
+        return User(name, account.role, account.id)
 
 
 def _float(text: str) -> float | None:
@@ -330,10 +358,6 @@ def _float(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def _locked(seconds: float) -> str:
-    return f"too many failed sign-ins for this name; try again in {math.ceil(seconds)} s"
 
 
 def anonymous_refusal(

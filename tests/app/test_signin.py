@@ -12,10 +12,11 @@ from argon2 import PasswordHasher
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from core.store import users
+from core.store import lockout, users
 from core.store.users import UserStore
 from core.store.workspace import Workspace
 from tests.app.conftest import HOME
+from tests.core.full_disk import full_disk
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +66,29 @@ def test_a_wrong_password_is_refused_and_locks_after_five(accounts: UserStore) -
     assert "try again in" in shown(sign_in("vera", "viewer pass"))  # a reload keeps the lock
 
 
+def test_an_unknown_name_is_locked_after_five_like_a_real_one(accounts: UserStore) -> None:
+    at = None
+    for _ in range(4):
+        at = sign_in("nobody", "wrong pass", at)
+        assert "wrong user name or password" in shown(at)
+    assert "for this name; try again in 30 s" in shown(sign_in("nobody", "wrong pass", at))
+
+
+def test_a_full_disk_refuses_every_sign_in(accounts: UserStore) -> None:
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    answers = []
+    with full_disk():
+        for name, password in [("vera", "wrong pass")] * 6 + [("vera", "viewer pass")]:
+            at.text_input(key="signin_name").input(name)
+            at.text_input(key="signin_password").input(password)
+            at.button[0].click().run()
+            answers.append((shown(at), [w.label for w in at.text_input], bool(at.exception)))
+    for text, widgets, raised in answers:
+        assert lockout.UNAVAILABLE in re.sub(r"\\(.)", r"\1", text)  # markdown unescaped
+        assert widgets == ["User name", "Password"] and not raised
+
+
 def test_viewer_and_editor_see_their_pages(accounts: UserStore) -> None:
     viewer = sign_in("vera", "viewer pass")
     assert viewer.title[0].value == "Library"
@@ -92,6 +116,15 @@ def test_removing_an_account_ends_its_session(accounts: UserStore) -> None:
     assert [w.label for w in at.text_input] == ["User name", "Password"]
 
 
+def test_a_name_added_again_does_not_take_over_the_old_session(accounts: UserStore) -> None:
+    at = sign_in("ed", "editor pass")
+    assert at.title[0].value == "Library"
+    accounts.remove("ed")
+    accounts.add("ed", "editor pass", "viewer")  # before the old session's next click
+    at.run()
+    assert [w.label for w in at.text_input] == ["User name", "Password"]
+
+
 def test_no_account_and_a_public_address_shows_only_how_to_add_one(env: Workspace) -> None:
     address = config.get_option("server.address")
     config.set_option("server.address", "0.0.0.0")
@@ -103,3 +136,16 @@ def test_no_account_and_a_public_address_shows_only_how_to_add_one(env: Workspac
     assert "python \\-m core users add" in at.error[0].value
     assert str(env.root) not in re.sub(r"\\(.)", r"\1", at.error[0].value)  # no server paths
     assert [t.value for t in at.title] == ["SceneSeek"] and not at.button
+
+
+@pytest.mark.parametrize("value", ["nan", "abc"])
+def test_a_malformed_setting_shows_its_message_and_nothing_else(
+    accounts: UserStore, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SCENESEEK_SESSION_HOURS", value)
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    message = re.sub(r"\\(.)", r"\1", at.error[0].value)
+    assert f"SCENESEEK_SESSION_HOURS='{value}' is not a finite number" in message
+    assert [t.value for t in at.title] == ["SceneSeek"] and not at.text_input and not at.button

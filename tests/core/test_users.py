@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -15,10 +17,11 @@ from argon2 import PasswordHasher
 
 from core.errors import AccountError, ForbiddenError, SignInError
 from core.settings import get_settings
-from core.store import users
+from core.store import lockout, users
 from core.store.users import ANONYMOUS, User, UserStore, anonymous_refusal, is_loopback
 from core.store.workspace import Workspace
 from tests.app.conftest import ROOT
+from tests.core.full_disk import full_disk
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +97,7 @@ def test_tokens_expire_and_end_with_sign_out_password_or_removal(tmp_path, clock
     token = store.issue_token(alice)
     payload, signature = token.rsplit(".", 1)
     forged = base64.urlsafe_b64encode(b"bob:" + base64.urlsafe_b64decode(payload)[6:]).decode()
-    for bad in (None, "", "garbage", f"{forged}.{signature}", token[:-2] + "00"):
+    for bad in (None, "", "garbage", f"{forged}.{signature}", token[:-2] + "00", token + "é"):
         assert store.verify_token(bad) is None
     clock.now += 1
     store.sign_out("alice")
@@ -108,6 +111,98 @@ def test_tokens_expire_and_end_with_sign_out_password_or_removal(tmp_path, clock
     token = store.issue_token(store.sign_in("alice", "battery staple"))
     store.remove("alice")
     assert store.verify_token(token) is None
+
+
+def test_a_recreated_account_does_not_honour_the_old_accounts_tokens(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("bob", "bob's password", "admin")
+    old = store.issue_token(store.sign_in("bob", "bob's password"))
+    store.remove("bob")
+    store.add("bob", "bob's password", "viewer")  # same name, same second, same password
+    assert store.verify_token(old) is None
+    new = store.issue_token(store.sign_in("bob", "bob's password"))
+    assert store.verify_token(new) == User("bob", "viewer")
+
+
+def test_accounts_from_before_ids_get_one_once_and_their_old_tokens_end(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    old_account = {"name": "olga", "role": "editor", "created": 1.0, "failures": 2}
+    old_account["hash"] = users._HASHER.hash("olga's password")
+    store.path.write_text(json.dumps({"users": [old_account]}))
+    payload = f"olga:{clock.now:.6f}".encode()  # a token in the format before ids
+    signature = hmac.new(store._key(), payload, hashlib.sha256).hexdigest()
+    assert store.verify_token(f"{base64.urlsafe_b64encode(payload).decode()}.{signature}") is None
+    assert [a.name for a in store.accounts()] == ["olga"]  # `users list` works as before
+    given = json.loads(store.path.read_text())["users"][0]
+    assert len(given["id"]) == 32 and given["failures"] == 2  # migrated on read, nothing lost
+    olga = store.sign_in("olga", "olga's password")
+    token = store.issue_token(olga)
+    assert UserStore(Workspace(tmp_path)).verify_token(token) == User("olga", "editor")
+    assert json.loads(store.path.read_text())["users"][0]["id"] == given["id"]
+
+
+def _answers(store: UserStore, name: str, password: str, tries: int) -> list[str]:
+    answers = []
+    for _ in range(tries):
+        try:
+            store.sign_in(name, password)
+            answers.append("signed in")
+        except (SignInError, OSError) as exc:  # OSError: what a failed write raised before
+            answers.append(str(exc))
+    return answers
+
+
+def test_an_unknown_name_is_locked_on_the_fifth_try_like_a_real_one(tmp_path, clock) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("alice", "correct horse", "viewer")
+    accounts_before = store.path.read_bytes()
+    wrong, locked = "wrong user name or password", "too many failed sign-ins for this name"
+    expected = [wrong] * 4 + [f"{locked}; try again in 30 s"] * 2
+    mallory = _answers(store, "mallory", "guess", 6)
+    assert store.path.read_bytes() == accounts_before  # unknown names stay out of users.json
+    assert _answers(store, "alice", "guess", 6) == mallory == expected
+    clock.now += 31
+    expected = [wrong] * 4 + [f"{locked}; try again in 60 s"]
+    assert (
+        _answers(store, "alice", "guess", 5) == _answers(store, "mallory", "guess", 5) == expected
+    )
+    assert _answers(store, "mallory", "guess", 1) == [f"{locked}; try again in 60 s"]
+    failures = tmp_path / "signin_failures.json"
+    assert stat.S_IMODE(failures.stat().st_mode) == 0o600
+    assert "mallory" not in failures.read_text()  # names are kept as keyed hashes only
+
+
+def test_failures_of_unknown_names_stay_bounded(tmp_path, clock, monkeypatch) -> None:
+    monkeypatch.setattr(lockout, "MAX_UNKNOWN_NAMES", 20)
+    store = UserStore(Workspace(tmp_path))
+    store.add("alice", "correct horse", "viewer")
+    accounts_before = store.path.read_bytes()
+    _answers(store, "mallory", "guess", 5)  # locked: kept while others come and go
+    for i in range(60):
+        clock.now += 0.1
+        _answers(store, f"guesser{i}", "guess", 1)
+    stored = json.loads((tmp_path / "signin_failures.json").read_text())["names"]
+    assert len(stored) == 20
+    assert "too many failed sign-ins" in _answers(store, "mallory", "guess", 1)[0]
+    assert store.path.read_bytes() == accounts_before
+
+
+def test_sign_in_is_refused_when_attempts_cannot_be_recorded(tmp_path) -> None:
+    store = UserStore(Workspace(tmp_path))
+    store.add("alice", "correct horse", "viewer")
+    _answers(store, "mallory", "guess", 1)  # the key and the failure file exist already
+    accounts_before = store.path.read_bytes()
+    with full_disk():
+        alice = _answers(store, "alice", "guess", 20) + _answers(store, "alice", "correct horse", 1)
+        mallory = _answers(store, "mallory", "guess", 6)
+        nobody = _answers(UserStore(Workspace(tmp_path / "fresh")), "nobody", "guess", 1)
+    assert alice + mallory + nobody == [lockout.UNAVAILABLE] * 28
+    assert lockout.UNAVAILABLE == (
+        "sign-in is unavailable: the server cannot record sign-in attempts (disk full?)"
+    )
+    assert store.path.read_bytes() == accounts_before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert store.sign_in("alice", "correct horse") == User("alice", "viewer")  # room again
 
 
 def test_roles_allow_what_the_issue_lists() -> None:
