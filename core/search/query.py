@@ -11,8 +11,9 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import QueryError
 from core.settings import get_settings
+from core.store.mark_rules import MAX_TEXT_CHARS
 
-MAX_QUERY_CHARS = 500
+MAX_QUERY_CHARS = MAX_TEXT_CHARS  # a longer query could not be kept with its marks
 STRETCH_PERCENTILES = (2.0, 98.0)
 
 

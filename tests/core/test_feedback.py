@@ -9,7 +9,8 @@ import time
 import pytest
 
 from core.errors import FeedbackError
-from core.store.feedback import MIGRATIONS, Mark, SQLiteFeedback
+from core.store.feedback import Mark, SQLiteFeedback
+from core.store.feedback_schema import MIGRATIONS
 from tests.app.conftest import ROOT
 
 
