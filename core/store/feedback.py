@@ -6,7 +6,8 @@ The schema carries a version and migrations (``core.store.feedback_schema``), an
 repeated mark (same query, scene and tile) updates the earlier one instead of adding a
 duplicate. Each mark keeps its tile's
 footprint, so it can follow the ground when tiles change (``core.store.reattach``), and who
-made it. Every mark passes ``core.store.mark_rules`` before it is stored.
+made it. Every mark passes ``core.store.mark_rules`` before it is stored; an image query
+keeps its picture as the model read it (``core.store.query_images``), never the dropped file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing_extensions import override
 from core.errors import FeedbackError
 from core.store.feedback_schema import BUSY_TIMEOUT_S, open_schema
 from core.store.mark_rules import check_mark, json_fields, usable_marks
+from core.store.workspace import Workspace, check_free_space
 
 Label = Literal["relevant", "irrelevant", "caption"]
 
@@ -68,7 +70,7 @@ class FeedbackStore(Protocol):
 
 
 def image_sha256(data: bytes) -> str:
-    """Identity of an image query (its bytes are stored once under it)."""
+    """Identity of an image query: the SHA-256 of the file as dropped (its marks' query)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -178,15 +180,19 @@ class SQLiteFeedback(FeedbackStore):
         keys = ("query_kind", "query", "scene", "relevant", "irrelevant", "captions")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def store_image(self, data: bytes) -> str:
-        """Keep a copy of an image query; returns its SHA-256 (the mark's ``query``)."""
-        digest = image_sha256(data)
+    def store_image(self, digest: str, png: bytes) -> None:
+        """Keep the picture of image query ``digest`` (``query_png``: the model's square).
+
+        Raises:
+            DiskSpaceError: when it would leave less free disk than ``SCENESEEK_MIN_FREE_GB``
+                (nothing is stored).
+        """
+        check_free_space(Workspace(self.path.parent), len(png), "keeping the example image")
         with self._connect() as db:
             db.execute(
                 "INSERT OR IGNORE INTO query_images (sha256, data, created) VALUES (?, ?, ?)",
-                (digest, data, time.time()),
+                (digest, png, time.time()),
             )
-        return digest
 
     def image(self, digest: str) -> bytes | None:
         """The stored bytes of an image query."""

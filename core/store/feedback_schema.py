@@ -7,11 +7,33 @@ leaves the file as it was and several first openers never migrate twice.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 
+from core.store.query_images import SHIPPED_INPUT_SIDE, query_png
+
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 30.0
+
+
+def _shrink_query_images(db: sqlite3.Connection) -> None:
+    """Migration 4: images kept before it are whole dropped files (up to 50 MB each).
+
+    Each becomes the PNG of the square the shipped architectures read, which decodes to the
+    pixels the original search used; its key (the dropped file's SHA-256, the marks' query)
+    stays. A file that no longer decodes is kept as it is, with a warning in the log.
+    """
+    digests = [row[0] for row in db.execute("SELECT sha256 FROM query_images")]
+    for digest in digests:
+        (data,) = db.execute("SELECT data FROM query_images WHERE sha256=?", (digest,)).fetchone()
+        try:
+            png = query_png(bytes(data), SHIPPED_INPUT_SIDE)
+        except Exception as exc:  # any decoder's failure: one old picture must not lock the store
+            log.warning("query image %s kept as it was: %s", digest, exc)
+            continue
+        db.execute("UPDATE query_images SET data=? WHERE sha256=?", (png, digest))
 
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
@@ -43,7 +65,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE marks ADD COLUMN footprint TEXT NOT NULL DEFAULT '';
     ALTER TABLE marks ADD COLUMN author TEXT NOT NULL DEFAULT '';
     """,
+    _shrink_query_images,
 ]
+SHRUNK_IMAGES = MIGRATIONS.index(_shrink_query_images) + 1  # the version that shrinks them
 
 
 def _statements(script: str) -> list[str]:
@@ -81,6 +105,17 @@ def _migrate(db: sqlite3.Connection) -> int:
     return version
 
 
+def _give_back_space(db: sqlite3.Connection) -> None:
+    """Return the pages freed by shrunk query images to the disk.
+
+    Best effort: it needs room for a copy of the store, and later writes reuse the pages.
+    """
+    try:
+        db.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        log.warning("feedback store not compacted after shrinking its query images: %s", exc)
+
+
 def _use_wal(db: sqlite3.Connection) -> None:
     """Switch to WAL once (it is stored in the file); retry while another opener holds it."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
@@ -96,7 +131,8 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
 
 def open_schema(db: sqlite3.Connection) -> None:
-    """Bring the file to the current schema, then use WAL."""
+    """Bring the file to the current schema, compact it after shrinking images, use WAL."""
     if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
-        _migrate(db)
+        if 0 < _migrate(db) < SHRUNK_IMAGES:
+            _give_back_space(db)
     _use_wal(db)
