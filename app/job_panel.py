@@ -110,14 +110,21 @@ def _outcome(job: Job) -> str:
 
 
 def finished_job(ws: Workspace, job: Job) -> None:
-    """How a job ended, in plain words; a failed job offers its log."""
+    """How a job ended, in plain words.
+
+    A failed job shows everyone the last line of its error, and only admins its log, whose
+    tracebacks name server paths.
+    """
     ago = _ago(job.finished or job.created)
     if job.status == "done":
         st.success(f"{_title(job)}: {_outcome(job)} · {ago}", icon=":material/check_circle:")
     elif job.status == "cancelled":
         st.info(f"{_title(job)}: cancelled · {ago}", icon=":material/stop_circle:")
     else:
-        st.error(f"{_title(job)} failed: {md(job.error)} · {ago}", icon=":material/error:")
+        error = (job.error.strip().splitlines() or ["no reason recorded"])[-1]
+        st.error(f"{_title(job)} failed: {md(error)} · {ago}", icon=":material/error:")
+        if not auth.can("read_job_log"):
+            return
         log = _log_tail(ws, job)
         if log:
             with st.expander("Job log"):

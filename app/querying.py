@@ -1,8 +1,9 @@
 """The search page's service calls: run a query, refine it, and record the analyst's marks.
 
 A query is a small dict kept in session state (``{"kind": "text", "text": ...}``,
-``{"kind": "image", "image": bytes, "name": ...}`` or ``{"kind": "tile", "scene": ...,
-"tile_id": ...}``), so reruns and filter changes can answer it again.
+``{"kind": "image", "image": bytes, "name": ..., "sha256": ...}`` or ``{"kind": "tile",
+"scene": ..., "tile_id": ...}``), so reruns and filter changes can answer it again. An
+example image is answered as ``model_sized`` makes it: the dropped file is not kept.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core import (
     Workspace,
     image_sha256,
     load_query_image,
+    query_png,
     refine,
     search_image,
     search_text,
@@ -40,8 +42,22 @@ def text_query(text: str) -> Query:
 
 
 def image_query(data: bytes, name: str) -> Query:
-    """An example image dropped by the analyst."""
-    return {"kind": "image", "image": data, "name": name}
+    """An example image dropped by the analyst; its marks are filed under the file's hash."""
+    return {"kind": "image", "image": data, "name": name, "sha256": image_sha256(data)}
+
+
+def model_sized(engine: Engine, query: Query) -> Query:
+    """The query with an example image replaced by the model's input square, as PNG.
+
+    The search, the image a mark keeps and any later re-run then read the very same pixels,
+    and the session holds a few hundred kilobytes instead of the dropped file.
+
+    Raises:
+        QueryError: for an unreadable or too large image.
+    """
+    if query["kind"] != "image":
+        return query
+    return {**query, "image": query_png(query["image"], engine.image_size)}
 
 
 def tile_query(scene: str, tile_id: int) -> Query:
@@ -54,7 +70,7 @@ def feedback_key(query: Query) -> tuple[str, str]:
     if query["kind"] == "text":
         return "text", " ".join(query["text"].split())
     if query["kind"] == "image":
-        return "image", image_sha256(query["image"])
+        return "image", query["sha256"]
     return "tile", str(TileRef(query["scene"], query["tile_id"]))
 
 
@@ -164,11 +180,18 @@ def load_marks(ws: Workspace, query: Query) -> dict[str, str]:
 def record_mark(
     ws: Workspace, query: Query, hit: Hit, label: Label, model: str, author: str = ""
 ) -> Mark:
-    """Store one relevant / not-relevant judgement (image queries keep their image)."""
+    """Store one relevant / not-relevant judgement of the query as answered (``model_sized``).
+
+    An image query keeps its picture first, so a disk-space refusal stores nothing.
+
+    Raises:
+        DiskSpaceError: when the picture would leave less free disk than the floor.
+        FeedbackError: when the mark is not valid.
+    """
     store = SQLiteFeedback(ws.feedback_db)
     kind, text = feedback_key(query)
     if query["kind"] == "image":
-        text = store.store_image(query["image"])
+        store.store_image(text, query["image"])
     footprint = hit.geometry.wkt  # lets the mark follow its ground if the scene is re-tiled
     return store.mark(
         Mark(

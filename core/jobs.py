@@ -338,8 +338,9 @@ def _run(workspace: Workspace, job: Job) -> int:
         reporter.save(status="failed", error=message, finished=time.time())
         return 1
     except Exception as exc:
-        print(redact_text(traceback.format_exc()), file=sys.stderr)
-        error = redact_text(f"{type(exc).__name__}: {exc}")
+        print(redact_text(traceback.format_exc()), file=sys.stderr)  # the log: admins only
+        first = (str(exc).strip().splitlines() or [""])[0]  # one line (of 300 at most) for all
+        error = redact_text(f"{type(exc).__name__}: {first}".removesuffix(": "))[:300]
         reporter.save(status="failed", error=error, finished=time.time())
         return 1
     reporter.save(status="done", stage="done", result=result, eta_s=0.0, finished=time.time())

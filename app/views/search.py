@@ -67,8 +67,12 @@ def _on_scene(name: str) -> None:
 
 def _on_mark(hit: Hit, label: Label) -> None:
     result: SearchResult = st.session_state[state.RESULT]
-    author = auth.require("mark").name
-    querying.record_mark(ws, st.session_state[state.QUERY], hit, label, result.model, author)
+    try:
+        author = auth.require("mark").name
+        querying.record_mark(ws, st.session_state[state.QUERY], hit, label, result.model, author)
+    except SceneSeekError as exc:
+        st.session_state[state.ERROR] = str(exc)
+        return
     st.session_state[state.MARKS][querying.hit_key(hit)] = label
 
 
@@ -105,6 +109,7 @@ def _answer(engine: Engine, f: Filters) -> None:
     if asked is None and st.session_state[state.RESULT_KEY] == key:
         return
     try:
+        query = querying.model_sized(engine, query)
         result = querying.run_query(engine, query, f)
         marks = querying.load_marks(ws, query)
     except SceneSeekError as exc:

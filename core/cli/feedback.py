@@ -6,12 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.common import (
     add_workspace_only,
     print_reattachment,
     workspace_of,
 )
+
+if TYPE_CHECKING:
+    from core.store.feedback import Mark
 
 HELP = "list, export or import analysts' marks"
 
@@ -38,6 +42,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         add_workspace_only(action)
 
 
+def _left_out(mark: Mark, reason: str) -> None:
+    """One warning line for a stored mark an export cannot carry."""
+    print(f"warning: mark {mark.id} left out: {reason}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; the return value is the exit status."""
     from core.errors import FeedbackError
@@ -54,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "geojson":
             from core.store.mark_export import marks_geojson
 
-            collection = marks_geojson(workspace_of(args), reversed(store.marks()))
+            collection = marks_geojson(workspace_of(args), reversed(store.marks()), _left_out)
             lines = json.dumps(collection) + "\n"
         else:
-            lines = "".join(line + "\n" for line in store.export_jsonl())
+            lines = "".join(line + "\n" for line in store.export_jsonl(_left_out))
         if not args.out:
             sys.stdout.write(lines)
             return 0

@@ -11,11 +11,12 @@ from shapely.geometry.base import BaseGeometry
 
 from core.errors import QueryError
 from core.search.aoi import AreaOfInterest, tiles_in
-from core.search.query import clean_text_query, load_query_image
+from core.search.query import clean_text_query
 from core.search.results import Hit, SearchResult
 from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
 from core.store.index import VectorIndex
+from core.store.query_images import load_query_image
 from core.store.tileref import TileRef
 
 CANDIDATES_PER_HIT = 20

@@ -2,10 +2,12 @@
 
 ``FeedbackStore`` is the provider interface; ``SQLiteFeedback`` keeps records in SQLite in
 WAL mode, so several browser sessions and a fine-tuning job can read and write at once.
-The schema carries a version and migrations, and a repeated mark (same query, scene and
-tile) updates the earlier one instead of adding a duplicate. Each mark keeps its tile's
+The schema carries a version and migrations (``core.store.feedback_schema``), and a
+repeated mark (same query, scene and tile) updates the earlier one instead of adding a
+duplicate. Each mark keeps its tile's
 footprint, so it can follow the ground when tiles change (``core.store.reattach``), and who
-made it.
+made it. Every mark passes ``core.store.mark_rules`` before it is stored; an image query
+keeps its picture as the model read it (``core.store.query_images``), never the dropped file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,10 +25,11 @@ from typing import Literal, Protocol
 from typing_extensions import override
 
 from core.errors import FeedbackError
+from core.store.feedback_schema import BUSY_TIMEOUT_S, open_schema
+from core.store.mark_rules import check_mark, json_fields, usable_marks
+from core.store.workspace import Workspace, check_free_space
 
 Label = Literal["relevant", "irrelevant", "caption"]
-LABELS = ("relevant", "irrelevant", "caption")
-BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,6 @@ class Mark:
     footprint: str = ""  # the tile's EPSG:4326 polygon (WKT) when marked; "" if unknown
     author: str = ""  # who made it: the signed-in user, or the OS user of the CLI
     id: int | None = None
-    author: str = ""  # who made it: the signed-in name ("" from the CLI or anonymously)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-lines form (export)."""
@@ -67,85 +69,8 @@ class FeedbackStore(Protocol):
         """Merge exported marks; returns how many were read."""
 
 
-MIGRATIONS = [
-    """
-    CREATE TABLE marks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        query_kind TEXT NOT NULL,
-        query TEXT NOT NULL,
-        scene TEXT NOT NULL,
-        tile_id INTEGER NOT NULL,
-        label TEXT NOT NULL CHECK (label IN ('relevant', 'irrelevant', 'caption')),
-        caption TEXT NOT NULL DEFAULT '',
-        model TEXT NOT NULL DEFAULT '',
-        created REAL NOT NULL
-    );
-    CREATE UNIQUE INDEX marks_unique ON marks (query_kind, query, scene, tile_id,
-        CASE WHEN label = 'caption' THEN 'caption' ELSE 'judgement' END);
-    CREATE INDEX marks_scene ON marks (scene);
-    """,
-    """
-    CREATE TABLE query_images (
-        sha256 TEXT PRIMARY KEY,
-        data BLOB NOT NULL,
-        created REAL NOT NULL
-    );
-    """,
-    # 3: each mark's tile footprint (re-attached after re-tiling) and who made it
-    """
-    ALTER TABLE marks ADD COLUMN footprint TEXT NOT NULL DEFAULT '';
-    ALTER TABLE marks ADD COLUMN author TEXT NOT NULL DEFAULT '';
-    """,
-]
-
-
-def _statements(script: str) -> list[str]:
-    """A migration script as single statements (``executescript`` would commit midway)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return [s for s in statements if s]
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Apply missing migrations in one ``BEGIN IMMEDIATE`` transaction.
-
-    The version is read again after taking the write lock: several processes opening a new
-    workspace at once all see version 0, but only the first migrates; the others wait for
-    it (busy timeout) and then find nothing to do.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for script in MIGRATIONS[version:]:
-            for statement in _statements(script):
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def _use_wal(db: sqlite3.Connection) -> None:
-    """Switch to WAL once (it is stored in the file); retry while another opener holds it."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def image_sha256(data: bytes) -> str:
-    """Identity of an image query (its bytes are stored once under it)."""
+    """Identity of an image query: the SHA-256 of the file as dropped (its marks' query)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -156,9 +81,7 @@ class SQLiteFeedback(FeedbackStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
-                _migrate(db)
-            _use_wal(db)
+            open_schema(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -177,37 +100,17 @@ class SQLiteFeedback(FeedbackStore):
 
     @override
     def mark(self, mark: Mark) -> Mark:
-        if mark.label not in LABELS:
-            raise FeedbackError(f"label must be one of {LABELS}, got {mark.label!r}")
-        if mark.label == "caption" and not mark.caption.strip():
-            raise FeedbackError("a caption mark needs a non-empty caption")
-        created = mark.created or time.time()
-        kind = "caption" if mark.label == "caption" else "judgement"
+        """Insert or update the mark for (query, scene, tile, kind of label).
+
+        Raises:
+            FeedbackError: naming the first field out of type or bounds (nothing is stored).
+        """
+        check_mark(mark)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            db.execute(
-                "DELETE FROM marks WHERE query_kind=? AND query=? AND scene=? AND tile_id=? AND "
-                "(CASE WHEN label='caption' THEN 'caption' ELSE 'judgement' END)=?",
-                (mark.query_kind, mark.query, mark.scene, mark.tile_id, kind),
-            )
-            cursor = db.execute(
-                "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
-                " created, footprint, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    mark.query_kind,
-                    mark.query,
-                    mark.scene,
-                    int(mark.tile_id),
-                    mark.label,
-                    mark.caption.strip(),
-                    mark.model,
-                    created,
-                    mark.footprint,
-                    mark.author,
-                ),
-            )
+            stored = _upsert(db, mark)
             db.execute("COMMIT")
-        return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})
+        return stored
 
     def move(self, mark: Mark, scene: str, tile_id: int, query: str | None = None) -> None:
         """Re-attach a stored mark to another tile (and, for a tile query, its new name).
@@ -277,15 +180,19 @@ class SQLiteFeedback(FeedbackStore):
         keys = ("query_kind", "query", "scene", "relevant", "irrelevant", "captions")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def store_image(self, data: bytes) -> str:
-        """Keep a copy of an image query; returns its SHA-256 (the mark's ``query``)."""
-        digest = image_sha256(data)
+    def store_image(self, digest: str, png: bytes) -> None:
+        """Keep the picture of image query ``digest`` (``query_png``: the model's square).
+
+        Raises:
+            DiskSpaceError: when it would leave less free disk than ``SCENESEEK_MIN_FREE_GB``
+                (nothing is stored).
+        """
+        check_free_space(Workspace(self.path.parent), len(png), "keeping the example image")
         with self._connect() as db:
             db.execute(
                 "INSERT OR IGNORE INTO query_images (sha256, data, created) VALUES (?, ?, ?)",
-                (digest, data, time.time()),
+                (digest, png, time.time()),
             )
-        return digest
 
     def image(self, digest: str) -> bytes | None:
         """The stored bytes of an image query."""
@@ -293,35 +200,85 @@ class SQLiteFeedback(FeedbackStore):
             row = db.execute("SELECT data FROM query_images WHERE sha256=?", (digest,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def export_jsonl(self) -> Iterator[str]:
-        """One JSON object per mark, oldest first."""
-        for mark in reversed(self.marks()):
+    def export_jsonl(self, skipped: Callable[[Mark, str], None] | None = None) -> Iterator[str]:
+        """One JSON object per mark, oldest first; every line imports again.
+
+        A stored mark that fails ``check_mark`` (stored by an older version, or by hand) is
+        left out and handed to ``skipped`` with the reason.
+        """
+        good, bad = usable_marks(reversed(self.marks()))
+        for mark, reason in bad:
+            if skipped is not None:
+                skipped(mark, reason)
+        for mark in good:
             yield json.dumps({k: v for k, v in mark.to_dict().items() if k != "id"})
 
     @override
     def import_jsonl(self, lines: Iterable[str], author: str = "") -> int:
         """Merge exported marks, all or nothing: every line is checked before any is stored.
 
-        ``author`` is recorded on the marks that name nobody.
+        All are then stored in one transaction. ``author`` is recorded on the marks that
+        name nobody.
 
         Raises:
-            FeedbackError: naming the first line that is not a mark.
+            FeedbackError: naming the first line that is not a valid mark, and why.
         """
         marks = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                data.pop("id", None)
-                data["author"] = data.get("author") or author
-                mark = Mark(**data)
-                int(mark.tile_id)
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise FeedbackError(f"line {number}: not a mark ({exc})") from exc
-            if mark.label not in LABELS:
-                raise FeedbackError(f"line {number}: label must be one of {LABELS}")
-            marks.append(mark)
-        for mark in marks:
-            self.mark(mark)
+                marks.append(_imported(line, author))
+            except FeedbackError as exc:
+                raise FeedbackError(f"line {number}: {exc}") from exc
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for mark in marks:
+                    _upsert(db, mark)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return len(marks)
+
+
+def _imported(line: str, author: str) -> Mark:
+    """One exported line as a checked mark; ``author`` fills in a missing one."""
+    data = json_fields(line)
+    data.pop("id", None)
+    data["author"] = data.get("author") or author
+    try:
+        mark = Mark(**data)
+    except TypeError as exc:
+        raise FeedbackError(f"not a mark ({exc})") from exc
+    check_mark(mark)
+    return mark
+
+
+def _upsert(db: sqlite3.Connection, mark: Mark) -> Mark:
+    """Store a checked mark inside the caller's transaction, replacing the same judgement."""
+    created = mark.created or time.time()
+    kind = "caption" if mark.label == "caption" else "judgement"
+    db.execute(
+        "DELETE FROM marks WHERE query_kind=? AND query=? AND scene=? AND tile_id=? AND "
+        "(CASE WHEN label='caption' THEN 'caption' ELSE 'judgement' END)=?",
+        (mark.query_kind, mark.query, mark.scene, int(mark.tile_id), kind),
+    )
+    cursor = db.execute(
+        "INSERT INTO marks (query_kind, query, scene, tile_id, label, caption, model,"
+        " created, footprint, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            mark.query_kind,
+            mark.query,
+            mark.scene,
+            int(mark.tile_id),
+            mark.label,
+            mark.caption.strip(),
+            mark.model,
+            created,
+            mark.footprint,
+            mark.author,
+        ),
+    )
+    return Mark(**{**asdict(mark), "created": created, "id": cursor.lastrowid})

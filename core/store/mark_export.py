@@ -3,17 +3,19 @@
 A mark names a scene and a tile id; the footprint comes from the scene's tile catalog
 (EPSG:4326). Marks outlive scenes (deleting a scene keeps them) and a re-tiled scene may no
 longer have the tile, so such marks are still exported, with a null geometry and the reason.
+A stored mark that is not valid at all (``core.store.mark_rules``) is left out, and said so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from core.store.feedback import Mark
+from core.store.mark_rules import usable_marks
 from core.store.workspace import Workspace
 from tiles import CatalogError, read_catalog
 
@@ -34,15 +36,22 @@ def _footprints(ws: Workspace, scene: str) -> dict[int, BaseGeometry] | str:
     return dict(zip(catalog["tile_id"].astype(int), catalog.geometry, strict=True))
 
 
-def marks_geojson(ws: Workspace, marks: Iterable[Mark]) -> dict[str, Any]:
-    """A FeatureCollection with one feature per mark, on its tile footprint.
+def marks_geojson(
+    ws: Workspace, marks: Iterable[Mark], skipped: Callable[[Mark, str], None] | None = None
+) -> dict[str, Any]:
+    """A FeatureCollection with one feature per valid mark, on its tile footprint.
 
     Every mark's fields are the properties; ``reason`` says why a mark has a null geometry
-    (its scene was deleted or re-tiled), and is null otherwise.
+    (its scene was deleted or re-tiled), and is null otherwise. An invalid stored mark is
+    handed to ``skipped`` with the reason instead.
     """
+    good, bad = usable_marks(marks)
+    for mark, reason in bad:
+        if skipped is not None:
+            skipped(mark, reason)
     catalogs: dict[str, dict[int, BaseGeometry] | str] = {}
     features = []
-    for mark in marks:
+    for mark in good:
         if mark.scene not in catalogs:
             catalogs[mark.scene] = _footprints(ws, mark.scene)
         tiles = catalogs[mark.scene]

@@ -18,6 +18,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from core.store.feedback import Mark, SQLiteFeedback
+from core.store.mark_rules import usable_marks
 from core.store.tileref import TileRef
 from core.store.workspace import Workspace
 from tiles import read_catalog
@@ -138,11 +139,14 @@ def reconcile(workspace: Workspace, store: SQLiteFeedback | None = None) -> Reat
     older than the mark (so the tile is the one it judged); when the scene was re-tiled
     since, its ground is unknown and it is listed as unattached, never moved by guesswork.
     Ingest reconciles before re-tiling a scene too, so marks take their footprints along.
+    A stored mark that is not valid (a bad scene name or footprint, stored before imports
+    were checked) is listed as unattached with the reason, so it never breaks the others.
     """
     store = store or SQLiteFeedback(workspace.feedback_db)
     scenes = workspace.scene_names()
-    report = Reattachment()
-    for mark in store.marks():
+    good, bad = usable_marks(store.marks())
+    report = Reattachment(unattached=[Unattached(m, f"not a valid mark: {why}") for m, why in bad])
+    for mark in good:
         if not mark.footprint:
             tiles = scene_tiles(workspace, mark.scene)
             geometry = tiles.footprint(mark.tile_id) if tiles is not None else None

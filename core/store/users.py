@@ -59,6 +59,7 @@ ACTIONS: dict[str, Role] = {
     "finetune": "editor",
     "switch_model": "admin",
     "cancel_any_job": "admin",
+    "read_job_log": "admin",  # tracebacks name server paths
 }
 _HASHER = PasswordHasher()
 

@@ -14,9 +14,12 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from app import resources
 from core.store.feedback import SQLiteFeedback, image_sha256
+from core.store.query_images import load_query_image
 from core.store.workspace import Workspace
 from tests.app.conftest import open_page
+from tests.core.test_query_images import PNG_BOUND, photo
 
 TIMEOUT = 120
 
@@ -158,10 +161,12 @@ def test_exports_carry_the_query_and_the_marks(
     assert rows[0]["query_kind"] == "text" and rows[0]["tile_id"] == str(first.tile_id)
 
 
-def test_image_query_marks_keep_the_image(ready_env: Workspace) -> None:
-    data = png(90)
+def test_image_query_marks_keep_a_small_image_that_re_runs_to_the_same_vector(
+    ready_env: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dropped = photo()  # 4000 x 3000, several megabytes
     at = search_page()
-    at.file_uploader[0].upload("example.png", data, "image/png")
+    at.file_uploader[0].upload("photo.jpg", dropped, "image/jpeg")
     at.run()
     result = at.session_state["result"]
     assert result.kind == "image" and len(result.hits) == 10
@@ -169,8 +174,23 @@ def test_image_query_marks_keep_the_image(ready_env: Workspace) -> None:
     at.button(key=f"relevant-{hit.scene}:{hit.tile_id}").click().run()
     store = SQLiteFeedback(ready_env.feedback_db)
     (mark,) = store.marks()
-    assert mark.query_kind == "image" and mark.query == image_sha256(data)
-    assert store.image(mark.query) == data
+    assert mark.query_kind == "image" and mark.query == image_sha256(dropped)
+    kept = store.image(mark.query)
+    assert len(kept) <= PNG_BOUND < len(dropped)
+    engine = resources.engine()
+    with engine.searching() as res:
+        original = res.encode_pixels(load_query_image(dropped, engine.image_size))
+        again = res.encode_pixels(load_query_image(kept, engine.image_size))
+    np.testing.assert_allclose(np.asarray(again), np.asarray(original), rtol=0, atol=1e-6)
+
+    monkeypatch.setenv("SCENESEEK_MIN_FREE_GB", "1e9")  # a floor no disk has
+    other = png(30)
+    at.file_uploader[0].upload("other.png", other, "image/png").run()
+    hit = at.session_state["result"].hits[0]
+    at.button(key=f"relevant-{hit.scene}:{hit.tile_id}").click().run()
+    assert not at.exception, at.exception
+    assert "keeping the example image needs" in errors(at) and "SCENESEEK_MIN_FREE_GB" in errors(at)
+    assert store.marks() == [mark] and store.image(image_sha256(other)) is None
 
 
 def test_filters_rerun_the_query_and_exports_match(ready_env: Workspace) -> None:

@@ -1,16 +1,22 @@
-"""Feedback store: upserts, concurrency, migrations, JSON-lines round trip."""
+"""Feedback store: upserts, concurrency, migrations, JSON-lines round trip, query images."""
 
+import io
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from core.errors import FeedbackError
-from core.store.feedback import MIGRATIONS, Mark, SQLiteFeedback
+from core.errors import DiskSpaceError, FeedbackError
+from core.store.feedback import Mark, SQLiteFeedback, image_sha256
+from core.store.feedback_schema import MIGRATIONS
+from core.store.query_images import load_query_image, query_png
 from tests.app.conftest import ROOT
+from tests.core.test_query_images import PNG_BOUND, photo
 
 
 def mark(tile=1, label="relevant", query="a port", **kw):
@@ -58,7 +64,56 @@ def test_migrates_an_older_schema(tmp_path):
     db.close()
     store = SQLiteFeedback(path)
     assert store.schema_version == len(MIGRATIONS)
-    assert store.image(store.store_image(b"\x89PNG fake")) == b"\x89PNG fake"
+    store.store_image("ab" * 32, b"\x89PNG fake")
+    assert store.image("ab" * 32) == b"\x89PNG fake"
+
+
+def old_store(path, images: dict[str, bytes]):
+    """A store as version 3 left it: whole dropped files under their hash, marks on them."""
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 3")
+    for digest, data in images.items():
+        db.execute("INSERT INTO query_images VALUES (?, ?, 1.0)", (digest, data))
+        db.execute(
+            "INSERT INTO marks (query_kind, query, scene, tile_id, label, created)"
+            " VALUES ('image', ?, 'naip', 3, 'relevant', 1.0)",
+            (digest,),
+        )
+    db.commit()
+    db.close()
+
+
+def test_an_old_store_s_query_images_shrink_once_to_the_model_s_square(tmp_path):
+    path = tmp_path / "f.sqlite"
+    dropped, broken = photo(), b"\xff\xd8 not a JPEG any more"
+    digest = image_sha256(dropped)
+    old_store(path, {digest: dropped, image_sha256(broken): broken})
+    assert path.stat().st_size > len(dropped)
+    store = SQLiteFeedback(path)
+    assert store.schema_version == len(MIGRATIONS)
+    kept = store.image(digest)
+    assert len(kept) <= PNG_BOUND and kept == query_png(dropped, 256)
+    assert np.array_equal(load_query_image(kept, 256), load_query_image(dropped, 256))
+    assert store.image(image_sha256(broken)) == broken  # unreadable: kept as it was
+    assert path.stat().st_size < 2 * PNG_BOUND  # the freed pages went back to the disk
+    assert [m.query for m in store.marks()].count(digest) == 1  # marks still find it
+    db = sqlite3.connect(path)
+    db.execute("UPDATE query_images SET data=? WHERE sha256=?", (dropped, digest))
+    db.commit()
+    db.close()
+    assert SQLiteFeedback(path).image(digest) == dropped  # migrated once, not at every open
+
+
+def test_an_image_is_not_kept_below_the_free_disk_floor(tmp_path, monkeypatch):
+    store = SQLiteFeedback(tmp_path / "f.sqlite")
+    picture = io.BytesIO()
+    Image.new("RGB", (256, 256), (1, 2, 3)).save(picture, format="PNG")
+    monkeypatch.setenv("SCENESEEK_MIN_FREE_GB", "1e9")  # a floor no disk has
+    with pytest.raises(DiskSpaceError, match="keeping the example image needs .* SCENESEEK_MIN"):
+        store.store_image("cd" * 32, picture.getvalue())
+    assert store.image("cd" * 32) is None
 
 
 def test_concurrent_writers(tmp_path):

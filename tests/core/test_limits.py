@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from core.errors import DiskSpaceError, QueryError
-from core.search.query import load_query_image
+from core.store.query_images import load_query_image
 from core.store.workspace import Workspace, check_free_space
 
 

@@ -20,10 +20,11 @@ import numpy as np
 from core.errors import QueryError
 from core.search.change.pair import ScenePair
 from core.search.change.results import ChangeHit, ChangeResult
-from core.search.query import clean_text_query, load_query_image
+from core.search.query import clean_text_query
 from core.search.ranking import distinct_places
 from core.search.scenes import SearchResources
 from core.search.scoring import text_scores, visual_scores
+from core.store.query_images import load_query_image
 
 Direction = Literal["new", "gone"]
 MAX_K = 1000
