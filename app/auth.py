@@ -38,7 +38,7 @@ def _store() -> UserStore:
 
 
 def _served_host() -> str:
-    """Where the person is: any proxy header means elsewhere, unless the front proves it added it."""
+    """Where the person is: behind any proxy header, elsewhere, unless the front proves it."""
     remote = st.context.ip_address  # None for loopback connections (and outside a server)
     return served_host(
         dict(st.context.headers),

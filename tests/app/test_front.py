@@ -9,16 +9,21 @@ the private port) says how many uploaded bytes it holds.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import psutil
 import pytest
 from argon2 import PasswordHasher
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, app_port, serve_app
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, app_port, free_port, serve_app
 from core.front.access import SESSION_COOKIE
 from core.store import users
 from core.store.users import User, UserStore
@@ -165,3 +170,38 @@ def test_a_browser_signs_in_and_uploads_through_the_front(
         finally:
             page.screenshot(path=tmp_path / "front.png")
             browser.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx2.get(f"{url}/_stcore/health", trust_env=False).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+def test_ctrl_c_stops_the_front_and_streamlit(tmp_path: Path, checkpoint: Path) -> None:
+    port, log = free_port(), tmp_path / "front.log"
+    command = [sys.executable, "-m", "core", "front", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "wb") as out:
+        front = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **_env(tmp_path, checkpoint)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, like a terminal's foreground job
+        )
+    try:
+        deadline = time.time() + 60
+        while not _healthy(f"http://127.0.0.1:{port}"):
+            assert time.time() < deadline and front.poll() is None, log.read_text()
+            time.sleep(0.5)
+        streamlit = psutil.Process(front.pid).children()
+        assert len(streamlit) == 1
+        os.killpg(front.pid, signal.SIGINT)  # what Ctrl-C sends
+        assert front.wait(timeout=40) == 0, log.read_text()
+        psutil.wait_procs(streamlit, timeout=10)
+        assert not streamlit[0].is_running()
+    finally:
+        if front.poll() is None:
+            os.killpg(front.pid, signal.SIGKILL)
