@@ -183,6 +183,7 @@ class Front:
                 proxy=None,
                 max_size=None,
                 open_timeout=10,
+                ping_interval=None,  # Streamlit pings its clients; a busy app must not look dead
             )
         except (OSError, InvalidHandshake, TimeoutError):
             await websocket.close(code=1011)
