@@ -38,8 +38,10 @@ RUN useradd --create-home --uid 1000 sceneseek \
 USER sceneseek
 VOLUME ["/workspace"]
 EXPOSE 8501
+# Through the front, which passes /_stcore/health on to Streamlit: 200 means both answer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD curl --fail --silent http://127.0.0.1:8501/_stcore/health || exit 1
-# serve-check refuses to start with no user account on a public address; add one first:
+# The front (python -m core front) listens on 8501 and starts Streamlit on a private loopback
+# port; it refuses to start with no user account on a public address (serve-check); add one:
 #   docker run --rm -it -v sceneseek-ws:/workspace sceneseek python -m core users add NAME --role admin
-CMD ["sh", "-c", "python -m core serve-check --host ${SCENESEEK_HOST} && exec streamlit run app/Home.py --server.address ${SCENESEEK_HOST} --server.port 8501 --server.headless true"]
+CMD ["python", "-m", "core", "front", "--port", "8501"]

@@ -14,9 +14,10 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)
 
+# The front checks the accounts (serve-check), listens on SCENESEEK_HOST:SCENESEEK_PORT and
+# starts Streamlit behind it on a private loopback port; Ctrl-C stops both.
 run: setup
-	$(BIN)/python -m core serve-check --host $${SCENESEEK_HOST:-127.0.0.1}
-	$(BIN)/streamlit run app/Home.py --server.address $${SCENESEEK_HOST:-127.0.0.1} --server.port $${SCENESEEK_PORT:-8501} --server.maxUploadSize $${SCENESEEK_MAX_UPLOAD_MB:-500}
+	$(BIN)/python -m core front
 
 test: setup
 	bash scripts/test.sh

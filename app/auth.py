@@ -28,10 +28,10 @@ from core import (
     UserStore,
     anonymous_refusal,
     get_settings,
+    served_host,
 )
 
 COOKIE = "sceneseek_session"
-FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-Ip")
 
 
 def _store() -> UserStore:
@@ -39,13 +39,14 @@ def _store() -> UserStore:
 
 
 def _served_host() -> str:
-    """Where this connection reaches the app: the bind address, or the remote peer."""
+    """Where the person is: behind any proxy header, elsewhere, unless the front proves it."""
     remote = st.context.ip_address  # None for loopback connections (and outside a server)
-    if isinstance(remote, str) and remote:
-        return remote
-    if any(header in st.context.headers for header in FORWARDED):
-        return "a reverse proxy"  # a proxy on this machine: the person is elsewhere
-    return str(st.get_option("server.address") or "")
+    return served_host(
+        dict(st.context.headers),
+        remote if isinstance(remote, str) and remote else None,
+        str(st.get_option("server.address") or ""),
+        get_settings().front_token,
+    )
 
 
 def current() -> User | None:

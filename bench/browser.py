@@ -1,13 +1,14 @@
 """The real app in a subprocess and headless Chromium, for the end-to-end test and bench/.
 
-``serve_app`` runs ``streamlit run app/Home.py`` on a free local port against a given
-workspace; ``watched_page`` opens it in Chromium and lists every request that leaves it;
+``serve_app`` runs the app the way ``make run`` does, ``python -m core front`` (Streamlit behind
+its front), on a free local port against a given workspace; ``watched_page`` opens it in Chromium and lists every request that leaves it;
 ``map_frame`` finds the streamlit-folium iframe once it shows numbered hits.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -39,25 +40,15 @@ def free_port() -> int:
 
 @contextmanager
 def serve_app(env: dict[str, str], log: Path, startup_s: float = 60) -> Iterator[str]:
-    """The app's URL while a Streamlit server runs it with ``env`` added to the environment.
+    """The front's URL while it and the app run with ``env`` added to the environment.
+
+    The log (front and Streamlit) names the app's private port: see ``app_port``.
 
     Raises:
         AssertionError: with the server log when it does not answer within ``startup_s``.
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app/Home.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-    ]
+    command = [sys.executable, "-m", "core", "front", "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as out:
         server = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
@@ -75,8 +66,15 @@ def serve_app(env: dict[str, str], log: Path, startup_s: float = 60) -> Iterator
                 time.sleep(0.5)
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.terminate()  # the front stops Streamlit, then itself
+        server.wait(timeout=40)
+
+
+def app_port(log: Path) -> int:
+    """The private port the front started Streamlit on, from the front's first line."""
+    found = re.search(r"\(app: 127\.0\.0\.1:(\d+)", log.read_text())
+    assert found, log.read_text()
+    return int(found.group(1))
 
 
 @contextmanager

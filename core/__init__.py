@@ -78,6 +78,7 @@ _EXPORTS = {
     "scenes_to_refresh": "core.ingest.launch",
     "refine": "core.search.refine",
     "scene_date": "core.search.change.results",
+    "served_host": "core.front.origin",
     "remote_scene_url": "core.ingest.source",
     "scene_heat": "core.search.localize",
     "scene_name_from": "core.store.workspace",

@@ -96,3 +96,7 @@ class ClusterError(SceneSeekError, ConnectionError):
 
 class AreaError(SceneSeekError, ValueError):
     """Raised when an area of interest is unreadable, not a lon/lat polygon, or too large."""
+
+
+class ServeError(SceneSeekError, OSError):
+    """Raised when the front cannot listen, or the app it starts stops on its own."""

@@ -83,6 +83,10 @@ class Settings:
     remote_allow: tuple[str, ...] = ()  # hosts, IP networks, s3://bucket prefixes; empty: off
     remote_retries: int = 3
     remote_retry_delay_s: float = 1.0
+    port: int = 8501  # the port people reach: the front's; Streamlit listens on a private one
+    session_uploads: int = 20  # files one Streamlit session may hold uploaded at once
+    session_upload_mb: int = 1000  # megabytes one Streamlit session may hold uploaded at once
+    front_token: str = ""  # set by the front for the app it starts: proves a request passed it
 
 
 def get_settings() -> Settings:
@@ -117,6 +121,10 @@ def get_settings() -> Settings:
         remote_allow=_list("SCENESEEK_REMOTE_ALLOW"),
         remote_retries=_number("SCENESEEK_REMOTE_RETRIES", 3, int),
         remote_retry_delay_s=_number("SCENESEEK_REMOTE_RETRY_DELAY_S", 1.0, float),
+        port=_number("SCENESEEK_PORT", 8501, int),
+        session_uploads=max(1, _number("SCENESEEK_SESSION_UPLOADS", 20, int)),
+        session_upload_mb=_number("SCENESEEK_SESSION_UPLOAD_MB", 1000, int),
+        front_token=os.environ.get("SCENESEEK_FRONT_TOKEN", ""),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),

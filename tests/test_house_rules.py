@@ -1,7 +1,7 @@
 """The layout's rules, read from the source: who may import whom, and how big a module gets.
 
 ``core/`` packages sit on floors and import only downward (or within their own package):
-errors < settings, device < store < model < ingest | learn < search < jobs/cli. ``app/`` uses
+errors < settings, device < store < model < ingest | learn < search < jobs | front < cli. ``app/`` uses
 only ``core``'s and ``tiles``' public names; ``bench/`` never imports ``tests/``.
 """
 
@@ -28,6 +28,7 @@ FLOORS = {
     "core.learn": 4,
     "core.search": 5,
     "core.jobs": 6,
+    "core.front": 6,
     "core.cli": 7,
     "core.__main__": 8,
 }

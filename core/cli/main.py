@@ -32,6 +32,7 @@ COMMANDS = {
     "versions": "versions",
     "users": "users",
     "serve-check": "serve_check",
+    "front": "front",
 }
 
 

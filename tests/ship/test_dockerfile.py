@@ -33,15 +33,15 @@ def test_every_copied_path_exists():
         assert (ROOT / source).exists(), source
 
 
-def test_entry_point_is_the_app_on_8501():
+def test_entry_point_is_the_front_on_8501():
     cmd = _instructions("CMD")[0]
-    assert "streamlit run app/Home.py" in cmd and "--server.port 8501" in cmd
+    assert cmd == '["python", "-m", "core", "front", "--port", "8501"]'  # exec form: gets SIGTERM
     assert (ROOT / "app" / "Home.py").is_file()
     assert _instructions("EXPOSE") == ["8501"]
 
 
-def test_healthcheck_hits_streamlit_health_endpoint():
-    assert "/_stcore/health" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
+def test_healthcheck_hits_streamlit_health_through_the_front():
+    assert "http://127.0.0.1:8501/_stcore/health" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
 
 
 def test_runs_as_non_root_with_workspace_volume():
@@ -51,12 +51,10 @@ def test_runs_as_non_root_with_workspace_volume():
     assert "SCENESEEK_WORKSPACE=/workspace" in DOCKERFILE
 
 
-def test_entry_point_checks_accounts_before_serving():
-    cmd = _instructions("CMD")[0]
-    assert cmd.index("python -m core serve-check") < cmd.index("streamlit run")
-    assert "&&" in cmd  # a refusal stops the container
+def test_make_run_starts_the_front_not_streamlit_directly():
     make = (ROOT / "Makefile").read_text()
-    assert make.index("core serve-check") < make.index("streamlit run app/Home.py")
+    run = make.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "python -m core front" in run and "streamlit" not in run
 
 
 def test_browsers_never_see_tracebacks():
