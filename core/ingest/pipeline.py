@@ -36,11 +36,14 @@ from tiles import (
     CATALOG_KEY,
     TILING_VERSION,
     WINDOW_FIELDS,
+    SceneInfo,
     TileReader,
     TilingConfig,
     build_catalog,
+    check_not_uniform,
     check_scene_size,
     describe,
+    file_stamp,
     read_catalog,
     write_catalog,
 )
@@ -106,11 +109,21 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
-    """Facts about the source, after refusing a scene whose header declares too much."""
-    info = describe(source)
+def check_declared(source: str, tiling: TilingConfig) -> SceneInfo:
+    """Refuse a scene from its header alone: too big blocks, pixels or tiles.
+
+    Cheap (no pixel but one is read), so callers run it before loading a model.
+    """
     settings = get_settings()
+    info = describe(source, max_block_mb=settings.max_block_mb)
     check_scene_size(info, tiling, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles)
+    return info
+
+
+def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
+    """Facts about the source, after refusing a scene that declares too much or shows nothing."""
+    info = check_declared(source, tiling)
+    check_not_uniform(source, tiling.bands)
     return {
         "crs": info.crs.to_string() if info.crs else None,
         "width": info.width,
