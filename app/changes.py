@@ -34,7 +34,7 @@ from core import (
     start_job,
     write_heat_png,
 )
-from tiles import AlignedTileReader, TilesError, read_catalog
+from tiles import AlignedTileReader, TilesError, check_unchanged, read_catalog
 
 Query = dict[str, Any]
 
@@ -139,9 +139,14 @@ def _earlier_thumbnail(
 def earlier_thumbnail(
     ws: Workspace, before: str, after: str, window: tuple[int, int, int, int]
 ) -> bytes | None:
-    """JPEG of the earlier date on a tile of the later scene, or None when unreadable."""
+    """JPEG of the earlier date on a tile of the later scene, or None when unreadable.
+
+    None too when the earlier scene's file is not the one ingested (``images.thumbnail_note``).
+    """
     b, a = ws.scene(before).catalog, ws.scene(after).catalog
+    manifest = ws.scene(before).read_manifest()
     try:
+        check_unchanged(Path(manifest.source or ""), manifest.source_stamp)
         mtimes = (b.stat().st_mtime_ns, a.stat().st_mtime_ns)
         return _earlier_thumbnail(str(b), str(a), mtimes, tuple(window), THUMB_SIDE)
     except (OSError, TilesError):

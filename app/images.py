@@ -3,7 +3,8 @@
 Overlays travel inside the map's HTML (folium embeds image pixels), and a large PNG there
 slows or crashes the page, so every overlay is re-encoded as a WebP of at most
 ``OVERLAY_SIDE`` pixels. Thumbnails are read from the scene's source file with the tiling's
-own band choice and stretch, so they look like what the model saw.
+own band choice and stretch, so they look like what the model saw, and only while that file
+is still the one ingested (its recorded stamp); otherwise the page says why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 from PIL import Image
 
 from core import Hit, SceneManifest, TileRef
-from tiles import TilesError, tile_thumbnail
+from tiles import SOURCE_CHANGED, SourceChangedError, TilesError, check_unchanged, tile_thumbnail
 
 OVERLAY_SIDE = 768
 THUMB_SIDE = 160
@@ -60,16 +61,29 @@ def _thumbnail(
 def thumbnail(
     manifest: SceneManifest, window: tuple[int, int, int, int], size: int = THUMB_SIDE
 ) -> bytes | None:
-    """JPEG of one tile as the model saw it, or None when the source file is gone."""
+    """JPEG of one tile as the model saw it, or None (``thumbnail_note`` says why)."""
     tiling = manifest.fingerprint.get("tiling", {})
     source = Path(manifest.source or "")
     bands = tuple(tiling["bands"]) if tiling.get("bands") else None
     percentiles = tuple(tiling.get("percentiles", (2.0, 98.0)))
     try:
+        check_unchanged(source, manifest.source_stamp)  # before the cache: a new file misses
         mtime = source.stat().st_mtime_ns
         return _thumbnail(str(source), mtime, tuple(window), bands, percentiles, size)  # type: ignore[arg-type]
     except (OSError, TilesError):
         return None
+
+
+def thumbnail_note(manifest: SceneManifest | None) -> str:
+    """What a page shows in place of a scene's missing thumbnail."""
+    source = Path(manifest.source or "") if manifest else Path()
+    try:
+        check_unchanged(source, manifest.source_stamp if manifest else None)
+    except SourceChangedError:
+        return SOURCE_CHANGED
+    except OSError:
+        return "source file not found"
+    return "source file unreadable; re-index"
 
 
 def data_url(jpeg: bytes) -> str:

@@ -51,12 +51,13 @@ def _validate(path: Path, shown_as: str) -> None:
     """Open the raster the way ingestion will, naming the file as the analyst knows it.
 
     Only a real GeoTIFF passes (a VRT named .tif could make GDAL read other files), and a
-    header that declares more pixels or tiles than the limits is refused before any work.
+    header that declares bigger blocks, or more pixels or tiles, than the limits is refused
+    before any work.
     """
     settings = get_settings()
     try:
         check_gtiff(path)
-        info = describe(path)
+        info = describe(path, max_block_mb=settings.max_block_mb)
         check_scene_size(info, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles)
     except TilesError as exc:
         raise AppError(str(exc).replace(str(path), shown_as)) from exc

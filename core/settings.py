@@ -87,6 +87,7 @@ class Settings:
     session_uploads: int = 20  # files one Streamlit session may hold uploaded at once
     session_upload_mb: int = 1000  # megabytes one Streamlit session may hold uploaded at once
     front_token: str = ""  # set by the front for the app it starts: proves a request passed it
+    max_block_mb: float = 64.0  # largest decoded internal block of a scene (tile or strip)
 
 
 def get_settings() -> Settings:
@@ -106,6 +107,7 @@ def get_settings() -> Settings:
         default_model=os.environ.get("SCENESEEK_MODEL", "default"),
         max_pixels=_number("SCENESEEK_MAX_PIXELS", 4e9, float),
         max_tiles=_number("SCENESEEK_MAX_TILES", 5e6, float),
+        max_block_mb=_number("SCENESEEK_MAX_BLOCK_MB", 64.0, float),
         allow_anonymous=_flag("SCENESEEK_ALLOW_ANONYMOUS"),
         session_hours=_number("SCENESEEK_SESSION_HOURS", 12.0, float),
         signin_failures=max(1, _number("SCENESEEK_SIGNIN_FAILURES", 5, int)),

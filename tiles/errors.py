@@ -60,3 +60,7 @@ class AlphaBandIgnoredWarning(UserWarning):
 
 class NIRBandDroppedWarning(UserWarning):
     """Raised when a 4th band without colour tags is assumed to be near-infrared and left out."""
+
+
+class SourceChangedError(TilesError, OSError):
+    """Raised when a scene's file is not the one that was ingested (replaced or rewritten)."""

@@ -4,12 +4,14 @@ Every read goes through :func:`read_rgb` or :func:`read_valid`: a window is clip
 scene and what remains is read with ``out_shape`` (so GDAL serves coarse reads from
 overviews), stretched when its aspect differs from the output's. Pixels outside the scene
 are never read, invented or padded; nodata inside it is reported by the valid mask. No
-function here reads a whole scene at full resolution.
+function here reads a whole scene at full resolution. :func:`check_not_uniform` refuses a
+scene with nothing to search from one decimated read.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,9 +24,21 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from tiles.bands import RGB, Stretch, estimate_stretch, select_rgb_bands, to_uint8
-from tiles.errors import SceneReadError, TilingError
+from tiles.errors import (
+    AlphaBandIgnoredWarning,
+    NIRBandDroppedWarning,
+    SceneReadError,
+    TilingError,
+)
 from tiles.grid import decimated_shape
-from tiles.scene import MaskSource, SceneInfo
+from tiles.scene import (
+    BLOCK_CEILING_MB,
+    MaskSource,
+    PathLike,
+    SceneInfo,
+    describe_dataset,
+    open_scene,
+)
 
 STRETCH_SAMPLE_SIDE = 1024
 VALID_GRID_MAX_SIDE = 2048
@@ -32,7 +46,8 @@ VALID_GRID_MAX_SIDE = 2048
 # 3 bands) then fits the bounded GDAL block cache, so each block is decoded once instead of
 # once per output row; one read over a 200,000 px wide scene took 8x longer.
 VALID_GRID_STRIP_PX = 16_384
-GDAL_CACHE_BYTES = 128 * 2**20
+GDAL_CACHE_BYTES = BLOCK_CEILING_MB * 2**20  # a block bigger than this is never opened
+UNIFORM_SAMPLE_SIDE = 1024
 
 
 def bounded_cache(cache_bytes: int = GDAL_CACHE_BYTES) -> rasterio.Env:
@@ -289,3 +304,45 @@ def valid_grid(
         window = Window(start * cell_w, 0, (stop - start) * cell_w, ds.height)
         strips.append(read_valid(ds, plan, window, (rows, stop - start)))
     return np.concatenate(strips, axis=1), (cell_w, ds.height / rows)
+
+
+def check_not_uniform(path: PathLike, bands: Sequence[int] | None = None) -> None:
+    """Refuse a scene whose valid pixels all hold one value, from one decimated read.
+
+    Such a file (an empty export, or a crafted one: a few megabytes of zeros can declare a
+    large scene) gives tiles that all look alike, so embedding it costs hours for nothing.
+    The read has at most ``UNIFORM_SAMPLE_SIDE`` pixels a side (from overviews when
+    present); uniform parts of a real scene (a lake, a desert) are sampled with the rest and
+    keep their tiles.
+
+    Args:
+        path: The scene file.
+        bands: Optional 1-based RGB band override: the bands the model would see.
+
+    Raises:
+        TilingError: Every sampled valid pixel holds the same value in those bands.
+        SceneOpenError: The file is missing or damaged.
+        NotGeoTiffError: The file is not a GeoTIFF.
+        BandSelectionError: The band override is invalid.
+        SceneReadError: Pixels cannot be read.
+    """
+    with bounded_cache(), open_scene(path) as ds, warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlphaBandIgnoredWarning)  # tiling warns about bands
+        warnings.simplefilter("ignore", NIRBandDroppedWarning)
+        info = describe_dataset(ds)
+        plan = ReadPlan(select_rgb_bands(info, bands), info.mask_source, info.alpha_band, None)
+        window = Window(0, 0, ds.width, ds.height)
+        shape = decimated_shape(ds.width, ds.height, UNIFORM_SAMPLE_SIDE)
+        unique = sorted(set(plan.bands))
+        sample = read_raw(ds, unique, window, shape, Resampling.nearest)
+        valid = read_valid(ds, plan, window, shape, Resampling.nearest) >= 0.5
+    values = sample[:, valid]
+    if values.size and bool((values == values[:, :1]).all()):
+        held = ", ".join(
+            f"band {b}: {v}" for b, v in zip(unique, values[:, 0].tolist(), strict=True)
+        )
+        raise TilingError(
+            f"{info.path}: every valid pixel holds the same value ({held}) on a "
+            f"{shape[1]} x {shape[0]} px sample of the whole scene, so all its tiles would look "
+            "alike; it was not tiled. Check that the file was exported with its image"
+        )

@@ -1,10 +1,11 @@
 """Open a scene safely and describe what tiling needs to know about it.
 
-:func:`open_scene` turns every way a file can be unusable (missing, not a raster, truncated,
-not georeferenced) into one precise error before any pixel work starts, so callers never
-write partial outputs. :func:`describe` summarises the scene as a frozen :class:`SceneInfo`.
-:func:`check_gtiff` is the stricter gate for files from outside (an import folder): it lets
-through real GeoTIFFs only.
+:func:`open_scene` turns every way a file can be unusable (missing, not a GeoTIFF, truncated,
+not georeferenced, stored in blocks too big to decode) into one precise error before any
+pixel work starts, so callers never write partial outputs. Every open repeats the GeoTIFF
+check, so a scene file replaced after it came in is checked again. :func:`describe`
+summarises the scene as a frozen :class:`SceneInfo`. :func:`check_gtiff` is the same
+GeoTIFF gate on its own, for files from outside (an import folder).
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from rasterio.io import DatasetReader
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from tiles.errors import NotGeoreferencedError, NotGeoTiffError, SceneOpenError
+from tiles.errors import (
+    NotGeoreferencedError,
+    NotGeoTiffError,
+    SceneOpenError,
+    SceneTooLargeError,
+)
 from tiles.footprint import pixel_to_crs, window_footprints
 from tiles.grid import decimated_shape
 
@@ -37,6 +43,10 @@ MaskSource = Literal["alpha", "mask", "nodata", "none"]
 PathLike = str | os.PathLike[str]
 
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF, BigTIFF; LE, BE
+MAX_BLOCK_MB = 64  # default of the SCENESEEK_MAX_BLOCK_MB setting, checked as scenes come in
+# Any open: a read decodes whole blocks, and every read runs with a block cache this size
+# (tiles.io.GDAL_CACHE_BYTES), so a bigger block would be decoded again for every tile.
+BLOCK_CEILING_MB = 128
 _ALPHA_SAMPLE_SIDE = 256
 _ALPHA_BINARY_SHARE = 0.9
 _WGS84 = Geod(ellps="WGS84")
@@ -121,15 +131,47 @@ def _check_georeferenced(ds: DatasetReader, path: str) -> None:
     raise NotGeoreferencedError(f"{path} cannot be placed on a map: {fix}")
 
 
+def _block_bytes(ds: DatasetReader) -> tuple[int, int, int]:
+    """(bytes, cols, rows) of the largest block a read of every band decodes at once."""
+    rows, cols = ds.block_shapes[0]
+    return rows * cols * sum(np.dtype(dtype).itemsize for dtype in ds.dtypes), cols, rows
+
+
+def _check_blocks(ds: DatasetReader, path: str, max_block_mb: float) -> None:
+    """Refuse blocks (tiles or strips, of the image or an overview) that decode to too much.
+
+    A file of a few megabytes can hold one deflate tile of 16,384 x 16,384 px that decodes
+    to 768 MB; the header says so, so nothing is read.
+    """
+    limit = min(max_block_mb, BLOCK_CEILING_MB)
+    levels = [(_block_bytes(ds), "")]
+    for level, factor in enumerate(ds.overviews(1)):
+        with rasterio.open(path, overview_level=level) as overview:
+            levels.append((_block_bytes(overview), f" in its overview of factor {factor}"))
+    (size, cols, rows), where = max(levels)
+    if size <= limit * 2**20:
+        return
+    raise SceneTooLargeError(
+        f"{path} stores its pixels in blocks of {cols:,} x {rows:,} px ({size / 2**20:,.0f} MB "
+        f"each once decoded){where}, more than the limit of {limit:g} MB (setting "
+        f"SCENESEEK_MAX_BLOCK_MB, at most {BLOCK_CEILING_MB}); a read decodes whole blocks, so "
+        "nothing was read. Rewrite it with small internal tiles, e.g. "
+        f"`gdal_translate -co TILED=YES -co COMPRESS=DEFLATE {path} tiled.tif`"
+    )
+
+
 def _probe_last_block(ds: DatasetReader, path: str) -> None:
-    """Read the last block of every band, which is missing when a file is truncated."""
+    """Read one pixel of the last block, which is missing when a file is truncated.
+
+    GDAL decodes that whole block (no bigger than the limit), and returns one pixel.
+    """
     block_rows, block_cols = ds.block_shapes[0]
     window = Window(
         (math.ceil(ds.width / block_cols) - 1) * block_cols,
         (math.ceil(ds.height / block_rows) - 1) * block_rows,
-        block_cols,
-        block_rows,
-    ).intersection(Window(0, 0, ds.width, ds.height))
+        1,
+        1,
+    )
     try:
         ds.read(window=window)
     except RasterioError as exc:
@@ -139,24 +181,55 @@ def _probe_last_block(ds: DatasetReader, path: str) -> None:
         ) from exc
 
 
+def _check_signature(path: str) -> None:
+    """Refuse a local file that does not start like a TIFF, before GDAL parses it."""
+    if not os.path.isfile(path):
+        raise SceneOpenError(f"{path} does not exist or is not a file; check the path")
+    with open(path, "rb") as file:
+        signature = file.read(4)
+    if signature not in TIFF_SIGNATURES:
+        raise NotGeoTiffError(
+            f"{path} is not a GeoTIFF: it starts with {signature!r}, not a TIFF or "
+            "BigTIFF signature (a VRT, image or text file named .tif is refused). Export "
+            f"the scene as GeoTIFF, e.g. `gdal_translate -of GTiff <source> {path}`"
+        )
+
+
+def _check_driver(ds: DatasetReader, path: str) -> None:
+    if ds.driver != "GTiff":
+        raise NotGeoTiffError(
+            f"{path} is read by GDAL's {ds.driver} driver, not GTiff; only GeoTIFF files "
+            "are accepted"
+        )
+
+
 @contextmanager
-def open_scene(path: PathLike) -> Iterator[DatasetReader]:
+def open_scene(
+    path: PathLike, *, max_block_mb: float = BLOCK_CEILING_MB
+) -> Iterator[DatasetReader]:
     """Open a scene for reading after checking that it can be tiled.
 
+    Every open checks again that the file is a GeoTIFF (a file replaced since it came in,
+    e.g. by a VRT naming other files or URLs, is refused before GDAL parses it) and that
+    its blocks fit the limit before any pixel is read.
+
     Args:
-        path: Local path or GDAL-readable URL of a raster.
+        path: Local path or GDAL-readable URL of a GeoTIFF.
+        max_block_mb: Largest decoded block accepted (setting ``SCENESEEK_MAX_BLOCK_MB``
+            where a scene comes in); never more than ``BLOCK_CEILING_MB``.
 
     Yields:
         The open rasterio dataset; it is closed when the block exits.
 
     Raises:
-        SceneOpenError: The file does not exist, is not a raster GDAL can read, or is
-            truncated or corrupt.
+        SceneOpenError: The file does not exist, or is truncated or corrupt.
+        NotGeoTiffError: The file is not a GeoTIFF.
+        SceneTooLargeError: Its blocks decode to more than the limit.
         NotGeoreferencedError: The raster has no CRS or no geotransform.
     """
     path_str = os.fspath(path)
-    if is_local_path(path_str) and not os.path.isfile(path_str):
-        raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
+    if is_local_path(path_str):
+        _check_signature(path_str)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -164,11 +237,12 @@ def open_scene(path: PathLike) -> Iterator[DatasetReader]:
     except RasterioError as exc:
         raise SceneOpenError(
             f"{path_str} cannot be opened as a raster ({exc}); tiles needs a georeferenced "
-            "image GDAL can read (GeoTIFF, COG, JPEG2000...). If it is one, it is damaged: "
-            "copy or download it again"
+            "GeoTIFF (or COG). If it is one, it is damaged: copy or download it again"
         ) from exc
     with ds:
+        _check_driver(ds, path_str)
         _check_georeferenced(ds, path_str)
+        _check_blocks(ds, path_str, max_block_mb)
         _probe_last_block(ds, path_str)
         yield ds
 
@@ -180,7 +254,7 @@ def check_gtiff(path: PathLike) -> None:
     files: a VRT (XML, even when named ``.tif``) can point at any file the process may
     read. The first bytes are checked before GDAL sees the file, so such a file is
     refused without being parsed; the driver check then refuses anything else GDAL would
-    read in place of a TIFF.
+    read in place of a TIFF. :func:`open_scene` repeats both checks at every open.
 
     Args:
         path: Local path of the file.
@@ -190,31 +264,17 @@ def check_gtiff(path: PathLike) -> None:
         NotGeoTiffError: The file is another format (VRT, PNG, JPEG2000, text...).
     """
     path_str = os.fspath(path)
-    if not os.path.isfile(path_str):
-        raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
-    with open(path_str, "rb") as file:
-        signature = file.read(4)
-    if signature not in TIFF_SIGNATURES:
-        raise NotGeoTiffError(
-            f"{path_str} is not a GeoTIFF: it starts with {signature!r}, not a TIFF or "
-            "BigTIFF signature (a VRT, image or text file named .tif is refused). Export "
-            f"the scene as GeoTIFF, e.g. `gdal_translate -of GTiff <source> {path_str}`"
-        )
+    _check_signature(path_str)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path_str) as ds:
-                driver = ds.driver
+                _check_driver(ds, path_str)
     except RasterioError as exc:
         raise SceneOpenError(
             f"{path_str} starts like a TIFF but cannot be opened ({exc}); it is damaged: "
             "copy or download it again"
         ) from exc
-    if driver != "GTiff":
-        raise NotGeoTiffError(
-            f"{path_str} is read by GDAL's {driver} driver, not GTiff; only GeoTIFF files "
-            "are accepted"
-        )
 
 
 def _alpha_is_mask(ds: DatasetReader, band: int) -> bool:
@@ -289,18 +349,21 @@ def describe_dataset(ds: DatasetReader) -> SceneInfo:
     )
 
 
-def describe(path: PathLike) -> SceneInfo:
+def describe(path: PathLike, *, max_block_mb: float = MAX_BLOCK_MB) -> SceneInfo:
     """Open a scene and describe it.
 
     Args:
-        path: Path of the raster.
+        path: Path of the GeoTIFF.
+        max_block_mb: Largest decoded block accepted (setting ``SCENESEEK_MAX_BLOCK_MB``).
 
     Returns:
         The scene description.
 
     Raises:
-        SceneOpenError: The file is missing, not a raster, or damaged.
+        SceneOpenError: The file is missing or damaged.
+        NotGeoTiffError: The file is not a GeoTIFF.
+        SceneTooLargeError: Its blocks decode to more than ``max_block_mb``.
         NotGeoreferencedError: The raster has no CRS or no geotransform.
     """
-    with open_scene(path) as ds:
+    with open_scene(path, max_block_mb=max_block_mb) as ds:
         return describe_dataset(ds)

@@ -96,7 +96,9 @@ def _answer(engine: Engine, pair: ScenePair, finished: float) -> None:
         st.session_state[state.CHANGE_ERROR] = str(exc)
 
 
-def _card(hit: ChangeHit, before: bytes | None, after: bytes | None, count: int) -> None:
+def _card(
+    hit: ChangeHit, before: bytes | None, after: bytes | None, notes: tuple[str, str], count: int
+) -> None:
     colour = mapping.rank_colour(hit.rank, count)
     scores = (
         f"<br>{hit.before_score:.3f} → {hit.after_score:.3f}"
@@ -105,11 +107,12 @@ def _card(hit: ChangeHit, before: bytes | None, after: bytes | None, count: int)
     )
     with st.container(border=True):
         earlier, later, info = st.columns([1, 1, 0.9], gap="small")
-        for column, jpeg, caption in ((earlier, before, "earlier"), (later, after, "later")):
+        pictures = ((earlier, before, "earlier", notes[0]), (later, after, "later", notes[1]))
+        for column, jpeg, caption, note in pictures:
             if jpeg:
                 column.image(jpeg, caption=caption, width="stretch")
             else:
-                column.caption(f"{caption}: source file not found")
+                column.caption(f"{caption}: {note}")
         info.html(
             f"<div class='ss-card'><span class='rank' style='background:{colour}'>{hit.rank}</span>"
             f"<b>{hit.score:.3f}</b><div class='meta'>change z {hit.change:.1f}{scores}<br>"
@@ -152,12 +155,16 @@ def _map(pair: ScenePair, finished: float, result: ChangeResult | None) -> None:
 
 
 def _gallery(pair: ScenePair, result: ChangeResult) -> None:
-    manifests = {pair.after: ws.scene(pair.after).read_manifest()}
-    later = images.hit_thumbnails(manifests, result.hits)
+    manifests = {name: ws.scene(name).read_manifest() for name in (pair.before, pair.after)}
+    later = images.hit_thumbnails({pair.after: manifests[pair.after]}, result.hits)
+    notes = (
+        images.thumbnail_note(manifests[pair.before]),
+        images.thumbnail_note(manifests[pair.after]),
+    )
     with st.container(height=mapping.MAP_HEIGHT, border=False, key="gallery"):
         for hit in result.hits:
             earlier = changes.earlier_thumbnail(ws, pair.before, pair.after, hit.window)
-            _card(hit, earlier, later.get(querying.hit_key(hit)), len(result.hits))
+            _card(hit, earlier, later.get(querying.hit_key(hit)), notes, len(result.hits))
 
 
 st.title("Change")

@@ -6,7 +6,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import auth, finetuning, model_versions, notices, state
+from app import auth, finetuning, images, model_versions, notices, state
 from app.errors import AppError
 from app.frame import model_missing
 from app.job_panel import jobs_view
@@ -323,7 +323,7 @@ def _caption_editor() -> None:
     if thumb:
         picture.image(thumb, width="stretch")
     else:
-        picture.caption("source file not found")
+        picture.caption(images.thumbnail_note(ws.scene(scene).read_manifest()))
     with editor.form("caption-form", border=False):
         text = st.text_area(
             "Caption",

@@ -14,7 +14,7 @@ from app.heat import heat_overlays
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
 from app.text import breakable, md, plural
-from core import Filters, Hit, Label, SceneSeekError, SearchResult
+from core import Filters, Hit, Label, SceneManifest, SceneSeekError, SearchResult
 from tiles import TilesError
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff"]
@@ -218,7 +218,7 @@ def _map(
     )
 
 
-def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
+def _card(hit: Hit, thumb: bytes | None, note: str, count: int) -> None:
     key = querying.hit_key(hit)
     mark = st.session_state[state.MARKS].get(key)
     colour = mapping.rank_colour(hit.rank, count)
@@ -232,7 +232,7 @@ def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
         if thumb:
             picture.image(thumb, width="stretch")
         else:
-            picture.caption("source file not found")
+            picture.caption(note)
         info.html(
             f"<div class='ss-card'><span class='rank' style='background:{colour}'>{hit.rank}</span>"
             f"<b>{hit.score:.3f}</b><div class='meta'>{breakable(hit.scene)}<br>"
@@ -257,7 +257,9 @@ def _card(hit: Hit, thumb: bytes | None, count: int) -> None:
                 )
 
 
-def _gallery(result: SearchResult, thumbs: dict[str, bytes | None]) -> None:
+def _gallery(
+    result: SearchResult, thumbs: dict[str, bytes | None], manifests: dict[str, SceneManifest]
+) -> None:
     """The hit cards; a new result gets a new scroll box, so it starts at the top."""
     scroll = f"gallery-{st.session_state[state.RESULT_ID]}"
     with (
@@ -265,7 +267,9 @@ def _gallery(result: SearchResult, thumbs: dict[str, bytes | None]) -> None:
         st.container(height=mapping.MAP_HEIGHT, border=False, key=scroll),
     ):
         for hit in result.hits:
-            _card(hit, thumbs.get(querying.hit_key(hit)), len(result.hits))
+            thumb = thumbs.get(querying.hit_key(hit))
+            note = "" if thumb else images.thumbnail_note(manifests.get(hit.scene))
+            _card(hit, thumb, note, len(result.hits))
 
 
 st.title("Search")
@@ -378,4 +382,4 @@ with gallery_col:
     else:
         if result.notice:
             st.info(md(result.notice))
-        _gallery(result, hit_thumbs)
+        _gallery(result, hit_thumbs, catalogue.manifests)

@@ -17,7 +17,7 @@ import numpy as np
 from core.errors import ConfigError, SceneSeekError
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.embed.runner import PartComputer
-from core.ingest.pipeline import IngestOptions, IngestResult, Stage, ingest
+from core.ingest.pipeline import IngestOptions, IngestResult, Stage, check_declared, ingest
 from core.ingest.refresh import (
     adopt_scene,
     can_refresh,
@@ -35,7 +35,7 @@ from core.model.versions import ModelVersion
 from core.settings import get_settings
 from core.store.reattach import reconcile
 from core.store.workspace import Workspace, scene_name_from
-from tiles import TileReader, TilesError, TilingConfig
+from tiles import TileReader, TilesError, TilingConfig, is_remote
 
 
 def ingest_scene(
@@ -67,13 +67,16 @@ def ingest_scene(
         SceneBusyError: when another process is writing the scene (before the model loads).
         ConfigError: for shared stages together with Dask.
         CheckpointError: when the model cannot be loaded.
-        tiles.TilesError: for unreadable, non-georeferenced or empty scenes.
+        tiles.TilesError: for unreadable, non-georeferenced or empty scenes, and (before
+            the model loads) for a local file whose header declares too much.
     """
     options = options or IngestOptions()
     if dask and options.shared_stages:
         raise ConfigError("--shared-stages runs in this process; leave it out with --dask")
     name = name or scene_name_from(source)
     with workspace.writing(name):  # before the model loads: a second writer fails at once
+        if not is_remote(source):  # a refused file costs no model load either
+            check_declared(str(source), options.tiling)
         return _launch(source, workspace, name, options, checkpoint, device, engine, dask, progress)
 
 

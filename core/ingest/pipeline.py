@@ -36,11 +36,14 @@ from tiles import (
     CATALOG_KEY,
     TILING_VERSION,
     WINDOW_FIELDS,
+    SceneInfo,
     TileReader,
     TilingConfig,
     build_catalog,
+    check_not_uniform,
     check_scene_size,
     describe,
+    file_stamp,
     read_catalog,
     write_catalog,
 )
@@ -106,11 +109,21 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
-    """Facts about the source, after refusing a scene whose header declares too much."""
-    info = describe(source)
+def check_declared(source: str, tiling: TilingConfig) -> SceneInfo:
+    """Refuse a scene from its header alone: too big blocks, pixels or tiles.
+
+    Cheap (no pixel but one is read), so callers run it before loading a model.
+    """
     settings = get_settings()
+    info = describe(source, max_block_mb=settings.max_block_mb)
     check_scene_size(info, tiling, max_pixels=settings.max_pixels, max_tiles=settings.max_tiles)
+    return info
+
+
+def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
+    """Facts about the source, after refusing a scene that declares too much or shows nothing."""
+    info = check_declared(source, tiling)
+    check_not_uniform(source, tiling.bands)
     return {
         "crs": info.crs.to_string() if info.crs else None,
         "width": info.width,
@@ -170,12 +183,17 @@ def _ingest(
     options = options or IngestOptions()
     started = time.time()
     check_free_space(workspace, 0, f"ingesting {scene.name}")
+    stamp = None if source.remote else file_stamp(source.read_path)  # before the checks
     summary = _scene_summary(source.read_path, options.tiling)
     fingerprint = _normalise(_fingerprint(source, options, model_tag))
     image_tower = image_tower_fingerprint(embedder.model)
     scene_key = scene_fingerprint(embedder.model)
     manifest = scene.read_manifest()
-    same_input = _same_input(manifest.fingerprint, fingerprint)
+    replaced = manifest.source_stamp not in (None, stamp)  # even with the same size and time
+    same_input = _same_input(manifest.fingerprint, fingerprint) and not replaced
+    if same_input and manifest.status and manifest.source_stamp != stamp:
+        manifest.source_stamp = stamp  # a manifest from before stamps: the file checked now
+        manifest.save(scene.manifest)
     current = recorded_scene_key(workspace, manifest) == scene_key
     if same_input and manifest.ready and current:  # also a version that only added adapters
         adopt_scene(scene, model_tag, scene_key)
@@ -185,12 +203,17 @@ def _ingest(
         return IngestResult(
             scene.name, manifest.n_tiles or 0, False, time.time() - started, 0.0, model_tag
         )
-    if manifest.fingerprint != fingerprint:
+    if manifest.fingerprint != fingerprint or replaced:
         _reset(scene)
     elif manifest.ready:
         return IngestResult(scene.name, manifest.n_tiles or 0, True, 0.0, 0.0, model_tag)
     manifest = SceneManifest(
-        scene.name, fingerprint, summary, status="tiling", tiling_version=TILING_VERSION
+        scene.name,
+        fingerprint,
+        summary,
+        status="tiling",
+        tiling_version=TILING_VERSION,
+        source_stamp=stamp,
     )
     manifest.save(scene.manifest)
     try:

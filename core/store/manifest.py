@@ -45,6 +45,9 @@ class SceneManifest:
             (version 1: edge tiles padded past the raster).
         engine: What ran the image tower (``onnx`` or ``torch``); information only, since
             the vectors of either engine are interchangeable.
+        source_stamp: ``tiles.file_stamp`` of a local source file as ingest checked it
+            (size, ``mtime_ns``, hash of its first 64 KiB), so thumbnails refuse a file
+            replaced since; None for URLs and in manifests from before it.
         format: Manifest format version.
         extra: Keys this version does not know, kept as they were.
     """
@@ -63,6 +66,7 @@ class SceneManifest:
     finished: float | None = None
     tiling_version: int | None = None
     engine: str | None = None
+    source_stamp: dict[str, Any] | None = None
     format: int = MANIFEST_FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -142,8 +142,8 @@ def transform_without_crs(tmp_path):
 
 
 BAD_INPUTS = [
-    (random_bytes, tiles.SceneOpenError, "cannot be opened as a raster"),
-    (text_file, tiles.SceneOpenError, "cannot be opened as a raster"),
+    (random_bytes, tiles.NotGeoTiffError, "not a TIFF or BigTIFF signature"),
+    (text_file, tiles.NotGeoTiffError, "not a TIFF or BigTIFF signature"),
     (truncated("berkeley"), tiles.SceneOpenError, "cannot be opened as a raster"),
     (truncated("pix4d"), tiles.SceneOpenError, "truncated or corrupt"),
     (truncated("spacenet"), tiles.SceneOpenError, "truncated or corrupt"),

@@ -1,0 +1,75 @@
+"""A scene whose pixels all hold one value is refused; uniform parts of a real scene are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import tiles
+from tests.tiles.conftest import scene
+
+
+def write(path: Path, pixels: np.ndarray, **options) -> Path:
+    profile = dict(
+        driver="GTiff",
+        width=pixels.shape[2],
+        height=pixels.shape[1],
+        count=pixels.shape[0],
+        dtype=pixels.dtype.name,
+        crs="EPSG:32633",
+        transform=Affine(0.5, 0, 500000, 0, -0.5, 4200000),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    with rasterio.open(path, "w", **(profile | options)) as dst:
+        dst.write(pixels)
+    return path
+
+
+def test_a_constant_scene_in_normal_blocks_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "grey.tif", np.full((3, 2048, 2048), 7, np.uint8))
+    assert tiles.describe(path).block_shape == (256, 256)  # nothing wrong with its header
+    with pytest.raises(tiles.TilingError, match=r"same value \(band 1: 7, band 2: 7, band 3: 7\)"):
+        tiles.check_not_uniform(path)
+
+
+def test_one_value_inside_the_nodata_is_refused_too(tmp_path: Path) -> None:
+    pixels = np.zeros((3, 1024, 1024), np.uint16)
+    pixels[:, 100:900, 200:800] = 1200
+    path = write(tmp_path / "patch.tif", pixels, nodata=0)
+    with pytest.raises(tiles.TilingError, match="so all its tiles would look alike"):
+        tiles.check_not_uniform(path)
+
+
+def test_a_scene_with_a_uniform_lake_is_accepted_and_keeps_the_lake_tiles(tmp_path: Path) -> None:
+    with rasterio.open(scene("berkeley")) as src:
+        pixels, profile = src.read(), src.profile
+    pixels[:, 100:700, 200:1000] = np.array([40, 70, 90])[
+        :, None, None
+    ]  # still water, 600 x 800 px
+    lake = tmp_path / "lake.tif"
+    with rasterio.open(lake, "w", **profile) as dst:
+        dst.write(pixels)
+    tiles.check_not_uniform(lake)
+    catalog = tiles.build_catalog(lake, tiles.TilingConfig(sizes=(256,)))
+    inside = catalog[
+        (catalog.row_off >= 100)
+        & (catalog.row_off + catalog.height <= 700)
+        & (catalog.col_off >= 200)
+        & (catalog.col_off + catalog.width <= 1000)
+    ]
+    assert len(inside) >= 6
+    reader = tiles.TileReader.from_catalog(catalog)
+    for row in inside.itertuples():
+        tile = reader.read(row)
+        assert (tile == tile[0, 0]).all()  # one colour: a uniform tile, kept
+
+
+def test_every_shared_scene_has_something_to_search(scene_path: Path) -> None:
+    tiles.check_not_uniform(scene_path)
