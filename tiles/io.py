@@ -22,8 +22,9 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from tiles.bands import RGB, Stretch, estimate_stretch, select_rgb_bands, to_uint8
-from tiles.errors import SceneReadError, TilingError
+from tiles.errors import SceneReadError, TilesError, TilingError
 from tiles.grid import decimated_shape
+from tiles.remote_file import remote_failure, shown_name
 from tiles.scene import MaskSource, SceneInfo
 
 STRETCH_SAMPLE_SIDE = 1024
@@ -97,9 +98,10 @@ def clip_to_scene(ds: DatasetReader, window: Window) -> Window:
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _read_error(ds: DatasetReader, window: Window, exc: Exception) -> SceneReadError:
-    return SceneReadError(
-        f"reading {window} from {ds.name} failed ({exc}); the file may be truncated or "
+def _read_error(ds: DatasetReader, window: Window, exc: Exception) -> TilesError:
+    """A remote scene's own failure (a refused redirect, say), or what GDAL said."""
+    return remote_failure(ds.name) or SceneReadError(
+        f"reading {window} from {shown_name(ds.name)} failed ({exc}); the file may be truncated or "
         "corrupt, or was changed while being read: copy or download it again"
     )
 

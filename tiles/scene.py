@@ -28,13 +28,22 @@ from rasterio.io import DatasetReader
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from tiles.errors import NotGeoreferencedError, NotGeoTiffError, SceneOpenError
+from tiles.allowlist import is_remote
+from tiles.errors import (
+    NotGeoreferencedError,
+    NotGeoTiffError,
+    RemoteRefusedError,
+    SceneOpenError,
+)
 from tiles.footprint import pixel_to_crs, window_footprints
 from tiles.grid import decimated_shape
+from tiles.remote_file import RemoteScene, open_remote, remote_failure, shown_name
 
 MaskSource = Literal["alpha", "mask", "nodata", "none"]
 
 PathLike = str | os.PathLike[str]
+ScenePath = PathLike | RemoteScene  # a file, or a remote scene that passed the allow-list
+_NETWORK_PREFIXES = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsioss", "/vsiswift", "/vsiadls")
 
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF, BigTIFF; LE, BE
 _ALPHA_SAMPLE_SIDE = 256
@@ -133,18 +142,36 @@ def _probe_last_block(ds: DatasetReader, path: str) -> None:
     try:
         ds.read(window=window)
     except RasterioError as exc:
-        raise SceneOpenError(
+        raise remote_failure(ds.name) or SceneOpenError(
             f"{path} opened but its pixels cannot be read ({exc}); the file is probably "
             "truncated or corrupt: copy or download it again"
         ) from exc
 
 
+def _open(path: ScenePath) -> DatasetReader:
+    """The dataset; a remote scene only as a checked :class:`RemoteScene`, never a URL string.
+
+    Raises:
+        RemoteRefusedError: A URL or GDAL network path given as a string.
+        RasterioError: GDAL cannot open it.
+    """
+    if isinstance(path, RemoteScene):
+        return open_remote(path)
+    path_str = os.fspath(path)
+    if is_remote(path_str) or path_str.lower().startswith(_NETWORK_PREFIXES):
+        raise RemoteRefusedError(
+            f"{shown_name(path_str)} is a remote scene: it is read only after the allow-list "
+            "check (tiles.resolve_remote), never handed to GDAL as a URL"
+        )
+    return rasterio.open(path_str)
+
+
 @contextmanager
-def open_scene(path: PathLike) -> Iterator[DatasetReader]:
+def open_scene(path: ScenePath) -> Iterator[DatasetReader]:
     """Open a scene for reading after checking that it can be tiled.
 
     Args:
-        path: Local path or GDAL-readable URL of a raster.
+        path: Local path of a raster, or a checked remote scene.
 
     Yields:
         The open rasterio dataset; it is closed when the block exits.
@@ -153,14 +180,17 @@ def open_scene(path: PathLike) -> Iterator[DatasetReader]:
         SceneOpenError: The file does not exist, is not a raster GDAL can read, or is
             truncated or corrupt.
         NotGeoreferencedError: The raster has no CRS or no geotransform.
+        RemoteRefusedError: A remote scene given as a URL string, or a request the
+            allow-list refuses (a redirect, say).
+        RemoteReadError: A remote scene cannot be read.
     """
-    path_str = os.fspath(path)
+    path_str = str(path) if isinstance(path, RemoteScene) else os.fspath(path)
     if is_local_path(path_str) and not os.path.isfile(path_str):
         raise SceneOpenError(f"{path_str} does not exist or is not a file; check the path")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path_str)
+            ds = _open(path)
     except RasterioError as exc:
         raise SceneOpenError(
             f"{path_str} cannot be opened as a raster ({exc}); tiles needs a georeferenced "
@@ -268,7 +298,7 @@ def describe_dataset(ds: DatasetReader) -> SceneInfo:
     )[0]
     min_lon, min_lat, max_lon, max_lat = outline.bounds
     return SceneInfo(
-        path=ds.name,
+        path=shown_name(ds.name),
         driver=ds.driver,
         width=ds.width,
         height=ds.height,
@@ -289,7 +319,7 @@ def describe_dataset(ds: DatasetReader) -> SceneInfo:
     )
 
 
-def describe(path: PathLike) -> SceneInfo:
+def describe(path: ScenePath) -> SceneInfo:
     """Open a scene and describe it.
 
     Args:

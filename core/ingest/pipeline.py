@@ -45,6 +45,7 @@ from tiles import (
     write_catalog,
 )
 from tiles.overlay import MAP_CRS, write_quicklook_png
+from tiles.scene import ScenePath
 
 Stage = Callable[[str, int, int, float], None]
 BYTES_PER_TILE = 16 * 1024  # vectors, parts, catalog and both indexes, with room to spare
@@ -106,7 +107,7 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
+def _scene_summary(source: ScenePath, tiling: TilingConfig) -> dict[str, Any]:
     """Facts about the source, after refusing a scene whose header declares too much."""
     info = describe(source)
     settings = get_settings()
