@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_LOGGED = ("Host", "Range", "Authorization")
 
 
 class RangeHandler(BaseHTTPRequestHandler):
@@ -40,8 +41,10 @@ class RangeHandler(BaseHTTPRequestHandler):
         with RangeHandler.lock:
             RangeHandler.served += 1
             if self.options.get("log"):
+                headers = {name: self.headers.get(name, "") for name in _LOGGED}
                 with open(self.options["log"], "a") as log:
-                    log.write(f"{self.command} {self.path} {self.headers.get('Range', '')}\n")
+                    log.write(json.dumps({"method": self.command, "path": self.path, **headers}))
+                    log.write("\n")
             return RangeHandler.served
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -144,9 +147,11 @@ class RangeServer:
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.port}/{name}"
 
-    def requests(self) -> list[str]:
-        """Every request received since the first start: method, path and Range."""
-        return self.log.read_text().splitlines() if self.log.exists() else []
+    def requests(self) -> list[dict[str, str]]:
+        """Every request received since the first start: method, path, Host, Range and
+        Authorization."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [json.loads(line) for line in lines]
 
 
 def serve(root: Path, port: int, options: dict[str, Any]) -> None:
