@@ -142,7 +142,8 @@ class RemoteFile:
                 _FAILURES[self.name] = exc
                 return b""
             start = self._position - first * BLOCK_BYTES
-            data = b"".join(blocks)[start : start + count]
+            joined = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+            data = joined[start : start + count]
             self._position += len(data)
             return data
 
