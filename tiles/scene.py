@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,6 @@ from rasterio.io import DatasetReader
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from tiles.allowlist import is_remote
 from tiles.errors import (
     NotGeoreferencedError,
     NotGeoTiffError,
@@ -43,7 +43,7 @@ MaskSource = Literal["alpha", "mask", "nodata", "none"]
 
 PathLike = str | os.PathLike[str]
 ScenePath = PathLike | RemoteScene  # a file, or a remote scene that passed the allow-list
-_NETWORK_PREFIXES = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsioss", "/vsiswift", "/vsiadls")
+_NETWORK = re.compile(r"://|/vsi(curl|s3|gs|az|adls|oss|swift|webhdfs|hdfs)", re.IGNORECASE)
 
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF, BigTIFF; LE, BE
 _ALPHA_SAMPLE_SIDE = 256
@@ -158,7 +158,7 @@ def _open(path: ScenePath) -> DatasetReader:
     if isinstance(path, RemoteScene):
         return open_remote(path)
     path_str = os.fspath(path)
-    if is_remote(path_str) or path_str.lower().startswith(_NETWORK_PREFIXES):
+    if _NETWORK.search(path_str):  # also zip+https://..., /vsizip//vsicurl/...
         raise RemoteRefusedError(
             f"{shown_name(path_str)} is a remote scene: it is read only after the allow-list "
             "check (tiles.resolve_remote), never handed to GDAL as a URL"

@@ -121,7 +121,8 @@ def test_stac_item_lists_assets_and_picks_one(served, tmp_path):
 
 def test_urls_are_never_handed_to_gdal_as_strings(served):
     before = len(served.requests())
-    for path in (served.url("cog.tif"), "/vsicurl/" + served.url("cog.tif"), "s3://b/k.tif"):
+    url = served.url("cog.tif")
+    for path in (url, "/vsicurl/" + url, "zip+" + url, f"/vsizip//vsicurl/{url}", "s3://b/k"):
         with pytest.raises(tiles.RemoteRefusedError, match="never handed to GDAL as a URL"):
             tiles.describe(path)
     assert len(served.requests()) == before
