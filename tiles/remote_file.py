@@ -7,9 +7,9 @@ from any check. So an ``http(s)://`` scene is handed to GDAL as a Python file
 and connects only to the addresses it checked. A :class:`RemoteScene` is picklable and
 carries its allow-list, so reader processes and Dask workers open it the same way.
 
-Reads go through a process-wide cache of 64 KiB blocks; a miss right after the last one
-fetched doubles the read-ahead (up to 2 MiB), as GDAL's own network reader does, so a COG
-read tile by tile costs few requests.
+Reads go through a process-wide cache of 64 KiB blocks (32 MiB in all, like GDAL's
+``/vsicurl/`` cache); a miss right after the last one fetched doubles the read-ahead (up to
+2 MiB), as GDAL's own network reader does, so a COG read tile by tile costs few requests.
 """
 
 from __future__ import annotations
@@ -98,14 +98,15 @@ class RemoteFile:
     """A read-only, seekable file over range requests, as GDAL's plugin calls it.
 
     It never raises into GDAL (a Python error cannot cross GDAL's C callbacks): a failed
-    request is kept in :func:`remote_failure` under the name GDAL opened, and the read
-    returns no bytes, which GDAL reports as a read error.
+    request is kept in :func:`remote_failure` under the name GDAL opened, and this read and
+    every later one return no bytes, which GDAL reports as a read error.
     """
 
     def __init__(self, scene: RemoteScene, size: int, name: str) -> None:
         self.scene, self.size, self.name = scene, size, shown_name(name)
         self._session = CheckedSession(scene.allow, scene.retries, scene.retry_delay_s)
         self._position, self._next_block, self._ahead = 0, -1, 1
+        self._failed = False
         self._lock = threading.Lock()
 
     def __enter__(self) -> RemoteFile:
@@ -133,13 +134,13 @@ class RemoteFile:
         with self._lock:
             left = self.size - self._position
             count = left if count < 0 else min(count, left)
-            if count <= 0 or self.name in _FAILURES:
+            if count <= 0 or self._failed:
                 return b""
             first, last = self._position // BLOCK_BYTES, (self._position + count - 1) // BLOCK_BYTES
             try:
                 blocks = self._blocks(first, last)
             except TilesError as exc:
-                _FAILURES[self.name] = exc
+                _FAILURES[self.name], self._failed = exc, True
                 return b""
             start = self._position - first * BLOCK_BYTES
             joined = blocks[0] if len(blocks) == 1 else b"".join(blocks)
