@@ -3,14 +3,24 @@ answer that changes after the check reaches nothing that is not listed."""
 
 import socket
 
+import numpy as np
 import pytest
 from rasterio.windows import Window
 
 from bench.cog import write_cog
 from bench.range_server import RangeServer
+from core.ingest.distributed import connect
 from core.ingest.source import scene_source
 from tests.conftest import DATA_ROOT
-from tiles import RemoteRefusedError, TilingConfig, build_catalog
+from tiles import (
+    WINDOW_FIELDS,
+    AllowList,
+    RemoteRefusedError,
+    TileReader,
+    TilingConfig,
+    build_catalog,
+    resolve_remote,
+)
 
 TILING = TilingConfig(sizes=(256,), overlap=0.0)
 
@@ -90,3 +100,32 @@ def test_a_dns_answer_that_changes_after_the_check_is_never_used(cogs, strict, m
     finally:
         listed.stop()
         rebound.stop()
+
+
+def read_all(reader, windows):
+    return [reader.read(w) for w in windows]
+
+
+@pytest.mark.slow
+def test_a_dask_worker_reads_a_remote_scene_through_the_allow_list(cogs):
+    server = RangeServer(cogs / "listed").start()
+    try:
+        remote = resolve_remote(server.url("cog.tif"), AllowList.parse(["127.0.0.1"]))
+        catalog = build_catalog(remote, TILING)
+        windows = [tuple(int(v) for v in w) for w in catalog[list(WINDOW_FIELDS)].to_numpy()]
+        expected = read_all(
+            TileReader.from_catalog(catalog, path=cogs / "listed" / "cog.tif"), windows
+        )
+        asked = len(server.requests())
+        client = connect("local:1")
+        try:
+            reader = TileReader.from_catalog(catalog, path=remote)
+            got = client.submit(read_all, reader, windows).result(timeout=300)
+        finally:
+            client.close()
+            client.cluster.close()
+        for tile, want in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(tile, want)
+        assert len(server.requests()) > asked  # the worker read the bytes itself, checked
+    finally:
+        server.stop()
