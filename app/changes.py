@@ -25,6 +25,7 @@ from core import (
     Job,
     ScenePair,
     Workspace,
+    catalog_scene,
     change_heat,
     change_search,
     is_aligned,
@@ -125,8 +126,9 @@ def describe(result: ChangeResult) -> str:
 def _earlier_thumbnail(
     before_catalog: str, after_catalog: str, mtimes: tuple[int, int], window: tuple, size: int
 ) -> bytes:
+    earlier = read_catalog(before_catalog)
     reader = AlignedTileReader.from_catalogs(
-        read_catalog(before_catalog), read_catalog(after_catalog)
+        earlier, read_catalog(after_catalog), catalog_scene(earlier)
     )
     with reader:
         picture = Image.fromarray(reader.read(window))

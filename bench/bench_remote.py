@@ -2,8 +2,8 @@
 
 ``python -m bench.bench_remote [size]``: a size x size px tiled GeoTIFF with overviews (UCM
 images) is read tile by tile, then ingested whole (256 px tiles, no overlap, CPU, ONNX or
-torch as configured), once from disk and once through /vsicurl/ from 127.0.0.1. Prints a
-markdown table.
+torch as configured), once from disk and once from 127.0.0.1 through SceneSeek's checked HTTP
+client (GDAL reads it as a Python file, ``tiles.remote_file``). Prints a markdown table.
 """
 
 from __future__ import annotations

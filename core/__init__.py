@@ -51,6 +51,7 @@ _EXPORTS = {
     "Workspace": "core.store.workspace",
     "anonymous_refusal": "core.store.users",
     "cancel": "core.jobs",
+    "catalog_scene": "core.store.remote",
     "change_heat": "core.search.change.pair",
     "change_search": "core.search.change.query",
     "check_free_space": "core.store.workspace",

@@ -29,7 +29,7 @@ _EXPORTS = {
     "PixelGrid": "tiles.aligned",
     "RemoteReadError": "tiles.errors",
     "RemoteRefusedError": "tiles.errors",
-    "RemoteScene": "tiles.remote",
+    "RemoteScene": "tiles.remote_file",
     "SceneInfo": "tiles.scene",
     "SceneOpenError": "tiles.errors",
     "SceneReadError": "tiles.errors",

@@ -34,7 +34,7 @@ from tiles.errors import CatalogError
 from tiles.grid import summed_area_table, table_valid_fractions
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
 from tiles.reader import TileReader, _Opened
-from tiles.scene import PathLike, describe_dataset, open_scene
+from tiles.scene import ScenePath, describe_dataset, open_scene
 
 
 def _meta(catalog: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class AlignedTileReader(TileReader):
 
     def __init__(
         self,
-        path: PathLike,
+        path: ScenePath,
         grid: PixelGrid,
         *,
         bands: Sequence[int] | None = None,
@@ -122,15 +122,20 @@ class AlignedTileReader(TileReader):
         self.grid = grid
 
     @classmethod
-    def from_catalogs(cls, source: gpd.GeoDataFrame, target: gpd.GeoDataFrame) -> AlignedTileReader:
+    def from_catalogs(
+        cls, source: gpd.GeoDataFrame, target: gpd.GeoDataFrame, path: ScenePath | None = None
+    ) -> AlignedTileReader:
         """Read ``source``'s scene as its catalog does, on ``target``'s grid and tile size.
+
+        ``path`` reads the scene from there instead of the recorded source (a remote scene
+        is read only as a checked ``RemoteScene``).
 
         Raises:
             CatalogError: A catalog carries no tiles metadata.
         """
         meta, target_meta = _meta(source), _meta(target)
         return cls(
-            meta["source"],
+            meta["source"] if path is None else path,
             PixelGrid.from_catalog(target),
             bands=meta["bands"],
             out_size=target_meta["config"]["out_size"],

@@ -12,6 +12,12 @@ Entries (``SCENESEEK_REMOTE_ALLOW``, comma-separated):
 * ``127.0.0.1``, ``10.20.0.0/16``, ``::1``: addresses or networks (URLs may name them
   directly, and host names may resolve into them);
 * ``s3://bucket`` or ``s3://bucket/prefix``: S3 objects under that prefix.
+
+A URL's path may not name ``.`` or ``..`` segments, a backslash or their percent-encoded
+forms (``%2e``, ``%2f``, ``%5c``, ``%25``): a server or GDAL would resolve them after the
+check, so ``s3://bucket/team-a/../team-b/x.tif`` would leave its ``s3://bucket/team-a``
+entry. :meth:`AllowList.addresses` returns the addresses it checked, so that the
+connection goes to exactly those and a second DNS answer is never asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ CREDENTIAL_VARIABLES = "GDAL_HTTP_BEARER, GDAL_HTTP_USERPWD, GDAL_HTTP_HEADERS o
 _SECRET_WORDS = ("sig", "token", "secret", "pass", "cred", "key", "auth")
 _SECRET_PREFIXES = ("x-amz-", "x-goog-")
 _URL_IN_TEXT = re.compile(r"(?:https?|s3)://[^\s'\"<>]+")
+_ESCAPING = re.compile(r"%(?:2e|2f|5c|25)|\\", re.IGNORECASE)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -75,6 +82,27 @@ def _address(text: str) -> IPAddress | None:
     return mapped or address
 
 
+def escaping_part(path: str) -> str | None:
+    """The part of a URL path that could leave a prefix once resolved, or None.
+
+    That is a ``.`` or ``..`` segment, a backslash, or a percent-encoded dot, slash,
+    backslash or percent sign (a server may decode it, and decode ``%252e`` twice).
+    """
+    found = _ESCAPING.search(path)
+    if found:
+        return found.group(0)
+    return next((segment for segment in path.split("/") if segment in (".", "..")), None)
+
+
+def _refuse_escapes(url: str, path: str) -> None:
+    part = escaping_part(path)
+    if part is not None:
+        raise RemoteRefusedError(
+            f"{redact_url(url)}: its path holds {part!r}, which a server would resolve after "
+            "the allow-list check; give the object's plain path"
+        )
+
+
 @dataclass(frozen=True)
 class AllowList:
     """The parsed allow-list; empty means remote sources are off."""
@@ -89,12 +117,14 @@ class AllowList:
 
         Raises:
             RemoteRefusedError: An entry is neither a host, an address or network, nor an
-                ``s3://`` prefix.
+                ``s3://`` prefix, or an ``s3://`` prefix holds ``..`` or an encoded form.
         """
         hosts, networks, prefixes = [], [], []
         for entry in (e.strip() for e in entries if e.strip()):
             if entry.lower().startswith("s3://"):
-                prefixes.append(entry.rstrip("/"))
+                prefix = "s3://" + entry[len("s3://") :].rstrip("/")
+                _refuse_escapes(prefix, prefix[len("s3://") :])
+                prefixes.append(prefix)
                 continue
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
@@ -128,38 +158,60 @@ class AllowList:
         """Refuse ``url`` unless the allow-list lets this server read it.
 
         Raises:
-            RemoteRefusedError: Remote sources are off; the scheme, host or bucket is not
-                listed; the URL carries a user part; or the host resolves to a private,
-                loopback or link-local address that is not listed itself.
+            RemoteRefusedError: See :meth:`addresses`.
+        """
+        if urlsplit(url).scheme.lower() != "s3":
+            self.addresses(url)
+            return
+        self._refuse_off(url)
+        key = url[len("s3://") :]
+        _refuse_escapes(url, key)
+        if not any((f"s3://{key}/").startswith(p + "/") for p in self.s3_prefixes):
+            raise RemoteRefusedError(
+                f"{redact_url(url)}: this bucket is not in SCENESEEK_REMOTE_ALLOW"
+            )
+
+    def addresses(self, url: str) -> tuple[IPAddress, ...]:
+        """The addresses an ``http(s)://`` URL may be read from: resolved once, all checked.
+
+        Connect only to these: resolving the name again could give another answer.
+
+        Raises:
+            RemoteRefusedError: Remote sources are off; the scheme or host is not listed;
+                the URL carries a user part or a path that escapes (``..``, ``%2e``...); or
+                the host resolves to a private, loopback or link-local address that is not
+                listed itself.
         """
         shown = redact_url(url)
-        if not self:
-            raise RemoteRefusedError(
-                f"{shown}: remote scenes are off on this server; the operator enables them "
-                "with SCENESEEK_REMOTE_ALLOW (hosts or s3://bucket prefixes)"
-            )
+        self._refuse_off(url)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if scheme == "s3":
-            if not any((url + "/").startswith(p + "/") for p in self.s3_prefixes):
-                raise RemoteRefusedError(f"{shown}: this bucket is not in SCENESEEK_REMOTE_ALLOW")
-            return
-        if scheme not in REMOTE_SCHEMES or not parts.hostname:
+        if scheme not in ("http", "https") or not parts.hostname:
             raise RemoteRefusedError(f"{shown}: only http(s):// and s3:// URLs are read")
         if "@" in parts.netloc:
             raise RemoteRefusedError(
                 f"{shown}: credentials in a URL are refused; the operator sets them in the "
                 f"server's environment ({CREDENTIAL_VARIABLES})"
             )
+        _refuse_escapes(url, parts.path)
         host, port = parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80)
         if not self._host_listed(host, port):
             raise RemoteRefusedError(f"{shown}: host {host} is not in SCENESEEK_REMOTE_ALLOW")
-        for address in _resolve(host, port, shown):
+        found = _resolve(host, port, shown)
+        for address in found:
             if not address.is_global and not self._listed(address):
                 raise RemoteRefusedError(
                     f"{shown}: {host} resolves to {address}, a private, loopback or link-local "
                     "address; list that address or network in SCENESEEK_REMOTE_ALLOW to allow it"
                 )
+        return tuple(dict.fromkeys(found))
+
+    def _refuse_off(self, url: str) -> None:
+        if not self:
+            raise RemoteRefusedError(
+                f"{redact_url(url)}: remote scenes are off on this server; the operator "
+                "enables them with SCENESEEK_REMOTE_ALLOW (hosts or s3://bucket prefixes)"
+            )
 
 
 def _resolve(host: str, port: int, shown: str) -> list[IPAddress]:

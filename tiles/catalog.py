@@ -35,7 +35,14 @@ from tiles.grid import (
 )
 from tiles.io import ReadPlan, bounded_cache, plan_reads, valid_grid
 from tiles.limits import MAX_PIXELS, MAX_TILES, check_scene_size
-from tiles.scene import PathLike, SceneInfo, describe_dataset, is_local_path, open_scene
+from tiles.scene import (
+    PathLike,
+    SceneInfo,
+    ScenePath,
+    describe_dataset,
+    is_local_path,
+    open_scene,
+)
 
 CATALOG_KEY = "sceneseek_tiles"
 FORMAT_VERSION = 1
@@ -131,7 +138,7 @@ def _kept_tiles(
 
 
 def build_catalog(
-    path: PathLike,
+    path: ScenePath,
     config: TilingConfig | None = None,
     *,
     max_pixels: float = MAX_PIXELS,

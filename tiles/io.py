@@ -28,14 +28,16 @@ from tiles.errors import (
     AlphaBandIgnoredWarning,
     NIRBandDroppedWarning,
     SceneReadError,
+    TilesError,
     TilingError,
 )
 from tiles.grid import decimated_shape
+from tiles.remote_file import remote_failure, shown_name
 from tiles.scene import (
     BLOCK_CEILING_MB,
     MaskSource,
-    PathLike,
     SceneInfo,
+    ScenePath,
     describe_dataset,
     open_scene,
 )
@@ -112,9 +114,10 @@ def clip_to_scene(ds: DatasetReader, window: Window) -> Window:
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _read_error(ds: DatasetReader, window: Window, exc: Exception) -> SceneReadError:
-    return SceneReadError(
-        f"reading {window} from {ds.name} failed ({exc}); the file may be truncated or "
+def _read_error(ds: DatasetReader, window: Window, exc: Exception) -> TilesError:
+    """A remote scene's own failure (a refused redirect, say), or what GDAL said."""
+    return remote_failure(ds.name) or SceneReadError(
+        f"reading {window} from {shown_name(ds.name)} failed ({exc}); the file may be truncated or "
         "corrupt, or was changed while being read: copy or download it again"
     )
 
@@ -306,7 +309,7 @@ def valid_grid(
     return np.concatenate(strips, axis=1), (cell_w, ds.height / rows)
 
 
-def check_not_uniform(path: PathLike, bands: Sequence[int] | None = None) -> None:
+def check_not_uniform(path: ScenePath, bands: Sequence[int] | None = None) -> None:
     """Refuse a scene whose valid pixels all hold one value, from one decimated read.
 
     Such a file (an empty export, or a crafted one: a few megabytes of zeros can declare a

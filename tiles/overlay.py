@@ -25,7 +25,7 @@ from tiles.footprint import window_footprints
 from tiles.grid import decimated_shape
 from tiles.io import bounded_cache, plan_reads, read_rgb
 from tiles.reader import TileReader
-from tiles.scene import PathLike, describe_dataset, open_scene
+from tiles.scene import PathLike, ScenePath, describe_dataset, open_scene
 
 Bounds = tuple[float, float, float, float]
 MAP_CRS = "EPSG:3857"  # web maps draw overlays in Web Mercator
@@ -66,7 +66,7 @@ def _warp(
 
 
 def quicklook(
-    path: PathLike,
+    path: ScenePath,
     max_size: int = 1024,
     *,
     bands: Sequence[int] | None = None,
@@ -122,7 +122,7 @@ def quicklook(
 
 
 def write_quicklook_png(
-    path: PathLike, out_path: PathLike, max_size: int = 1024, **options: Any
+    path: ScenePath, out_path: PathLike, max_size: int = 1024, **options: Any
 ) -> Bounds:
     """Write the :func:`quicklook` of a scene as a PNG, atomically.
 
@@ -149,7 +149,7 @@ def write_quicklook_png(
 
 
 def tile_thumbnail(
-    path: PathLike,
+    path: ScenePath,
     tile: Any,
     size: int = 256,
     *,

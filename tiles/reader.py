@@ -29,7 +29,8 @@ from tiles.catalog import CATALOG_KEY
 from tiles.errors import CatalogError, TilingError
 from tiles.grid import as_window
 from tiles.io import ReadPlan, bounded_cache, clip_to_scene, plan_reads, read_rgb
-from tiles.scene import PathLike, SceneInfo, describe_dataset, open_scene
+from tiles.remote_file import RemoteScene
+from tiles.scene import SceneInfo, ScenePath, describe_dataset, open_scene
 
 
 class _Opened(NamedTuple):
@@ -50,7 +51,7 @@ class TileReader:
     GDAL block cache so memory stays flat over long runs.
 
     Args:
-        path: The scene file.
+        path: The scene file, or a checked remote scene.
         bands: Optional 1-based RGB band override (1 or 3 indices).
         out_size: Side of the returned tiles in pixels.
         percentiles: Stretch percentiles for non-8-bit data.
@@ -63,7 +64,7 @@ class TileReader:
 
     def __init__(
         self,
-        path: PathLike,
+        path: ScenePath,
         *,
         bands: Sequence[int] | None = None,
         out_size: int = 256,
@@ -72,7 +73,7 @@ class TileReader:
     ) -> None:
         if out_size < 1:
             raise TilingError(f"out_size must be at least 1, got {out_size}")
-        self.path = os.fspath(path)
+        self.path = path if isinstance(path, RemoteScene) else os.fspath(path)
         self.bands = None if bands is None else tuple(bands)
         self.out_size = out_size
         self.percentiles = percentiles
@@ -82,7 +83,7 @@ class TileReader:
 
     @classmethod
     def from_catalog(
-        cls, catalog: gpd.GeoDataFrame, out_size: int | None = None, path: PathLike | None = None
+        cls, catalog: gpd.GeoDataFrame, out_size: int | None = None, path: ScenePath | None = None
     ) -> TileReader:
         """Reader with exactly the bands, stretch and output size a catalog was built with.
 
@@ -90,7 +91,7 @@ class TileReader:
             catalog: A catalog from :func:`tiles.catalog.build_catalog` or ``read_catalog``.
             out_size: Override of the catalog's model input size.
             path: Where to read the scene instead of the catalog's recorded source (a
-                remote scene's recorded URL has its credentials stripped).
+                remote scene is read only as a checked ``RemoteScene``).
 
         Returns:
             The reader.

@@ -1,149 +1,54 @@
-"""Remote scenes: COG URLs read through GDAL's network file systems, after our own checks.
+"""Remote scenes: check a COG URL and its redirects before any byte reaches GDAL.
 
-GDAL follows HTTP redirects by itself and GDAL 3.10 has no option to stop it, so GDAL is
-never handed the URL a user typed. :func:`resolve_remote` follows redirects itself, one hop
-at a time, checks every hop against the allow-list, and asks the last one for the first
-bytes with a range request: a server that ignores ranges, or whose bytes are not a TIFF, is
-refused before GDAL parses anything. GDAL then reads that final URL (``/vsicurl/``) or the
-S3 object (``/vsis3/``) with the retry settings of :func:`network_env`.
+:func:`resolve_remote` follows redirects itself, one hop at a time, checks every hop against
+the allow-list, and asks the last one for the first bytes with a range request: a server
+that ignores ranges, or whose bytes are not a TIFF, is refused before GDAL parses anything.
+GDAL then reads an ``http(s)://`` scene through SceneSeek's own client
+(:mod:`tiles.remote_file`), never through ``/vsicurl/``, and an ``s3://`` object through
+``/vsis3/`` with the retry settings of :func:`network_env`.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
 
-import rasterio
 from rasterio.errors import RasterioError
 
 from tiles.allowlist import AllowList, redact_url
-from tiles.errors import NoOverviewsWarning, NotGeoTiffError, RemoteReadError, RemoteRefusedError
+from tiles.checked_http import TIMEOUT_S, CheckedSession
+from tiles.errors import NoOverviewsWarning, NotGeoTiffError, RemoteReadError
+from tiles.remote_file import RemoteScene, open_remote
 from tiles.scene import TIFF_SIGNATURES
 
-MAX_REDIRECTS = 5
-TIMEOUT_S = 30.0
-_REDIRECTS = (301, 302, 303, 307, 308)
 
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    """The last hop's answer to a checked request."""
-
-    url: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def _credential_headers() -> dict[str, str]:
-    """The HTTP credentials GDAL takes from the environment, so probes authenticate alike."""
-    headers = {}
-    if os.environ.get("GDAL_HTTP_BEARER"):
-        headers["Authorization"] = f"Bearer {os.environ['GDAL_HTTP_BEARER']}"
-    elif os.environ.get("GDAL_HTTP_USERPWD"):
-        token = base64.b64encode(os.environ["GDAL_HTTP_USERPWD"].encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    for line in os.environ.get("GDAL_HTTP_HEADERS", "").replace("\r", "").split("\n"):
-        name, sep, value = line.partition(":")
-        if sep and name.strip():
-            headers[name.strip()] = value.strip()
-    return headers
-
-
-def _request(url: str, headers: dict[str, str], max_bytes: int) -> HttpAnswer:
-    """One GET without following redirects; reads at most ``max_bytes`` of the body."""
-    parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname or "", parts.port, timeout=TIMEOUT_S)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("GET", target, headers=headers)
-        response = connection.getresponse()
-        body = response.read(max_bytes)
-        found = {k.lower(): v for k, v in response.getheaders()}
-        return HttpAnswer(url, response.status, found, body)
-    except (OSError, http.client.HTTPException) as exc:
-        raise RemoteReadError(f"{redact_url(url)} cannot be reached ({exc})") from exc
-    finally:
-        connection.close()
-
-
-def fetch_checked(
-    url: str, allow: AllowList, *, byte_range: str | None = None, max_bytes: int = 1 << 20
-) -> HttpAnswer:
-    """GET ``url``, following at most ``MAX_REDIRECTS`` redirects, each hop allow-listed.
+def resolve_remote(
+    url: str, allow: AllowList, *, retries: int = 3, retry_delay_s: float = 1.0
+) -> RemoteScene:
+    """Check ``url`` and find the final URL that will be read, before GDAL sees it.
 
     Args:
-        url: An ``http(s)://`` URL.
-        allow: The allow-list every hop must pass.
-        byte_range: A ``Range`` header value, e.g. ``bytes=0-3``.
-        max_bytes: Most body bytes kept.
-
-    Returns:
-        The answer of the first hop that is not a redirect.
-
-    Raises:
-        RemoteRefusedError: A hop is not allowed, or there are too many redirects.
-        RemoteReadError: A hop cannot be reached.
-    """
-    headers = {**_credential_headers(), **({"Range": byte_range} if byte_range else {})}
-    for _ in range(MAX_REDIRECTS + 1):
-        allow.check(url)
-        answer = _request(url, headers, max_bytes)
-        if answer.status not in _REDIRECTS or "location" not in answer.headers:
-            return answer
-        url = urljoin(url, answer.headers["location"])
-    raise RemoteRefusedError(f"{redact_url(url)}: more than {MAX_REDIRECTS} redirects")
-
-
-@dataclass(frozen=True)
-class RemoteScene:
-    """A remote COG that passed the checks.
-
-    Attributes:
-        source: The URL as given (recorded redacted; re-index checks it again).
-        url: The URL GDAL reads: the last hop of the redirects (may hold a token).
-        size: Bytes of the file, when the server says.
-        version: The server's ETag or Last-Modified, which change when the file does.
-    """
-
-    source: str
-    url: str
-    size: int | None = None
-    version: str | None = None
-
-    @property
-    def gdal_path(self) -> str:
-        """The path rasterio opens: ``/vsis3/bucket/key`` or ``/vsicurl/<url>``."""
-        if self.url.lower().startswith("s3://"):
-            return "/vsis3/" + self.url[len("s3://") :]
-        return "/vsicurl/" + self.url
-
-    @property
-    def recorded(self) -> str:
-        """What manifests and messages show: the given URL without credentials."""
-        return redact_url(self.source)
-
-
-def resolve_remote(url: str, allow: AllowList) -> RemoteScene:
-    """Check ``url`` and find the final URL GDAL may read, before GDAL sees it.
+        url: An ``http(s)://`` or ``s3://`` URL.
+        allow: The allow-list every request is checked against, now and on every read.
+        retries: Retries of a failed read request.
+        retry_delay_s: First retry delay; it doubles at each retry.
 
     Raises:
         RemoteRefusedError: The URL or a redirect hop is not allowed.
-        RemoteReadError: The server cannot be reached, answers with an error, or ignores
-            range requests (GDAL would then download whole files).
+        RemoteReadError: The server cannot be reached, answers with an error, ignores
+            range requests (the file would be downloaded whole) or does not say its size.
         NotGeoTiffError: The first bytes are not a TIFF or BigTIFF signature.
     """
-    allow.check(url)
     if url.lower().startswith("s3://"):
-        return RemoteScene(url, url)
-    answer = fetch_checked(url, allow, byte_range="bytes=0-3", max_bytes=4)
+        allow.check(url)
+        return RemoteScene(url, url, allow=allow, retries=retries, retry_delay_s=retry_delay_s)
+    session = CheckedSession(allow, retries=0)
+    try:
+        answer = session.get(url, byte_range="bytes=0-3", max_bytes=4)
+    finally:
+        session.close()
     shown = redact_url(answer.url)
     if answer.status == 200:
         raise RemoteReadError(
@@ -158,12 +63,17 @@ def resolve_remote(url: str, allow: AllowList) -> RemoteScene:
             "GeoTIFFs (COGs) are read from URLs"
         )
     total = answer.headers.get("content-range", "").rpartition("/")[2]
+    if not total.isdigit():
+        raise RemoteReadError(
+            f"{shown}: the server does not say the file's size (Content-Range "
+            f"{answer.headers.get('content-range')!r}), so it cannot be read piece by piece"
+        )
     version = answer.headers.get("etag") or answer.headers.get("last-modified")
-    return RemoteScene(url, answer.url, int(total) if total.isdigit() else None, version)
+    return RemoteScene(url, answer.url, int(total), version, allow, retries, retry_delay_s)
 
 
 def network_options(retries: int, retry_delay_s: float) -> dict[str, str]:
-    """GDAL settings for remote reads: retries with back-off, no directory listings."""
+    """GDAL settings for ``/vsis3/`` reads: retries with back-off, no directory listings."""
     return {
         "GDAL_HTTP_MAX_RETRY": str(retries),
         "GDAL_HTTP_RETRY_DELAY": str(retry_delay_s),
@@ -198,12 +108,13 @@ def check_remote_gtiff(scene: RemoteScene) -> None:
     Call inside :func:`network_env`.
 
     Raises:
-        RemoteReadError: GDAL cannot open it.
+        RemoteRefusedError: A request was not allowed (a later redirect, say).
+        RemoteReadError: It cannot be read or GDAL cannot open it.
         NotGeoTiffError: Another driver reads it, or it is stored in strips.
     """
     shown = scene.recorded
     try:
-        with rasterio.open(scene.gdal_path) as ds:
+        with open_remote(scene) as ds:
             driver, tiled, overviews = ds.driver, ds.profile.get("tiled", False), ds.overviews(1)
     except RasterioError as exc:
         raise RemoteReadError(f"{shown} cannot be opened as a raster ({exc})") from exc

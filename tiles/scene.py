@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,15 +33,19 @@ from rasterio.windows import Window
 from tiles.errors import (
     NotGeoreferencedError,
     NotGeoTiffError,
+    RemoteRefusedError,
     SceneOpenError,
     SceneTooLargeError,
 )
 from tiles.footprint import pixel_to_crs, window_footprints
 from tiles.grid import decimated_shape
+from tiles.remote_file import RemoteScene, open_remote, remote_failure, shown_name
 
 MaskSource = Literal["alpha", "mask", "nodata", "none"]
 
 PathLike = str | os.PathLike[str]
+ScenePath = PathLike | RemoteScene  # a file, or a remote scene that passed the allow-list
+_NETWORK = re.compile(r"://|/vsi(curl|s3|gs|az|adls|oss|swift|webhdfs|hdfs)", re.IGNORECASE)
 
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF, BigTIFF; LE, BE
 MAX_BLOCK_MB = 64  # default of the SCENESEEK_MAX_BLOCK_MB setting, checked as scenes come in
@@ -137,7 +142,7 @@ def _block_bytes(ds: DatasetReader) -> tuple[int, int, int]:
     return rows * cols * sum(np.dtype(dtype).itemsize for dtype in ds.dtypes), cols, rows
 
 
-def _check_blocks(ds: DatasetReader, path: str, max_block_mb: float) -> None:
+def _check_blocks(ds: DatasetReader, source: ScenePath, path: str, max_block_mb: float) -> None:
     """Refuse blocks (tiles or strips, of the image or an overview) that decode to too much.
 
     A file of a few megabytes can hold one deflate tile of 16,384 x 16,384 px that decodes
@@ -146,7 +151,7 @@ def _check_blocks(ds: DatasetReader, path: str, max_block_mb: float) -> None:
     limit = min(max_block_mb, BLOCK_CEILING_MB)
     levels = [(_block_bytes(ds), "")]
     for level, factor in enumerate(ds.overviews(1)):
-        with rasterio.open(path, overview_level=level) as overview:
+        with _open(source, overview_level=level) as overview:
             levels.append((_block_bytes(overview), f" in its overview of factor {factor}"))
     (size, cols, rows), where = max(levels)
     if size <= limit * 2**20:
@@ -175,7 +180,7 @@ def _probe_last_block(ds: DatasetReader, path: str) -> None:
     try:
         ds.read(window=window)
     except RasterioError as exc:
-        raise SceneOpenError(
+        raise remote_failure(ds.name) or SceneOpenError(
             f"{path} opened but its pixels cannot be read ({exc}); the file is probably "
             "truncated or corrupt: copy or download it again"
         ) from exc
@@ -203,9 +208,27 @@ def _check_driver(ds: DatasetReader, path: str) -> None:
         )
 
 
+def _open(path: ScenePath, **options: int) -> DatasetReader:
+    """The dataset; a remote scene only as a checked :class:`RemoteScene`, never a URL string.
+
+    Raises:
+        RemoteRefusedError: A URL or GDAL network path given as a string.
+        RasterioError: GDAL cannot open it.
+    """
+    if isinstance(path, RemoteScene):
+        return open_remote(path, **options)
+    path_str = os.fspath(path)
+    if _NETWORK.search(path_str):  # also zip+https://..., /vsizip//vsicurl/...
+        raise RemoteRefusedError(
+            f"{shown_name(path_str)} is a remote scene: it is read only after the allow-list "
+            "check (tiles.resolve_remote), never handed to GDAL as a URL"
+        )
+    return rasterio.open(path_str, **options)
+
+
 @contextmanager
 def open_scene(
-    path: PathLike, *, max_block_mb: float = BLOCK_CEILING_MB
+    path: ScenePath, *, max_block_mb: float = BLOCK_CEILING_MB
 ) -> Iterator[DatasetReader]:
     """Open a scene for reading after checking that it can be tiled.
 
@@ -214,7 +237,7 @@ def open_scene(
     its blocks fit the limit before any pixel is read.
 
     Args:
-        path: Local path or GDAL-readable URL of a GeoTIFF.
+        path: Local path of a GeoTIFF, or a checked remote scene.
         max_block_mb: Largest decoded block accepted (setting ``SCENESEEK_MAX_BLOCK_MB``
             where a scene comes in); never more than ``BLOCK_CEILING_MB``.
 
@@ -226,14 +249,17 @@ def open_scene(
         NotGeoTiffError: The file is not a GeoTIFF.
         SceneTooLargeError: Its blocks decode to more than the limit.
         NotGeoreferencedError: The raster has no CRS or no geotransform.
+        RemoteRefusedError: A remote scene given as a URL string, or a request the
+            allow-list refuses (a redirect, say).
+        RemoteReadError: A remote scene cannot be read.
     """
-    path_str = os.fspath(path)
+    path_str = str(path) if isinstance(path, RemoteScene) else os.fspath(path)
     if is_local_path(path_str):
         _check_signature(path_str)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path_str)
+            ds = _open(path)
     except RasterioError as exc:
         raise SceneOpenError(
             f"{path_str} cannot be opened as a raster ({exc}); tiles needs a georeferenced "
@@ -242,7 +268,7 @@ def open_scene(
     with ds:
         _check_driver(ds, path_str)
         _check_georeferenced(ds, path_str)
-        _check_blocks(ds, path_str, max_block_mb)
+        _check_blocks(ds, path, path_str, max_block_mb)
         _probe_last_block(ds, path_str)
         yield ds
 
@@ -328,7 +354,7 @@ def describe_dataset(ds: DatasetReader) -> SceneInfo:
     )[0]
     min_lon, min_lat, max_lon, max_lat = outline.bounds
     return SceneInfo(
-        path=ds.name,
+        path=shown_name(ds.name),
         driver=ds.driver,
         width=ds.width,
         height=ds.height,
@@ -349,7 +375,7 @@ def describe_dataset(ds: DatasetReader) -> SceneInfo:
     )
 
 
-def describe(path: PathLike, *, max_block_mb: float = MAX_BLOCK_MB) -> SceneInfo:
+def describe(path: ScenePath, *, max_block_mb: float = MAX_BLOCK_MB) -> SceneInfo:
     """Open a scene and describe it.
 
     Args:

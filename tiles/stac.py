@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from tiles.allowlist import AllowList, is_remote, redact_url
+from tiles.checked_http import fetch_checked
 from tiles.errors import RemoteReadError, SceneOpenError
-from tiles.remote import fetch_checked
 
 MAX_ITEM_BYTES = 10 << 20
 

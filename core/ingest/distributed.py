@@ -4,7 +4,8 @@ The client keeps doing what is cheap (tiling, writing parts, merging, indexing);
 read blocks of tiles (one read each, ``tiles.blocks``) and run the model, which each worker
 process loads once and keeps. Workers must see the scene and the checkpoint at the same
 paths as the client (a shared filesystem or object-store mount) and have SceneSeek's
-requirements installed.
+requirements installed. A remote scene travels as a checked ``tiles.RemoteScene``: each
+worker reads it through the allow-list it carries, with its own environment's credentials.
 
     python -m core ingest scene.tif --dask tcp://scheduler:8786
     python -m core ingest scene.tif --dask local:4      # LocalCluster with 4 workers

@@ -48,6 +48,7 @@ from tiles import (
     write_catalog,
 )
 from tiles.overlay import MAP_CRS, write_quicklook_png
+from tiles.scene import ScenePath
 
 Stage = Callable[[str, int, int, float], None]
 BYTES_PER_TILE = 16 * 1024  # vectors, parts, catalog and both indexes, with room to spare
@@ -109,7 +110,7 @@ def _normalise(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def check_declared(source: str, tiling: TilingConfig) -> SceneInfo:
+def check_declared(source: ScenePath, tiling: TilingConfig) -> SceneInfo:
     """Refuse a scene from its header alone: too big blocks, pixels or tiles.
 
     Cheap (no pixel but one is read), so callers run it before loading a model.
@@ -120,7 +121,7 @@ def check_declared(source: str, tiling: TilingConfig) -> SceneInfo:
     return info
 
 
-def _scene_summary(source: str, tiling: TilingConfig) -> dict[str, Any]:
+def _scene_summary(source: ScenePath, tiling: TilingConfig) -> dict[str, Any]:
     """Facts about the source, after refusing a scene that declares too much or shows nothing."""
     info = check_declared(source, tiling)
     check_not_uniform(source, tiling.bands)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import get_settings
+from core.store.remote import allow_list, remote_scene
 from tiles import (
     CREDENTIAL_VARIABLES,
-    AllowList,
     RemoteRefusedError,
     check_remote_gtiff,
     has_credentials,
@@ -27,6 +27,7 @@ from tiles import (
     resolve_remote,
     stac_asset,
 )
+from tiles.scene import ScenePath
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,15 @@ class SceneSource:
     """One scene's source, checked.
 
     Attributes:
-        read_path: What GDAL opens (a file path, ``/vsicurl/...`` or ``/vsis3/...``).
+        read_path: What tiles opens: a file path, or a checked ``tiles.RemoteScene`` that
+            every reader (other processes and Dask workers too) reads through the
+            allow-list.
         recorded: What the manifest records and re-index reads again.
         facts: What changes when the source changes.
         remote: True for a URL.
     """
 
-    read_path: str
+    read_path: ScenePath
     recorded: str
     facts: dict[str, Any] = field(default_factory=dict)
     remote: bool = False
@@ -53,15 +56,6 @@ class SceneSource:
         return network_env(settings.remote_retries, settings.remote_retry_delay_s)
 
 
-def allow_list() -> AllowList:
-    """The operator's allow-list (``SCENESEEK_REMOTE_ALLOW``).
-
-    Raises:
-        tiles.RemoteRefusedError: An entry cannot be read.
-    """
-    return AllowList.parse(get_settings().remote_allow)
-
-
 def recorded_source(source: str | Path) -> str:
     """What the manifest records for ``source``, without touching the network."""
     return (
@@ -72,9 +66,9 @@ def recorded_source(source: str | Path) -> str:
 def scene_source(source: str | Path) -> SceneSource:
     """Check a source and describe it.
 
-    A URL passes the allow-list (every redirect hop), must answer range requests with TIFF
-    bytes, and must open as an internally tiled GeoTIFF (a ``tiles.NoOverviewsWarning`` says
-    when it has no overviews).
+    A URL passes the allow-list (every redirect hop, on every request), must answer range
+    requests with TIFF bytes, and must open as an internally tiled GeoTIFF (a
+    ``tiles.NoOverviewsWarning`` says when it has no overviews).
 
     Raises:
         tiles.RemoteRefusedError: The URL or a redirect is not allowed.
@@ -86,9 +80,9 @@ def scene_source(source: str | Path) -> SceneSource:
         stat = path.stat() if path.exists() else None
         facts = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns} if stat else {}
         return SceneSource(str(path), str(path), facts)
-    remote = resolve_remote(str(source), allow_list())
+    remote = remote_scene(str(source))
     checked = SceneSource(
-        remote.gdal_path,
+        remote,
         remote.recorded,
         {"size": remote.size, "version": remote.version},
         remote=True,

@@ -55,6 +55,22 @@ def test_url_is_refused_unless_listed(served, embedder, tmp_path, monkeypatch):
     assert ws.scene_names(ready_only=False) == []
 
 
+def test_a_later_redirect_to_an_unlisted_service_refuses_the_ingest(
+    served, embedder, tmp_path, allow_loopback
+):
+    unlisted = RangeServer(served.root, host="127.0.0.2").start()
+    turning = RangeServer(served.root, redirect_after=(2, f"http://127.0.0.2:{unlisted.port}"))
+    ws = Workspace(tmp_path / "ws")
+    try:
+        with pytest.raises(RemoteRefusedError, match="host 127.0.0.2 is not in"):
+            ingest(turning.start().url("scene.tif"), ws, embedder[0], embedder[1], "s", OPTIONS)
+        assert unlisted.requests() == []
+        assert ws.scene_names(ready_only=False) == []
+    finally:
+        turning.stop()
+        unlisted.stop()
+
+
 def test_stopped_server_fails_cleanly_and_rerun_resumes(served, embedder, tmp_path, allow_loopback):
     model, tag = embedder
     url = served.url("scene.tif") + f"?X-Amz-Signature={SECRET}&v=1"

@@ -1,8 +1,12 @@
 """Remote scenes: allow-list, redirects checked hop by hop, COG checks, STAC items, redaction."""
 
 import json
+import multiprocessing
+import pickle
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pytest
 from rasterio.windows import Window
 
@@ -42,7 +46,7 @@ def test_remote_is_off_without_an_allow_list(served):
 
 def test_a_listed_cog_is_resolved_with_its_size_and_version(served):
     remote = tiles.resolve_remote(served.url("cog.tif"), LOOPBACK)
-    assert remote.gdal_path == "/vsicurl/" + served.url("cog.tif")
+    assert remote.url == served.url("cog.tif") and remote.allow == LOOPBACK
     assert remote.size == (served.root / "cog.tif").stat().st_size
     assert remote.version
     with tiles.network_env(1, 0.1), warnings.catch_warnings():
@@ -97,7 +101,7 @@ def test_s3_prefixes_and_bad_entries():
     for refused in ("s3://open-data/other/x.tif", "s3://open-data-2/naip/x.tif"):
         with pytest.raises(tiles.RemoteRefusedError):
             allow.check(refused)
-    assert tiles.RemoteScene("s3://b/k.tif", "s3://b/k.tif").gdal_path == "/vsis3/b/k.tif"
+    assert tiles.resolve_remote("s3://open-data/naip/x.tif", allow).allow == allow
     with pytest.raises(tiles.RemoteRefusedError, match="not a host"):
         tiles.AllowList.parse(["http://example.org/path"])
 
@@ -113,3 +117,31 @@ def test_stac_item_lists_assets_and_picks_one(served, tmp_path):
         tiles.stac_asset(item, None, LOOPBACK)
     (served.root / "item.json").write_text(json.dumps({"assets": {"visual": {"href": "cog.tif"}}}))
     assert tiles.stac_asset(served.url("item.json"), "visual", LOOPBACK) == served.url("cog.tif")
+
+
+def test_urls_are_never_handed_to_gdal_as_strings(served):
+    before = len(served.requests())
+    url = served.url("cog.tif")
+    for path in (url, "/vsicurl/" + url, "zip+" + url, f"/vsizip//vsicurl/{url}", "s3://b/k"):
+        with pytest.raises(tiles.RemoteRefusedError, match="never handed to GDAL as a URL"):
+            tiles.describe(path)
+    assert len(served.requests()) == before
+
+
+def read_in_worker(reader, windows):
+    return [reader.read(w) for w in windows]
+
+
+def test_remote_reads_match_the_file_also_in_worker_processes(served):
+    remote = tiles.resolve_remote(served.url("cog.tif"), LOOPBACK)
+    catalog = tiles.build_catalog(remote, tiles.TilingConfig(sizes=(128,), overlap=0.0))
+    assert catalog.attrs[tiles.CATALOG_KEY]["source"] == served.url("cog.tif")
+    windows = [tuple(w) for w in catalog[list(tiles.WINDOW_FIELDS)].to_numpy()[:8]]
+    local = tiles.TileReader.from_catalog(catalog, path=served.root / "cog.tif")
+    reader = tiles.TileReader.from_catalog(catalog, path=remote)
+    expected = [local.read(w) for w in windows]
+    assert len(pickle.dumps(reader)) < 10_000  # the URL and allow-list, no handle or bytes
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(read_in_worker, [reader, reader], [windows[:4], windows[4:]]))
+    for got, want in zip(results[0] + results[1], expected, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -13,6 +13,7 @@ import torch
 
 from core.model.amfmn import AMFMN
 from core.model.transforms import to_tensor_batch
+from core.store.remote import catalog_scene
 from core.store.workspace import Workspace
 from tiles import WINDOW_FIELDS, TileReader, read_catalog
 
@@ -35,7 +36,8 @@ class TileFeatures:
         if scene not in self._readers:
             catalog = read_catalog(self.workspace.existing_scene(scene).catalog)
             windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
-            self._readers[scene] = (TileReader.from_catalog(catalog), windows)
+            reader = TileReader.from_catalog(catalog, path=catalog_scene(catalog))
+            self._readers[scene] = (reader, windows)
         return self._readers[scene]
 
     @torch.no_grad()

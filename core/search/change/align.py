@@ -25,6 +25,7 @@ from core.ingest.refresh import recorded_scene_key
 from core.model.loading import load_model
 from core.store.manifest import READY, SceneManifest
 from core.store.pairs import PairDir, PairManifest, pair_dir, pair_identity
+from core.store.remote import catalog_scene
 from core.store.workspace import Workspace
 from tiles import CATALOG_KEY, WINDOW_FIELDS, AlignedTileReader, read_catalog
 from tiles.atomic import atomic_path
@@ -137,7 +138,8 @@ def align_pair(
         _reset(pair)
     catalog = read_catalog(workspace.scene(after).catalog)
     windows = catalog[list(WINDOW_FIELDS)].to_numpy(np.int64)
-    reader = AlignedTileReader.from_catalogs(read_catalog(workspace.scene(before).catalog), catalog)
+    earlier = read_catalog(workspace.scene(before).catalog)
+    reader = AlignedTileReader.from_catalogs(earlier, catalog, catalog_scene(earlier))
     coverage = reader.coverage(windows)
     min_valid = catalog.attrs[CATALOG_KEY]["config"]["min_valid"]
     comparable = int(np.count_nonzero(coverage >= min_valid))
