@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import auth, scenes, state, uploads
 from app.errors import AppError
+from app.fragments import signed_in_fragment
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
@@ -202,7 +203,7 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
             )
 
 
-@st.fragment(run_every=POLL_S)
+@signed_in_fragment(run_every=POLL_S)
 def _live() -> None:
     """Jobs and scenes, re-read every few seconds so progress shows without a reload."""
     jobs = list_jobs(ws)
