@@ -13,8 +13,10 @@ password or a sign-out elsewhere takes effect at the next click.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from app import state
 from app.resources import workspace
@@ -148,8 +150,18 @@ def _settings_refusal() -> str | None:
     return None
 
 
-def gate() -> User | None:
-    """The signed-in user; until there is one, route every URL to the form (or refusal)."""
+def signed_out_page() -> None:
+    """What every URL shows while nobody is signed in: the form, or why the app refuses."""
+    (_sign_in_page if _store().has_users() else _refusal_page)()
+
+
+def gate(stand_ins: Mapping[str, Sequence[StreamlitPage]]) -> User | None:
+    """The signed-in user; until there is one, route every URL to the form (or refusal).
+
+    ``stand_ins`` are the app's pages at their own URLs, each running ``signed_out_page``
+    instead of its script: a deep link such as ``/search`` opens no "Page not found", and
+    the run that signs the person in goes on to the page the URL asked for.
+    """
     refusal = _settings_refusal()
     if refusal:  # a malformed limit must not switch itself off: serve nothing at all
         st.title("SceneSeek")
@@ -158,6 +170,5 @@ def gate() -> User | None:
     _cookie_script()
     user = current()
     if user is None:
-        page = _sign_in_page if _store().has_users() else _refusal_page
-        st.navigation([st.Page(page, title="Sign in", url_path="sign-in")]).run()
+        st.navigation(stand_ins, position="hidden").run()
     return user

@@ -53,7 +53,7 @@ REMOTE_ERROR = "remote_error"  # (url, message) of a refused URL, kept while it 
 TILE_SIZES = "tile_sizes"  # tiling options shared by both ways of adding a scene
 OVERLAP = "tile_overlap"
 MIN_VALID = "tile_min_valid"
-NOTICE = "library_notice"  # (level, message) shown once after an action
+NOTICE = "library_notice"  # (level, message, until) shown for a while after an action
 # Change page
 CHANGE_BEFORE = "change_before"  # earlier scene picker
 CHANGE_AFTER = "change_after"  # later scene picker (hits use its tiles)

@@ -97,6 +97,18 @@ def test_every_public_name_resolves() -> None:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
 
 
+@pytest.mark.parametrize("path", _sources("app"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_app_fragments_check_the_session(path: Path) -> None:
+    """A fragment's own reruns skip the entry file's sign-in check: use the checked one."""
+    if path == ROOT / "app" / "fragments.py":
+        return
+    for node in ast.walk(ast.parse(path.read_text())):
+        plain = isinstance(node, ast.Attribute) and node.attr == "fragment"
+        imported = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streamlit")
+        assert not plain, f"{path}:{node.lineno}: use app.fragments.signed_in_fragment"
+        assert not (imported and "fragment" in [a.name for a in node.names]), path
+
+
 @pytest.mark.parametrize("path", _sources("bench"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_bench_never_imports_tests(path: Path) -> None:
     assert not any(m == "tests" or m.startswith("tests.") for m, _ in _imports(path)), path

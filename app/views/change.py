@@ -9,6 +9,7 @@ from streamlit_folium import st_folium
 
 from app import auth, changes, export, images, querying, state
 from app import map as mapping
+from app.fragments import signed_in_fragment
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import Engine, workspace
@@ -28,7 +29,7 @@ POLL_S = 2.0  # how often the alignment's progress is redrawn
 ws = workspace()
 
 
-@st.fragment(run_every=POLL_S)
+@signed_in_fragment(run_every=POLL_S)
 def _aligning(before: str, after: str) -> None:
     """Start the pair's alignment job, show its progress, and redraw the page once it is done."""
     jobs = changes.align_jobs(ws, before, after)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import auth, finetuning, images, model_versions, notices, state
 from app.errors import AppError
+from app.fragments import signed_in_fragment
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
@@ -72,7 +73,7 @@ def _what_trains(ready: Readiness, unattached: int) -> str:
     return text
 
 
-@st.fragment(run_every=POLL_S)
+@signed_in_fragment(run_every=POLL_S)
 def _training(seen: tuple[tuple[int, ...], int]) -> None:
     """Fine-tune button and live jobs; redraws the whole page when the registry changes."""
     if _seen(*_read_registry()) != seen:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import auth, scenes, state, uploads
+from app import auth, notices, scenes, state, uploads
 from app.errors import AppError
+from app.fragments import signed_in_fragment
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import active_version, workspace
@@ -43,10 +44,6 @@ limit_mb = min(settings.max_upload_mb, int(st.get_option("server.maxUploadSize")
 upload_key = f"scene-upload-{st.session_state[state.UPLOAD_NONCE]}"
 
 
-def _notice(level: str, message: str) -> None:
-    st.session_state[state.NOTICE] = (level, md(message))
-
-
 def _sticky_error(key: str, source: str | None) -> None:
     """Show the error kept under ``key`` while ``source`` is what it was about, else drop it."""
     kept = st.session_state[key]
@@ -71,7 +68,7 @@ def _tiling() -> dict:
 def _add_upload() -> None:
     upload = st.session_state.get(upload_key)
     if upload is None:
-        _notice("warning", "Drop a GeoTIFF into the upload box first.")
+        notices.notify("warning", "Drop a GeoTIFF into the upload box first.")
         return
     try:
         user = auth.require("add_scene")
@@ -90,7 +87,7 @@ def _add_upload() -> None:
     st.session_state[state.UPLOAD_ERROR] = None
     st.session_state[state.UPLOAD_NONCE] += 1
     st.session_state[state.UPLOAD_NAME] = ""
-    _notice("success", f"Ingesting {name}: follow its progress below.")
+    notices.notify("success", f"Ingesting {name}: follow its progress below.")
 
 
 def _queue(source: str | Path, owner: str) -> str:
@@ -104,7 +101,7 @@ def _queue(source: str | Path, owner: str) -> str:
 def _add_import() -> None:
     chosen = _chosen_import()
     if not chosen:
-        _notice("warning", "Pick a file from the import folder or type its path.")
+        notices.notify("warning", "Pick a file from the import folder or type its path.")
         return
     try:
         user = auth.require("add_scene")
@@ -114,13 +111,15 @@ def _add_import() -> None:
         return
     st.session_state[state.IMPORT_ERROR] = None
     st.session_state[state.IMPORT_PATH] = ""
-    _notice("success", f"Ingesting {name} from the import folder: follow its progress below.")
+    notices.notify(
+        "success", f"Ingesting {name} from the import folder: follow its progress below."
+    )
 
 
 def _add_remote() -> None:
     url = st.session_state[state.REMOTE_URL].strip()
     if not url:
-        _notice("warning", "Type the URL of a cloud-optimised GeoTIFF or of a STAC item.")
+        notices.notify("warning", "Type the URL of a cloud-optimised GeoTIFF or of a STAC item.")
         return
     try:
         user = auth.require("add_scene")
@@ -131,7 +130,7 @@ def _add_remote() -> None:
         return
     st.session_state[state.REMOTE_ERROR] = None
     st.session_state[state.REMOTE_URL] = ""
-    _notice("success", f"Ingesting {name} from its URL: follow its progress below.")
+    notices.notify("success", f"Ingesting {name} from its URL: follow its progress below.")
 
 
 def _reindex(name: str) -> None:
@@ -139,24 +138,16 @@ def _reindex(name: str) -> None:
         user = auth.require("reindex")
         scenes.start_reindex(ws, name, list_jobs(ws), owner=user.name)
     except (AppError, SceneSeekError) as exc:
-        _notice("error", str(exc))
+        notices.notify("error", str(exc))
 
 
 def _delete(name: str) -> None:
     try:
         auth.require("delete_scene")
         scenes.delete_scene(ws, name, list_jobs(ws))
-        _notice("success", f"Deleted {name}.")
+        notices.notify("success", f"Deleted {name}.")
     except (AppError, SceneSeekError) as exc:
-        _notice("error", str(exc))
-
-
-def _show_notice() -> None:
-    notice = st.session_state[state.NOTICE]
-    if notice:
-        level, message = notice
-        {"success": st.success, "warning": st.warning, "error": st.error}[level](message)
-        st.session_state[state.NOTICE] = None
+        notices.notify("error", str(exc))
 
 
 def _scene_table(rows: list[scenes.SceneRow]) -> None:
@@ -190,7 +181,9 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
             args=(row.name,),
             disabled=row.job is not None,
         )
-        with delete.popover("", icon=":material/delete:", help="Delete this scene"):
+        with delete.popover(
+            "", key=f"confirm-delete-{row.name}", icon=":material/delete:", help="Delete this scene"
+        ):
             st.write(f"Delete **{md(row.name)}** and its index? Marks are kept.")
             st.button(
                 "Delete",
@@ -202,11 +195,11 @@ def _scene_table(rows: list[scenes.SceneRow]) -> None:
             )
 
 
-@st.fragment(run_every=POLL_S)
+@signed_in_fragment(run_every=POLL_S)
 def _live() -> None:
     """Jobs and scenes, re-read every few seconds so progress shows without a reload."""
     jobs = list_jobs(ws)
-    _show_notice()
+    notices.show()
     jobs_view(ws, jobs)
     st.subheader("Scenes")
     try:

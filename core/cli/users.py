@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed {args.name}")
     elif args.action == "add":
         store.add(check_name(args.name), read_password(args.name), args.role)
-        print(f"added {args.name} ({args.role})")
+        print(f"added {args.name} ({args.role}) to the workspace {store.workspace.root.resolve()}")
     else:
         store.set_password(args.name, read_password(args.name))
         print(f"changed the password of {args.name}; their sessions have ended")
