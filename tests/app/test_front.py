@@ -26,7 +26,7 @@ from argon2 import PasswordHasher
 from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, app_port, free_port, serve_app
 from core.front.access import SESSION_COOKIE
 from core.store import users
-from core.store.users import User, UserStore
+from core.store.users import UserStore
 from core.store.workspace import Workspace
 from tests.app.conftest import SMALL_SCENE
 from tests.app.streamlit_client import Session, session
@@ -100,7 +100,7 @@ def test_signed_in_uploads_pass_within_the_bounds(
     served: tuple[str, str], store: UserStore
 ) -> None:
     url, private = served
-    signed = {SESSION_COOKIE: store.issue_token(User("vera", "viewer"))}
+    signed = {SESSION_COOKIE: store.issue_token(store.sign_in("vera", "viewer pass"))}
 
     async def check() -> None:
         async with session(url) as browser:

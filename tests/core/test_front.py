@@ -17,7 +17,7 @@ from core.front.origin import FRONT_HEADER, PROXIED, served_host, upstream_heade
 from core.front.quota import MIB, UploadQuota
 from core.settings import get_settings
 from core.store import users
-from core.store.users import User, UserStore, anonymous_refusal
+from core.store.users import UserStore, anonymous_refusal
 from core.store.workspace import Workspace
 
 TOKEN = "per-run-token"
@@ -84,7 +84,7 @@ def test_only_signed_in_or_local_anonymous_clients_may_upload(
     assert refusal(store, settings, {}, {}, "203.0.113.5")
     assert refusal(store, settings, {}, {"Via": "1.1 nginx"}, "127.0.0.1")
     store.add("vera", "viewer pass", "viewer")
-    token = store.issue_token(User("vera", "viewer"))
+    token = store.issue_token(store.sign_in("vera", "viewer pass"))
     assert refusal(store, settings, {}, {}, "127.0.0.1") == "sign in first"
     assert refusal(store, settings, {SESSION_COOKIE: token + "0"}, {}, "127.0.0.1")
     assert refusal(store, settings, {SESSION_COOKIE: token}, {}, "203.0.113.5") is None
