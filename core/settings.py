@@ -78,6 +78,8 @@ class Settings:
     remote_allow: tuple[str, ...] = ()  # hosts, IP networks, s3://bucket prefixes; empty: off
     remote_retries: int = 3
     remote_retry_delay_s: float = 1.0
+    area_max_mb: float = 5.0  # GeoJSON of an area of interest, however it comes in
+    area_max_vertices: int = 10_000  # an area with more corners is simplified to fit
 
 
 def get_settings() -> Settings:
@@ -112,6 +114,8 @@ def get_settings() -> Settings:
         remote_allow=_list("SCENESEEK_REMOTE_ALLOW"),
         remote_retries=_number("SCENESEEK_REMOTE_RETRIES", 3, int),
         remote_retry_delay_s=_number("SCENESEEK_REMOTE_RETRY_DELAY_S", 1.0, float),
+        area_max_mb=_number("SCENESEEK_AREA_MAX_MB", 5.0, float),
+        area_max_vertices=max(4, _number("SCENESEEK_AREA_MAX_VERTICES", 10_000, int)),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),
