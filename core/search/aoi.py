@@ -13,20 +13,21 @@ are simplified away, and the area says so), so no viewer can hold up the server 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
-from affine import Affine
-from pyproj import Geod, Transformer
+from pyproj import Geod
 from shapely.errors import GEOSException
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import AreaError
+from core.search.area_lookup import tiles_touching
 from core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -36,13 +37,37 @@ MAX_AREA_KM2 = 1_000_000.0  # a square 1,000 km a side: larger is a region, not 
 POLYGONAL = ("Polygon", "MultiPolygon")
 LONLAT_NAMES = ("EPSG:4326", "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326")
 WGS84 = Geod(ellps="WGS84")
-EDGE_PX = 1.0  # windows this close to the area's edge are decided by their footprints
-DENSIFY = 256  # the area's edges are cut into pieces of 1/DENSIFY of its extent
 NOT_FINITE = (
     "the area has a coordinate that is not a number (NaN or Infinity); every corner needs a "
     "finite longitude and latitude"
 )
 SIMPLIFY_GROWTH = 1.5  # each simplification tried has this times the last one's tolerance
+
+
+class TilesFound:
+    """The tiles an area holds in each scene it was looked up in, kept with the area.
+
+    Search, its notice, refine and the heat map then look an area's tiles up once per
+    scene, and the engine can do it before it takes its lock. Entries are keyed by the tile
+    columns' identity and go when a refreshed scene replaces them; a copy sent to another
+    process (a Dask shard) starts empty.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[weakref.ref[TileColumns], np.ndarray]] = {}
+
+    def __reduce__(self) -> tuple[type[TilesFound], tuple[()]]:
+        return TilesFound, ()
+
+    def get(self, tiles: TileColumns) -> np.ndarray | None:
+        """The rows found in ``tiles`` before, or None."""
+        entry = self._rows.get(id(tiles))
+        return entry[1] if entry is not None and entry[0]() is tiles else None
+
+    def put(self, tiles: TileColumns, rows: np.ndarray) -> None:
+        """Keep ``rows`` for ``tiles`` (and forget scenes that are gone)."""
+        live = {key: entry for key, entry in self._rows.items() if entry[0]() is not None}
+        self._rows = {**live, id(tiles): (weakref.ref(tiles), rows)}
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,10 @@ class AreaOfInterest:
     geometry: BaseGeometry
     repaired: bool = False
     simplified_from: int = 0
+    found: TilesFound = field(default_factory=TilesFound, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.geometry)  # every footprint test reuses its index
 
     @property
     def km2(self) -> float:
@@ -302,44 +331,13 @@ def read_aoi(path: str | Path) -> AreaOfInterest:
 
 
 def tiles_in(tiles: TileColumns, area: AreaOfInterest) -> np.ndarray:
-    """Row positions (sorted) of the tiles whose footprint intersects the area.
+    """Row positions (sorted, read-only) of the tiles whose footprint intersects the area.
 
-    The answer is the one a test of every stored footprint would give, without building
-    them all: the area is taken into the scene's pixels, where each tile is its window; a
-    window clearly inside or outside it (by ``EDGE_PX``) is decided there, and only windows
-    along the area's edge have their footprints built and tested.
+    Found once per scene and kept with the area (``TilesFound``).
     """
-    rows = np.arange(len(tiles))
-    if tiles.stored is not None or not len(rows):
-        return rows[np.asarray(shapely.intersects(tiles.footprints(rows), area.geometry), bool)]
-    local = _in_pixels(tiles, area)
-    left, top, right, bottom = local.bounds
-    w = tiles.windows.astype(np.float64)
-    near = (
-        (w[:, 0] + w[:, 2] >= left - EDGE_PX)
-        & (w[:, 0] <= right + EDGE_PX)
-        & (w[:, 1] + w[:, 3] >= top - EDGE_PX)
-        & (w[:, 1] <= bottom + EDGE_PX)
-    )
-    rows, w = rows[near], w[near]
-    boxes = shapely.box(w[:, 0], w[:, 1], w[:, 0] + w[:, 2], w[:, 1] + w[:, 3])
-    inner, outer = local.buffer(-EDGE_PX), local.buffer(EDGE_PX)
-    shapely.prepare([inner, outer])
-    found = shapely.intersects(inner, boxes)
-    edge = shapely.intersects(outer, boxes) & ~found
-    found[edge] = shapely.intersects(tiles.footprints(rows[edge]), area.geometry)
-    return rows[found]
-
-
-def _in_pixels(tiles: TileColumns, area: AreaOfInterest) -> BaseGeometry:
-    """The area in the scene's pixel coordinates (densified, so its edges stay curved)."""
-    to_scene = Transformer.from_crs("EPSG:4326", tiles.meta["crs_wkt"], always_xy=True)
-    inverse = ~Affine(*tiles.meta["transform"])
-    west, south, east, north = area.geometry.bounds
-    lonlat = shapely.segmentize(area.geometry, max(east - west, north - south) / DENSIFY)
-
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = to_scene.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack(inverse * (np.asarray(x), np.asarray(y)))
-
-    return shapely.transform(lonlat, project)
+    rows = area.found.get(tiles)
+    if rows is None:
+        rows = tiles_touching(tiles, area.geometry)
+        rows.flags.writeable = False
+        area.found.put(tiles, rows)
+    return rows

@@ -1,9 +1,11 @@
 """Areas of interest: GeoJSON in, checked polygons out, and the catalog tiles they touch."""
 
 import json
+import pickle
 
 import numpy as np
 import pytest
+import shapely
 from shapely.geometry import MultiPolygon, Point, box, mapping
 
 from bench.saw_tooth import saw_tooth
@@ -255,3 +257,55 @@ def test_too_many_separate_polygons_are_refused(monkeypatch):
     squares = [box(-122.26 + i * 1e-3, 37.87, -122.2595 + i * 1e-3, 37.8705) for i in range(30)]
     with pytest.raises(AreaError, match="has 30 polygons and holes, too many to fit in the 100"):
         parse_aoi(mapping(MultiPolygon(squares)))
+
+
+@pytest.mark.parametrize(
+    ("vertices", "limit", "kept"), [(10_004, "20000", 10_004), (10_004, "", 0)]
+)
+def test_a_saw_tooth_area_gets_exactly_the_footprints_it_touches(
+    catalog, monkeypatch, vertices, limit, kept
+):
+    """The shape that stalled search: teeth across the scene, every tile along an edge."""
+    monkeypatch.setenv("SCENESEEK_AREA_MAX_VERTICES", limit)
+    lon0, lat0, lon1, lat1 = catalog.total_bounds
+    middle = (lon0 + lon1) / 2
+    area = parse_aoi(saw_tooth((lon0 - 1e-4, lat0 + 1e-4, middle, lat1 + 1e-4), vertices))
+    assert area.vertices == kept if kept else area.simplified_from == vertices
+    inside = tiles_in(TileColumns.from_catalog(catalog), area)
+    touching = np.flatnonzero(shapely.intersects(area.geometry, catalog.geometry.to_numpy()))
+    assert 0 < len(inside) < len(catalog) and np.array_equal(inside, touching)
+
+
+def test_an_area_much_larger_than_the_scene_gets_the_tiles_under_it(catalog):
+    lon0, lat0, lon1, lat1 = catalog.total_bounds
+    middle = (lat0 + lat1) / 2
+    around = parse_aoi(
+        mapping(
+            Point(lon0, middle).buffer(1.0, quad_segs=64).difference(box(lon0, lat0, lon1, middle))
+        )
+    )
+    inside = tiles_in(TileColumns.from_catalog(catalog), around)
+    touching = np.flatnonzero(shapely.intersects(around.geometry, catalog.geometry.to_numpy()))
+    assert 0 < len(inside) < len(catalog) and np.array_equal(inside, touching)
+
+
+def test_an_area_travels_to_other_processes_without_its_looked_up_tiles(catalog):
+    area = parse_aoi(mapping(corner_box(catalog)))
+    first = tiles_in(TileColumns.from_catalog(catalog), area)
+    copy = pickle.loads(pickle.dumps(area))  # as Dask sends it to a shard
+    assert copy == area and copy.geometry.equals(area.geometry)
+    assert np.array_equal(tiles_in(TileColumns.from_catalog(catalog), copy), first)
+
+
+def test_an_area_of_two_parts_gets_the_tiles_of_both(catalog):
+    lon0, lat0, lon1, lat1 = catalog.total_bounds
+    dx, dy = (lon1 - lon0) / 10, (lat1 - lat0) / 10
+    near, far = box(lon0, lat0, lon0 + 2 * dx, lat0 + 2 * dy), box(lon1 - dx, lat1 - dy, lon1, lat1)
+    area = parse_aoi(mapping(MultiPolygon([near, far])))
+    inside = tiles_in(TileColumns.from_catalog(catalog), area)
+    touching = np.flatnonzero(shapely.intersects(area.geometry, catalog.geometry.to_numpy()))
+    assert np.array_equal(inside, touching)
+    parts = [
+        np.flatnonzero(shapely.intersects(p, catalog.geometry.to_numpy())) for p in (near, far)
+    ]
+    assert np.array_equal(inside, np.union1d(*parts)) and all(len(p) for p in parts)
