@@ -161,6 +161,16 @@ def test_cli_search_with_aoi(setup, model_checkpoint, tmp_path):
     path.write_text('{"type": "Point", "coordinates": [0, 0]}')
     out = cli("--text", QUERY, "--aoi", str(path))
     assert out.returncode == 2 and out.stderr.startswith("error: the area is a Point"), out.stderr
+    big = tmp_path / "big.geojson"
+    big.write_text(json.dumps({"type": "Feature", "properties": {"note": "x" * 16 * 2**20}}))
+    out = cli("--text", QUERY, "--aoi", str(big))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("error: the area's GeoJSON takes 16.0 MB, more than the 5 MB")
+    path.write_text(json.dumps(saw_tooth(tuple(bounds(res.scenes["berkeley"])), 10_004)))
+    out = cli("--text", QUERY, "--k", "5", "--aoi", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert "simplified from 10,004 to" in out.stderr
+    assert len(json.loads(out.stdout)["hits"]) == 5
 
 
 def test_an_area_is_prepared_while_another_search_holds_the_engine(setup, model_checkpoint):
