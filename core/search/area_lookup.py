@@ -12,6 +12,7 @@ saw-tooth across the scene) costs a lookup per edge, not a scan of every edge pe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 if TYPE_CHECKING:
     from core.search.tile_columns import TileColumns
 
+LONLAT = "EPSG:4326"
 EDGE_PX = 1.0  # windows this close to the area's outline are decided by their footprints
 DENSIFY = 256  # the outline is cut into pieces of 1/DENSIFY of its extent ...
 DENSE_POINTS = 20_000  # ... or longer, so that it makes at most about this many points
@@ -33,23 +35,24 @@ PIECES_PER_QUERY = 4096  # pieces of outline looked up at once: bounds the candi
 
 def tiles_touching(tiles: TileColumns, geometry: BaseGeometry) -> np.ndarray:
     """Row positions (sorted) of the tiles whose footprint intersects ``geometry`` (lon/lat)."""
-    rows = np.arange(len(tiles))
-    if tiles.stored is not None or not len(rows):
+    if tiles.stored is not None or not len(tiles):
+        rows = np.arange(len(tiles))
         return rows[np.asarray(shapely.intersects(tiles.footprints(rows), geometry), bool)]
-    w = tiles.windows.astype(np.float64)
-    nearby = _near_scene(tiles, geometry, w)
+    starts, ends = tiles.windows[:, :2], tiles.windows[:, :2] + tiles.windows[:, 2:]
+    nearby = _near_scene(tiles, geometry, (*starts.min(axis=0), *ends.max(axis=0)))
     if nearby.is_empty:
-        return rows[:0]
+        return np.empty(0, np.int64)
     local, slack = _in_pixels(tiles, nearby)
     band = EDGE_PX + 2 * slack
     left, top, right, bottom = local.bounds
     near = (
-        (w[:, 0] + w[:, 2] >= left - band)
-        & (w[:, 0] <= right + band)
-        & (w[:, 1] + w[:, 3] >= top - band)
-        & (w[:, 1] <= bottom + band)
+        (ends[:, 0] >= left - band)
+        & (starts[:, 0] <= right + band)
+        & (ends[:, 1] >= top - band)
+        & (starts[:, 1] <= bottom + band)
     )
-    rows, w = rows[near], w[near]
+    rows = np.flatnonzero(near)
+    w = tiles.windows[rows].astype(np.float64)
     close, crossed = _outline_meets(local, w, band)
     found = crossed.copy()
     centres = w[~close, :2] + w[~close, 2:] / 2
@@ -107,24 +110,29 @@ def _meets(a: np.ndarray, b: np.ndarray, box: np.ndarray) -> np.ndarray:
     return enter <= leave
 
 
-def _near_scene(tiles: TileColumns, geometry: BaseGeometry, w: np.ndarray) -> BaseGeometry:
-    """The part of the area over the tiles' windows ``w`` (their lon/lat bounds and a margin).
+def _near_scene(
+    tiles: TileColumns, geometry: BaseGeometry, pixels: tuple[int, ...]
+) -> BaseGeometry:
+    """The part of the area over the tiles (``pixels``: left, top, right, bottom) and a margin.
 
-    A footprint lies inside those bounds, so it meets the part exactly when it meets the
-    whole; far corners of a large area are never reprojected into the scene's CRS.
+    A footprint lies inside the tiles' lon/lat bounds, so it meets the part exactly when it
+    meets the whole; far corners of a large area are never reprojected into the scene's CRS.
     """
-    to_crs = Affine(*tiles.meta["transform"])
-    to_lonlat = Transformer.from_crs(tiles.meta["crs_wkt"], "EPSG:4326", always_xy=True)
-    left, top = w[:, :2].min(axis=0)
-    right, bottom = (w[:, :2] + w[:, 2:]).max(axis=0)
-    xs, ys = to_crs @ (np.array([left, right]), np.array([top, bottom]))
-    west, south, east, north = to_lonlat.transform_bounds(
+    left, top, right, bottom = pixels
+    xs, ys = Affine(*tiles.meta["transform"]) @ (np.array([left, right]), np.array([top, bottom]))
+    west, south, east, north = _transformer(tiles.meta["crs_wkt"], LONLAT).transform_bounds(
         xs.min(), ys.min(), xs.max(), ys.max(), densify_pts=21
     )
     if west > east:  # across the antimeridian: keep the whole area
         return geometry
     dx, dy = (east - west) * SCENE_MARGIN, (north - south) * SCENE_MARGIN
     return shapely.clip_by_rect(geometry, west - dx, south - dy, east + dx, north + dy)
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(source: str, target: str) -> Transformer:
+    """A transformer kept for reuse (making one takes milliseconds; pyproj's are thread-safe)."""
+    return Transformer.from_crs(source, target, always_xy=True)
 
 
 def _in_pixels(tiles: TileColumns, geometry: BaseGeometry) -> tuple[BaseGeometry, float]:
@@ -135,7 +143,7 @@ def _in_pixels(tiles: TileColumns, geometry: BaseGeometry) -> tuple[BaseGeometry
     misses; when that is more than ``EDGE_PX``, the edges are cut into pieces first
     (``DENSIFY``, ``DENSE_POINTS``) and measured again.
     """
-    to_scene = Transformer.from_crs("EPSG:4326", tiles.meta["crs_wkt"], always_xy=True)
+    to_scene = _transformer(LONLAT, tiles.meta["crs_wkt"])
     inverse = ~Affine(*tiles.meta["transform"])
 
     def project(xy: np.ndarray) -> np.ndarray:
