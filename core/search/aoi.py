@@ -213,8 +213,8 @@ def _repaired(geometry: BaseGeometry) -> BaseGeometry:
     return shapely.union_all([p for p in parts if p.geom_type in POLYGONAL and not p.is_empty])
 
 
-def _checked_lonlat(geometry: BaseGeometry) -> None:
-    lon0, lat0, lon1, lat1 = geometry.bounds
+def _checked_lonlat(bounds: np.ndarray) -> None:
+    lon0, lat0, lon1, lat1 = bounds.tolist()
     if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
         raise AreaError(
             f"the area's coordinates ({lon0:.6g}, {lat0:.6g}, {lon1:.6g}, {lat1:.6g}) are not "
@@ -254,10 +254,10 @@ def _simplified(geometry: BaseGeometry, limit: int) -> BaseGeometry:
 
 
 def _first_tolerance(geometry: BaseGeometry, limit: int) -> float:
-    """The side of the square as large as the triangle of the corner that must go last.
+    """The tolerance that would leave ``limit`` corners if removing one changed no other.
 
-    Every corner's triangle (with its two neighbours) is what Visvalingam-Whyatt weighs;
-    removing the smallest ones first would leave ``limit`` corners at this tolerance.
+    Visvalingam-Whyatt weighs each corner by its triangle with its two neighbours and removes
+    those whose triangle is smaller than the tolerance squared.
     """
     triangles = []
     for ring in shapely.get_rings(shapely.get_parts(geometry)):
@@ -297,10 +297,10 @@ def parse_aoi(source: str | bytes | Mapping[str, Any]) -> AreaOfInterest:
     parts = [p for p in map(_polygon, _geometries(data)) if not p.is_empty]
     if not parts:
         raise AreaError("the area is empty: draw a rectangle or polygon, or upload one")
-    _checked_lonlat(shapely.union_all([shapely.envelope(p) for p in parts]))
+    _checked_lonlat(shapely.total_bounds(parts))
     try:
-        repaired = not all(p.is_valid for p in parts)
         valid = [p if p.is_valid else _repaired(p) for p in parts]
+        repaired = any(v is not p for v, p in zip(valid, parts, strict=True))
         geometry = shapely.union_all(valid)
         if geometry.is_empty or geometry.area == 0:
             raise AreaError("the area's polygon encloses no ground (all its corners are on a line)")
