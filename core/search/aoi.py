@@ -148,6 +148,8 @@ def _document(source: str | bytes | Mapping[str, Any]) -> Any:
         return source
     try:
         return json.loads(source, parse_constant=_not_finite)
+    except AreaError:
+        raise
     except RecursionError as exc:
         raise AreaError("the area's GeoJSON is nested too deeply to be a polygon") from exc
     except (ValueError, UnicodeDecodeError) as exc:
