@@ -5,9 +5,15 @@ from a CDN). Every new or cleared area remounts the map, whose key carries ``ARE
 the drawing tool's own shape and the value streamlit-folium returned for it leave with the
 old map, and the area is drawn from session state, so a cleared area never comes back from
 a stale returned drawing.
+
+Uploads and drawings both go through ``core.parse_aoi``, which enforces the area limits on the
+server (``SCENESEEK_AREA_MAX_MB``, ``SCENESEEK_AREA_MAX_VERTICES``): the uploader's own size
+limit is checked only by the browser.
 """
 
 from __future__ import annotations
+
+import math
 
 import folium
 import streamlit as st
@@ -15,11 +21,10 @@ from folium.plugins import Draw
 
 from app import state
 from app.map import static_url
-from core import AreaOfInterest, SceneSeekError, parse_aoi
+from core import AreaOfInterest, SceneSeekError, get_settings, parse_aoi
 
 MAP_KEY = "search-map"
 COLOUR = "#1f6f8b"
-MAX_UPLOAD_MB = 5  # a polygon, not a scene
 SHAPES = {  # what the drawing toolbar offers: a rectangle and a polygon
     "rectangle": {"showArea": False, "shapeOptions": {"color": COLOUR}},
     "polygon": {"allowIntersection": False, "showArea": False, "shapeOptions": {"color": COLOUR}},
@@ -116,7 +121,7 @@ def controls() -> None:
             type=["geojson", "json"],
             key=f"{state.AREA_UPLOAD}-{st.session_state[state.AREA_NONCE]}",
             on_change=on_upload,
-            max_upload_size=MAX_UPLOAD_MB,
+            max_upload_size=max(1, math.ceil(get_settings().area_max_mb)),
         )
     if area is not None:
         st.button(

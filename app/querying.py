@@ -93,8 +93,8 @@ def filters(
 def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:
     """Answer a query with the shared model and indexes.
 
-    An example image is decoded (size checked first) before taking the engine's lock, so a
-    big picture never holds up other people's searches.
+    An example image is decoded (size checked first), and the area of interest's tiles are
+    found, before taking the engine's lock, so neither holds up other people's searches.
 
     Raises:
         QueryError: for an empty, unreadable or too large query.
@@ -102,9 +102,9 @@ def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:
     """
     if query["kind"] == "image":
         pixels = load_query_image(query["image"], engine.image_size)
-        with engine.searching() as res:
+        with engine.searching(f) as res:
             return search_image(res, pixels, f, label=query["name"])
-    with engine.searching() as res:
+    with engine.searching(f) as res:
         if query["kind"] == "text":
             return search_text(res, query["text"], f)
         return search_tile(res, query["scene"], query["tile_id"], f)
@@ -120,7 +120,7 @@ def refine_result(
     """
     relevant = [_tile_ref(key) for key, label in marks.items() if label == "relevant"]
     irrelevant = [_tile_ref(key) for key, label in marks.items() if label == "irrelevant"]
-    with engine.searching() as res:
+    with engine.searching(f) as res:
         return refine(res, previous, relevant, irrelevant, f)
 
 

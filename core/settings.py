@@ -88,6 +88,8 @@ class Settings:
     session_upload_mb: int = 1000  # megabytes one Streamlit session may hold uploaded at once
     front_token: str = ""  # set by the front for the app it starts: proves a request passed it
     max_block_mb: float = 64.0  # largest decoded internal block of a scene (tile or strip)
+    area_max_mb: float = 5.0  # GeoJSON of an area of interest, however it comes in
+    area_max_vertices: int = 10_000  # an area with more corners is simplified to fit
 
 
 def get_settings() -> Settings:
@@ -127,6 +129,8 @@ def get_settings() -> Settings:
         session_uploads=max(1, _number("SCENESEEK_SESSION_UPLOADS", 20, int)),
         session_upload_mb=_number("SCENESEEK_SESSION_UPLOAD_MB", 1000, int),
         front_token=os.environ.get("SCENESEEK_FRONT_TOKEN", ""),
+        area_max_mb=_number("SCENESEEK_AREA_MAX_MB", 5.0, float),
+        area_max_vertices=max(4, _number("SCENESEEK_AREA_MAX_VERTICES", 10_000, int)),
         engine=os.environ.get("SCENESEEK_ENGINE", "auto"),
         cache_dir=_path("SCENESEEK_CACHE", Path.home() / ".cache" / "sceneseek"),
         guard_heldout_drop=_number("SCENESEEK_GUARD_HELDOUT_DROP", 0.1, float),

@@ -97,12 +97,19 @@ def add_area(p: argparse.ArgumentParser) -> None:
 def area_of(args: argparse.Namespace) -> AreaOfInterest | None:
     """The area of interest named by ``--aoi``, read and checked, or None.
 
+    A repaired or simplified area is named on stderr, so the change is not silent.
+
     Raises:
-        AreaError: when the file is unreadable or not a usable polygon.
+        AreaError: when the file is unreadable, too large or not a usable polygon.
     """
     from core.search.aoi import read_aoi
 
-    return read_aoi(args.aoi) if args.aoi else None
+    if not args.aoi:
+        return None
+    area = read_aoi(args.aoi)
+    if area.repaired or area.simplified_from:
+        print(f"note: searching inside {area.describe()}", file=sys.stderr)
+    return area
 
 
 def add_workspace_only(p: argparse.ArgumentParser) -> None:

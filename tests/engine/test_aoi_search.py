@@ -5,6 +5,8 @@ same restriction for find-similar, refine, the heat map, exports and the CLI."""
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,13 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 
+from bench.saw_tooth import saw_tooth
 from core.ingest.embed.mapper import TileEmbedder
 from core.ingest.pipeline import IngestOptions, ingest
 from core.model.loading import load_model
+from core.model.versions import ModelRegistry
 from core.search.aoi import parse_aoi, tiles_in
+from core.search.engine import Engine
 from core.search.localize import heat_map
 from core.search.ranking import Filters, search_text, search_tile
 from core.search.refine import refine
@@ -156,3 +161,42 @@ def test_cli_search_with_aoi(setup, model_checkpoint, tmp_path):
     path.write_text('{"type": "Point", "coordinates": [0, 0]}')
     out = cli("--text", QUERY, "--aoi", str(path))
     assert out.returncode == 2 and out.stderr.startswith("error: the area is a Point"), out.stderr
+    big = tmp_path / "big.geojson"
+    big.write_text(json.dumps({"type": "Feature", "properties": {"note": "x" * 16 * 2**20}}))
+    out = cli("--text", QUERY, "--aoi", str(big))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("error: the area's GeoJSON takes 16.0 MB, more than the 5 MB")
+    path.write_text(json.dumps(saw_tooth(tuple(bounds(res.scenes["berkeley"])), 10_004)))
+    out = cli("--text", QUERY, "--k", "5", "--aoi", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert "simplified from 10,004 to" in out.stderr
+    assert len(json.loads(out.stdout)["hits"]) == 5
+
+
+def test_an_area_is_prepared_while_another_search_holds_the_engine(setup, model_checkpoint):
+    """One viewer's area never makes the others wait: its tiles are found without the lock."""
+    from app.querying import run_query, text_query
+
+    res, ws = setup
+    engine = Engine(res, ModelRegistry(ws, model_checkpoint).active())
+    scene = res.scenes["berkeley"]
+    area = parse_aoi(saw_tooth(tuple(bounds(scene)), 10_004))
+    f = Filters(k=10, area=area)
+    answers = []
+    engine.lock.acquire()  # another session's search is running
+    try:
+        asking = threading.Thread(
+            target=lambda: answers.append(run_query(engine, text_query(QUERY), f))
+        )
+        asking.start()
+        deadline = time.monotonic() + 120
+        while area.found.get(scene.tiles) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert area.found.get(scene.tiles) is not None  # found while the lock was held
+        assert not answers and asking.is_alive()  # the search itself waits its turn
+    finally:
+        engine.lock.release()
+    asking.join(timeout=120)
+    [result] = answers
+    assert len(result.hits) == 10
+    assert all(hit.geometry.intersects(area.geometry) for hit in result.hits)
