@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 
 from core.store.workspace import Workspace
 from tests.tiles.block_bomb import make_block_bomb
+from tests.tiles.conftest import write_scene
 
 pytestmark = pytest.mark.slow  # each runs the CLI in a fresh interpreter
 
@@ -67,22 +66,7 @@ def test_a_one_block_bomb_is_refused_before_the_model_loads(
 def test_a_constant_scene_is_refused_with_one_error_line(
     tmp_path: Path, model_checkpoint: Path
 ) -> None:
-    path = tmp_path / "grey.tif"
-    profile = dict(
-        driver="GTiff",
-        width=2048,
-        height=2048,
-        count=3,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=Affine(0.5, 0, 500000, 0, -0.5, 4200000),
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((3, 2048, 2048), 128, np.uint8))
+    path = write_scene(tmp_path / "grey.tif", np.full((3, 2048, 2048), 128, np.uint8))
     result = ingest_cli(path, tmp_path / "ws", model_checkpoint)
     assert result["rc"] == 2, result
     (line,) = error_lines(result)

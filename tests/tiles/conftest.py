@@ -6,8 +6,10 @@ import warnings
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 
 import tiles
@@ -64,6 +66,26 @@ def catalog_of():
 def large_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20,000 x 20,000 px JPEG-tiled GeoTIFF with overviews, generated once per session."""
     return make_large_scene(tmp_path_factory.mktemp("large") / "large.tif", LARGE_SIZE)
+
+
+def write_scene(path: Path, pixels: np.ndarray, **options: object) -> Path:
+    """A GeoTIFF of ``pixels`` (bands, rows, cols) at 0.5 m in UTM 33N, 256 px deflate tiles."""
+    profile = dict(
+        driver="GTiff",
+        width=pixels.shape[2],
+        height=pixels.shape[1],
+        count=pixels.shape[0],
+        dtype=pixels.dtype.name,
+        crs="EPSG:32633",
+        transform=Affine(0.5, 0, 500000, 0, -0.5, 4200000),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    with rasterio.open(path, "w", **(profile | options)) as dst:
+        dst.write(pixels)
+    return path
 
 
 def berkeley_with_overviews(path: Path) -> Path:

@@ -7,33 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 
 import tiles
-from tests.tiles.conftest import scene
-
-
-def write(path: Path, pixels: np.ndarray, **options) -> Path:
-    profile = dict(
-        driver="GTiff",
-        width=pixels.shape[2],
-        height=pixels.shape[1],
-        count=pixels.shape[0],
-        dtype=pixels.dtype.name,
-        crs="EPSG:32633",
-        transform=Affine(0.5, 0, 500000, 0, -0.5, 4200000),
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-    )
-    with rasterio.open(path, "w", **(profile | options)) as dst:
-        dst.write(pixels)
-    return path
+from tests.tiles.conftest import scene, write_scene
 
 
 def test_a_constant_scene_in_normal_blocks_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path / "grey.tif", np.full((3, 2048, 2048), 7, np.uint8))
+    path = write_scene(tmp_path / "grey.tif", np.full((3, 2048, 2048), 7, np.uint8))
     assert tiles.describe(path).block_shape == (256, 256)  # nothing wrong with its header
     with pytest.raises(tiles.TilingError, match=r"same value \(band 1: 7, band 2: 7, band 3: 7\)"):
         tiles.check_not_uniform(path)
@@ -42,7 +22,7 @@ def test_a_constant_scene_in_normal_blocks_is_refused(tmp_path: Path) -> None:
 def test_one_value_inside_the_nodata_is_refused_too(tmp_path: Path) -> None:
     pixels = np.zeros((3, 1024, 1024), np.uint16)
     pixels[:, 100:900, 200:800] = 1200
-    path = write(tmp_path / "patch.tif", pixels, nodata=0)
+    path = write_scene(tmp_path / "patch.tif", pixels, nodata=0)
     with pytest.raises(tiles.TilingError, match="so all its tiles would look alike"):
         tiles.check_not_uniform(path)
 
