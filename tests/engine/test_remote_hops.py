@@ -1,8 +1,6 @@
 """Every byte of a remote scene passes the allow-list: a redirect on a later request or a DNS
 answer that changes after the check reaches nothing that is not listed."""
 
-import socket
-
 import numpy as np
 import pytest
 from rasterio.windows import Window
@@ -12,6 +10,7 @@ from bench.range_server import RangeServer
 from core.ingest.distributed import connect
 from core.ingest.source import scene_source
 from tests.conftest import DATA_ROOT
+from tests.tiles.conftest import rebinding_dns
 from tiles import (
     WINDOW_FIELDS,
     AllowList,
@@ -82,15 +81,7 @@ def test_a_dns_answer_that_changes_after_the_check_is_never_used(cogs, strict, m
     """
     listed = RangeServer(cogs / "listed").start()
     rebound = RangeServer(cogs / "unlisted", host="127.0.0.2", port=listed.port).start()
-    answers = iter(["127.0.0.1"] * 2)
-    real = socket.getaddrinfo
-
-    def rebinding(host, port, *args, **kwargs):
-        if host == "scenes.test":
-            return real(next(answers, "127.0.0.2"), port, *args, **kwargs)
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    rebinding_dns(monkeypatch, "scenes.test", honest=2)
     monkeypatch.setenv("SCENESEEK_REMOTE_ALLOW", "scenes.test,127.0.0.1")
     try:
         with pytest.raises(RemoteRefusedError, match="resolves to 127.0.0.2"):

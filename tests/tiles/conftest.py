@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import warnings
 from pathlib import Path
 
@@ -86,6 +87,22 @@ def write_scene(path: Path, pixels: np.ndarray, **options: object) -> Path:
     with rasterio.open(path, "w", **(profile | options)) as dst:
         dst.write(pixels)
     return path
+
+
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch, host: str, honest: int) -> None:
+    """``host`` resolves to 127.0.0.1 for its first ``honest`` lookups, then to 127.0.0.2.
+
+    A DNS-rebinding attacker's answer: checked once, different when connected.
+    """
+    answers = iter(["127.0.0.1"] * honest)
+    real = socket.getaddrinfo
+
+    def lookup(name, port, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - getaddrinfo's
+        if name == host:
+            return real(next(answers, "127.0.0.2"), port, *args, **kwargs)
+        return real(name, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
 
 
 def berkeley_with_overviews(path: Path) -> Path:

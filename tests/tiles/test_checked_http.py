@@ -1,7 +1,6 @@
 """The checked HTTP client: connections go where the allow-list checked, HTTPS still verifies
 the host's certificate and sends SNI, and credentials stay with the first origin."""
 
-import socket
 import ssl
 import subprocess
 import threading
@@ -15,7 +14,7 @@ from rasterio.windows import Window
 import tiles
 from bench.cog import write_cog
 from bench.range_server import RangeHandler, RangeServer
-from tests.tiles.conftest import scene
+from tests.tiles.conftest import rebinding_dns, scene
 from tiles.checked_http import CheckedSession, fetch_checked
 
 LOCAL = tiles.AllowList.parse(["localhost", "127.0.0.1", "::1"])
@@ -85,15 +84,7 @@ def test_https_refuses_a_certificate_for_another_name(root, tmp_path, monkeypatc
 def test_a_session_connects_only_to_the_address_it_checked(root, monkeypatch):
     listed = RangeServer(root).start()
     rebound = RangeServer(root, host="127.0.0.2", port=listed.port).start()
-    answers = iter(["127.0.0.1"])  # the check's answer; any later lookup would say 127.0.0.2
-    real = socket.getaddrinfo
-
-    def rebinding(host, port, *args, **kwargs):
-        if host == "scenes.test":
-            return real(next(answers, "127.0.0.2"), port, *args, **kwargs)
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    rebinding_dns(monkeypatch, "scenes.test", honest=1)
     session = CheckedSession(tiles.AllowList.parse(["scenes.test", "127.0.0.1"]), retries=0)
     try:
         for start in range(3):
