@@ -2,7 +2,9 @@
 
 The tile's own hit (score 1) and the larger tiles that contain it say nothing new, so they
 can be left out: every tile of the query's scene that covers at least ``COVERS_QUERY`` of
-the query tile's area (pixel windows of one scene share one grid).
+the query tile's area (pixel windows of one scene share one grid). Its same-size
+neighbours overlapping it by a fifth or more are gone as well: overlap suppression drops them
+behind the tile itself, before it is left out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from core.search.shortfall import fewer_hits
 
 COVERS_QUERY = 0.5
 
-_REFILLS = 8  # each refill asks for as many more as were left out; a few always suffice
+_REFILLS = 8  # each asks for as many more as were left out: about one per tile size
 
 
 def query_share(window: tuple[int, int, int, int], query: tuple[int, int, int, int]) -> float:
