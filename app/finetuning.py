@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import images, querying
 from app.errors import AppError
+from app.text import plural
 from core import (
     FinetuneCfg,
     FinetunePlan,
@@ -99,7 +100,7 @@ def reembed_note(ws: Workspace, version: ModelVersion) -> str:
     if not stale:
         return "reuses every scene's stored vectors: only gates and text indexes are recomputed"
     took = f"about {_minutes(seconds)}" if seconds is not None else "as long as ingesting took"
-    return f"re-embeds {len(stale)} scene(s), {took}, since its image tower differs"
+    return f"re-embeds {plural(len(stale), 'scene')}, {took}, since its image tower differs"
 
 
 def image_tower_estimate(ws: Workspace) -> str:

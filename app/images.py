@@ -4,24 +4,55 @@ Overlays travel inside the map's HTML (folium embeds image pixels), and a large 
 slows or crashes the page, so every overlay is re-encoded as a WebP of at most
 ``OVERLAY_SIDE`` pixels. Thumbnails are read from the scene's source file with the tiling's
 own band choice and stretch, so they look like what the model saw, and only while that file
-is still the one ingested (its recorded stamp); otherwise the page says why.
+is still the one ingested (its recorded stamp); otherwise the page says why. A scene's band
+warning (a 4th band taken as near-infrared) is the same for every tile, so the server log
+gets it once per scene, not once per thumbnail.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
+import threading
+import warnings
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
 from core import Hit, SceneManifest, TileRef
-from tiles import SOURCE_CHANGED, SourceChangedError, TilesError, check_unchanged, tile_thumbnail
+from tiles import (
+    SOURCE_CHANGED,
+    AlphaBandIgnoredWarning,
+    NIRBandDroppedWarning,
+    SourceChangedError,
+    TilesError,
+    check_unchanged,
+    tile_thumbnail,
+)
 
 OVERLAY_SIDE = 768
 THUMB_SIDE = 160
 QUERY_THUMB_SIDE = 96
+SCENE_WARNINGS = (NIRBandDroppedWarning, AlphaBandIgnoredWarning)  # the same for every tile
+
+_log = logging.getLogger(__name__)
+_warned: set[tuple[str, type[Warning]]] = set()
+_warned_lock = threading.Lock()
+
+
+def _log_once(source: str, caught: list[warnings.WarningMessage]) -> None:
+    """Log each scene warning once per source; pass any other warning on as it came."""
+    for w in caught:
+        if not issubclass(w.category, SCENE_WARNINGS):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        with _warned_lock:
+            first = (source, w.category) not in _warned
+            _warned.add((source, w.category))
+        if first:
+            _log.warning("%s: %s (logged once per scene)", w.category.__name__, w.message)
 
 
 def webp_data_url(image: Image.Image, max_side: int) -> str:
@@ -52,7 +83,10 @@ def _thumbnail(
     percentiles: tuple[float, float],
     size: int,
 ) -> bytes:
-    rgb = tile_thumbnail(source, window, size, bands=bands, percentiles=percentiles)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb = tile_thumbnail(source, window, size, bands=bands, percentiles=percentiles)
+    _log_once(source, caught)
     out = io.BytesIO()
     Image.fromarray(rgb).save(out, format="JPEG", quality=85)
     return out.getvalue()

@@ -29,8 +29,8 @@ from core import (
     query_png,
     refine,
     search_image,
+    search_similar,
     search_text,
-    search_tile,
 )
 
 Query = dict[str, Any]
@@ -61,7 +61,7 @@ def model_sized(engine: Engine, query: Query) -> Query:
 
 
 def tile_query(scene: str, tile_id: int) -> Query:
-    """An indexed tile ("find similar")."""
+    """An indexed tile ("find similar"), answered without itself and the tiles covering it."""
     return {"kind": "tile", "scene": scene, "tile_id": int(tile_id)}
 
 
@@ -107,7 +107,7 @@ def run_query(engine: Engine, query: Query, f: Filters) -> SearchResult:
     with engine.searching(f) as res:
         if query["kind"] == "text":
             return search_text(res, query["text"], f)
-        return search_tile(res, query["scene"], query["tile_id"], f)
+        return search_similar(res, query["scene"], query["tile_id"], f)
 
 
 def refine_result(

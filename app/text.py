@@ -14,9 +14,17 @@ def md(text: str) -> str:
     return _SPECIAL.sub(r"\\\1", text)
 
 
-def plural(count: int, word: str) -> str:
-    """``1 hit``, ``2 hits``, ``1,200 tiles``: a count with its noun in the right number."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+def plural(count: int, word: str, words: str = "") -> str:
+    """``1 hit``, ``2 hits``, ``1,200 tiles``: a count with its noun in the right number.
+
+    ``words`` is the plural where it is not ``word`` + s ("mark or caption", "marks and ...").
+    """
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
+def agree(count: int, one: str, many: str) -> str:
+    """The verb or pronoun that agrees with ``count``: ``agree(1, "is", "are")`` is ``is``."""
+    return one if count == 1 else many
 
 
 def breakable(name: str) -> str:

@@ -84,6 +84,7 @@ _EXPORTS = {
     "scene_heat": "core.search.localize",
     "scene_name_from": "core.store.workspace",
     "search_image": "core.search.ranking",
+    "search_similar": "core.search.similar",
     "search_text": "core.search.ranking",
     "search_tile": "core.search.ranking",
     "shipped_scores": "core.model.shipped",

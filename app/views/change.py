@@ -14,7 +14,7 @@ from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import Engine, workspace
 from app.resources import engine as shared_engine
-from app.text import md
+from app.text import md, plural
 from core import ChangeHit, ChangeResult, ScenePair, SceneSeekError, scene_date, suggest_pairs
 from tiles import TilesError
 
@@ -200,8 +200,8 @@ except SceneSeekError as exc:
 if finished is None:
     tiles = ws.scene(after).read_manifest().n_tiles or 0
     st.info(
-        f"The earlier scene is read on the later scene's {tiles:,} tiles and embedded once; "
-        "the pair is then kept in the workspace."
+        f"The earlier scene is read on the later scene's {plural(tiles, 'tile')} and embedded "
+        "once; the pair is then kept in the workspace."
     )
     _aligning(before, after)
     st.stop()
@@ -241,7 +241,7 @@ result: ChangeResult | None = st.session_state[state.CHANGE_RESULT]
 if result is not None:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.html(
-            f"<div class='ss-summary'><b>{len(result.hits)} hits</b> for "
+            f"<div class='ss-summary'><b>{plural(len(result.hits), 'hit')}</b> for "
             f"{html.escape(changes.describe(result))}<span class='muted'> · "
             f"{html.escape(before)} → {html.escape(after)}</span></div>",
             width="content",

@@ -12,7 +12,7 @@ from app.fragments import signed_in_fragment
 from app.frame import model_missing
 from app.job_panel import jobs_view
 from app.resources import workspace
-from app.text import md, name_cell
+from app.text import agree, md, name_cell, plural
 from core import (
     FinetuneCfg,
     Hit,
@@ -60,16 +60,24 @@ def _start(jobs: list[Job]) -> None:
 
 def _what_trains(ready: Readiness, unattached: int) -> str:
     """One line: how the marks are used."""
+    pairs, held, negatives = ready.train_pairs, ready.heldout, ready.train_negatives
     text = (
-        f"{ready.train_pairs} relevant marks and captions train, with "
-        f"{ready.train_negatives} not-relevant marks; {ready.heldout} marks are held out "
-        "to check the result (a query's first relevant marks always train). Each trained "
+        f"{plural(pairs, 'relevant mark or caption', 'relevant marks and captions')} "
+        f"{agree(pairs, 'trains', 'train')}, with {plural(negatives, 'not-relevant mark')}; "
+        f"{plural(held, 'mark')} {agree(held, 'is', 'are')} held out to check the result "
+        "(a query's first relevant marks always train). Each trained "
         "query or caption gets its own adapter: queries unlike it rank as before."
     )
     if ready.textless:
-        text += f" {ready.textless} marks on image or tile queries train nothing (no text)."
+        text += (
+            f" {plural(ready.textless, 'mark')} on image or tile queries "
+            f"{agree(ready.textless, 'trains', 'train')} nothing (no text)."
+        )
     if unattached:
-        text += f" {unattached} marks no tile covers any more are left out (see Marks)."
+        text += (
+            f" {plural(unattached, 'mark')} no tile covers any more "
+            f"{agree(unattached, 'is', 'are')} left out (see Marks)."
+        )
     return text
 
 
@@ -220,9 +228,11 @@ def _unattached() -> None:
         return
     st.warning(
         md(
-            f"{len(lost)} marks cannot be re-attached: no tile covers their ground now "
-            "(the scene was re-tiled or removed, or the marks came from another workspace). "
-            "They are kept, but fine-tuning leaves them out."
+            f"{plural(len(lost), 'mark')} cannot be re-attached: no tile covers "
+            f"{agree(len(lost), 'its', 'their')} ground now (the scene was re-tiled or removed, "
+            f"or {agree(len(lost), 'it', 'they')} came from another workspace). "
+            f"{agree(len(lost), 'It is', 'They are')} kept, but fine-tuning leaves "
+            f"{agree(len(lost), 'it', 'them')} out."
         )
     )
     st.dataframe(

@@ -152,7 +152,7 @@ def _delete(name: str) -> None:
 
 def _scene_table(rows: list[scenes.SceneRow]) -> None:
     widths = [2.6, 2.2, 1.2, 1.6, 1, 0.8, 1.2, 1.4, 1.9]
-    header = ["Scene", "Source", "CRS", "Size", "Resolution", "Tiles", "Model", "Status", ""]
+    header = ["Scene", "Source", "CRS", "Size", "m/px", "Tiles", "Model", "Status", ""]
     for column, title in zip(st.columns(widths), header, strict=True):
         column.caption(title)
     for row in rows:

@@ -44,6 +44,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-suppress", action="store_true", help="keep overlapping near-duplicate hits"
     )
+    p.add_argument(
+        "--exclude-query",
+        action="store_true",
+        help="with --tile: leave out the tile and the tiles of its scene covering half of it",
+    )
     add_area(p)
     p.add_argument("--format", choices=["json", "geojson", "table", "csv"], default="table")
     p.add_argument(
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 1000:
         raise QueryError("--k must be between 1 and 1000")
+    if args.exclude_query and args.tile is None:
+        raise QueryError("--exclude-query goes with --tile: it leaves out the tile asked about")
     area = area_of(args)
     ws = workspace_of(args)
     address = args.dask or get_settings().dask
@@ -82,6 +89,7 @@ def _answer(res: SearchResources, args: argparse.Namespace, area: AreaOfInterest
     """Print the answers to the query (or queries) that ``args`` names, inside ``area``."""
     from core.errors import QueryError
     from core.search.ranking import Filters, search_image, search_text, search_tile
+    from core.search.similar import search_similar
     from core.store.tileref import TileRef
 
     f = Filters(
@@ -108,7 +116,8 @@ def _answer(res: SearchResources, args: argparse.Namespace, area: AreaOfInterest
         result = search_image(res, args.image, f)
     else:
         ref = TileRef.parse(args.tile)
-        result = search_tile(res, ref.scene, ref.tile_id, f)
+        similar = search_similar if args.exclude_query else search_tile
+        result = similar(res, ref.scene, ref.tile_id, f)
     print(result.render(args.format))
     if result.partial and args.format != "table":
         print(result.partial_note, file=sys.stderr)

@@ -15,6 +15,7 @@ from core.search.query import clean_text_query
 from core.search.results import Hit, SearchResult
 from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
+from core.search.shortfall import fewer_hits
 from core.store.index import VectorIndex
 from core.store.query_images import load_query_image
 from core.store.tileref import TileRef
@@ -171,17 +172,14 @@ def rank_vector(
     """Rank by an encoded query vector; ``t0`` is when encoding started, for the timings."""
     t1 = time.perf_counter()
     missing: tuple[str, ...] = ()
-    notice = ""
     if res.shards is None:
-        scenes = res.select(list(f.scenes))
-        ranked = rank(scenes, kind, vector, f)
-        if _short(ranked, f):
-            notice = _area_notice(len(ranked), sum(area_tiles(s, f) for s in scenes), f)
+        ranked = rank(res.select(list(f.scenes)), kind, vector, f)
     else:
         spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
         ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
-        if _short(ranked, f):
-            notice = _area_notice(len(ranked), res.shards.area_tiles(spec, sizes, f), f)
+    notice = ""
+    if len(ranked) < f.k:
+        notice = fewer_hits(len(ranked), f.k, held_tiles(res, f), f.area is not None)
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}
     query = {key: value for key, value in query.items() if key != "area"}
@@ -191,21 +189,20 @@ def rank_vector(
 
 
 def area_tiles(scene: SceneIndex, f: Filters) -> int:
-    """How many of the scene's tiles of the chosen sizes lie in ``f``'s area."""
-    return 0 if f.area is None else len(_of_scales(scene, tiles_in(scene.tiles, f.area), f))
+    """How many of the scene's tiles of the chosen sizes lie in ``f``'s area (or anywhere)."""
+    ids = np.arange(len(scene)) if f.area is None else tiles_in(scene.tiles, f.area)
+    return len(_of_scales(scene, ids, f))
 
 
-def _short(ranked: list[Candidate], f: Filters) -> bool:
-    """An area gave fewer hits than asked for: its tiles are then counted for the notice."""
-    return f.area is not None and len(ranked) < f.k
+def held_tiles(res: SearchResources, f: Filters) -> int:
+    """How many tiles ``f`` lets a search return, counted where they are held.
 
-
-def _area_notice(found: int, held: int, f: Filters) -> str:
-    """Why an area gave fewer than ``k`` hits: it holds no more tiles (that do not overlap)."""
-    if held == 0:
-        return "No tile of the chosen scenes and sizes lies in the area of interest."
-    places = ", and no more places that do not overlap" if found < held else ""
-    return f"Only {found} of {f.k} hits: the area of interest holds {held} tiles{places}."
+    Only asked when a search came back short, to say why in its notice.
+    """
+    if res.shards is None:
+        return sum(area_tiles(scene, f) for scene in res.select(list(f.scenes)))
+    spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
+    return res.shards.area_tiles(spec, sizes, f)
 
 
 def search_text(res: SearchResources, text: str, f: Filters = Filters()) -> SearchResult:

@@ -74,7 +74,7 @@ def test_counts_review_and_delete(ready_env: Workspace) -> None:
     assert not at.button(key="finetune").disabled  # two relevant marks are enough to start
     cells = [c.value for c in at.text]
     assert "not relevant" in cells and "irrelevant" not in cells  # as the Search page says it
-    assert "2 relevant marks and captions train, with 1 not-relevant marks" in texts(at)
+    assert "2 relevant marks and captions train, with 1 not-relevant mark;" in texts(at)
     assert all(m.footprint for m in store.marks())  # filled in from the catalog
     at.button(key=f"delete-mark-{gone.id}").click().run()
     assert [m.id for m in store.marks(query="a <b>pool</b>")] == [kept.id]
@@ -101,7 +101,7 @@ def test_held_out_marks_are_explained(ready_env: Workspace) -> None:
     assert not [b for b in at.button if b.key == "finetune"]
     assert "needs 1 more relevant mark for 'storage tanks'" in texts(at)
     assert (
-        "1 relevant marks and captions train, with 3 not-relevant marks; 1 marks are held out"
+        "1 relevant mark or caption trains, with 3 not-relevant marks; 1 mark is held out"
         in texts(at)
     )
 
@@ -111,7 +111,7 @@ def test_marks_no_tile_covers_are_listed(ready_env: Workspace) -> None:
     far = "POLYGON ((0 0, 0.001 0, 0.001 0.001, 0 0.001, 0 0))"
     store.mark(Mark("text", "a road", "elsewhere", 1, "relevant", footprint=far))
     at = finetune_page()
-    assert "1 marks cannot be re-attached" in texts(at)
+    assert "1 mark cannot be re-attached: no tile covers its ground now" in texts(at)
     lost = at.dataframe[1].value  # after the counts
     assert list(lost["tile"]) == ["elsewhere:1"] and "IoU" in lost["why"][0]
 
@@ -164,7 +164,7 @@ def test_promotion_refused_when_generic_queries_move(env: Workspace) -> None:
 def test_a_new_image_tower_says_promotion_re_embeds(ready_env: Workspace) -> None:
     register(ready_env, rsicd_after=20.0, moved="mvsa")
     at = finetune_page()
-    assert "Promoting it re-embeds 1 scene(s), about" in texts(at)
+    assert "Promoting it re-embeds 1 scene, about" in texts(at)
 
 
 def test_promote_recomputes_gates_only_and_rollback(ready_env: Workspace) -> None:
@@ -207,7 +207,7 @@ def test_fine_tunes_with_no_datasets_installed(ready_env: Workspace, tmp_path, m
         store.mark(Mark("text", "dense trees", SMALL_NAME, tile, "irrelevant"))
     at = finetune_page()
     assert (
-        "3 relevant marks and captions train, with 3 not-relevant marks; 1 marks are held out"
+        "3 relevant marks and captions train, with 3 not-relevant marks; 1 mark is held out"
         in texts(at)
     )
     at.number_input(key="finetune_steps").set_value(10).run()

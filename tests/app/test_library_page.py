@@ -102,6 +102,8 @@ def test_ready_scene_is_listed(ready_env: Workspace) -> None:
     cells = [t.value for t in at.text]
     assert "EPSG:26911" in cells and "60" in cells
     assert any(">naip</div>" in h.value for h in at.html)  # wraps between words, not inside
+    headers = [c.value for c in at.caption]
+    assert "m/px" in headers and "Resolution" not in headers  # short: never "Resolutio / n"
 
 
 def test_a_failed_job_is_explained(env: Workspace, tmp_path: Path) -> None:

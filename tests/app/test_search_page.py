@@ -15,6 +15,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from app import resources
+from core.search.similar import query_share
 from core.store.feedback import SQLiteFeedback, image_sha256
 from core.store.query_images import load_query_image
 from core.store.workspace import Workspace
@@ -119,7 +120,24 @@ def test_refine_and_find_similar(ready_env: Workspace) -> None:
     at.button(key=f"similar-{second.scene}:{second.tile_id}").click().run()
     result = at.session_state["result"]
     assert result.query == {"tile": f"{second.scene}:{second.tile_id}"}
-    assert result.hits[0].tile_id == second.tile_id  # a tile is most similar to itself
+    # Neither the tile (most similar to itself) nor the tiles covering half of it come back.
+    assert second.tile_id not in [h.tile_id for h in result.hits]
+    assert all(query_share(h.window, second.window) < 0.5 for h in result.hits)
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert len(result.hits) == 10 or f"{len(result.hits)} hits, not 10" in at.info[0].value
+
+
+def test_a_small_scene_says_why_fewer_hits_come_back(ready_env: Workspace) -> None:
+    at = search_page()
+    at.slider(key="filter_k").set_value(50).run()
+    ask(at, "a road between trees")
+    found = len(at.session_state["result"].hits)
+    assert found < 50 and f"{found} hits" in summary(at)
+    notice = re.sub(r"\\(.)", r"\1", at.info[0].value)
+    assert notice == (
+        f"{found} hits, not 50: the scenes searched hold 60 tiles, "
+        f"and only {found} places that do not overlap one another."
+    )
 
 
 def test_the_heading_and_the_box_agree_with_the_results(ready_env: Workspace) -> None:
@@ -129,7 +147,7 @@ def test_the_heading_and_the_box_agree_with_the_results(ready_env: Workspace) ->
     at.button(key=f"similar-{hit.scene}:{hit.tile_id}").click().run()
     assert at.text_input(key="query_text").value == ""  # the old text no longer applies
     assert f"tiles like {hit.scene} #{hit.tile_id}" in summary(at)
-    assert len(at.image) == 11  # the query tile beside the ten hits
+    assert len(at.image) == len(at.session_state["result"].hits) + 1  # the query tile too
     at.file_uploader[0].upload("example.png", png(120), "image/png").run()
     assert "example image example.png" in summary(at) and len(at.image) == 11
     assert at.session_state["example_nonce"] == 1  # the drop zone is empty again

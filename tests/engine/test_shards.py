@@ -150,7 +150,13 @@ def test_an_area_of_interest_is_searched_on_the_workers_as_in_one_process(ws, sh
     alone, spread = search_text(single, TEXT, short), search_text(sharded, TEXT, short)
     _same(alone, spread)
     assert spread.notice == alone.notice
-    assert f"area of interest holds {len(inside)} tiles" in spread.notice
+    assert f"the area holds only {len(inside)} tiles" in spread.notice
+    # So does a scene holding fewer tiles than asked for, with no area.
+    n = len(scene)
+    whole = Filters(k=n + 5, scenes=("crop42",), suppress_overlaps=False)
+    alone, spread = search_text(single, TEXT, whole), search_text(sharded, TEXT, whole)
+    assert spread.notice == alone.notice
+    assert spread.notice == f"{n} hits, not {n + 5}: the scenes searched hold only {n} tiles."
 
 
 @pytest.mark.slow
