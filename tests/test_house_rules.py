@@ -3,6 +3,8 @@
 ``core/`` packages sit on floors and import only downward (or within their own package):
 errors < settings, device < store < model < ingest | learn < search < jobs | front < cli. ``app/`` uses
 only ``core``'s and ``tiles``' public names; ``bench/`` never imports ``tests/``.
+No modules of ``core/``, ``tiles/`` or ``app/`` import one another in a circle, not even within a
+package.
 """
 
 from __future__ import annotations
