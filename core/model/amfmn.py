@@ -114,4 +114,3 @@ class AMFMN(nn.Module):
         if len(self.adapters):
             modules["adapters"] = self.adapters
         return modules
-
