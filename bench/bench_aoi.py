@@ -42,8 +42,8 @@ from bench.saw_tooth import saw_tooth
 from bench.synthetic import real_vectors, synthetic_catalog
 from core.device import limit_blas_threads
 from core.learn.data.sources import load_dataset
-from core.model.amfmn import caption_energy
 from core.model.checkpoint import load_checkpoint
+from core.model.inference import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import model_tag
 from core.search.aoi import AreaOfInterest, parse_aoi, tiles_in

@@ -31,7 +31,7 @@ import torch
 
 from bench.bench_shards import disk_per_tile, synthetic_workspace
 from core.learn.data.sources import load_dataset
-from core.model.amfmn import caption_energy
+from core.model.inference import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.search.ranking import Filters, rank, scene_top
 from core.search.scenes import EXACT_CHUNK, SceneIndex, load_scene

@@ -29,9 +29,8 @@ import torch
 from bench.synthetic import mixed_vectors, real_vectors, synthetic_catalog
 from core.device import limit_blas_threads
 from core.learn.data.sources import load_dataset
-from core.model.amfmn import caption_energy
 from core.model.checkpoint import load_checkpoint
-from core.model.inference import Towers, load_towers
+from core.model.inference import Towers, caption_energy, load_towers
 from core.model.onnx_export import cache_dir_for
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import model_tag

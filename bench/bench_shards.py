@@ -28,8 +28,8 @@ import torch
 from bench.bench_query import synthetic_scene
 from bench.synthetic import real_vectors
 from core.learn.data.sources import load_dataset
-from core.model.amfmn import caption_energy
 from core.model.checkpoint import load_checkpoint
+from core.model.inference import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import model_tag
 from core.search.ranking import Filters, search_text

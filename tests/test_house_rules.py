@@ -3,6 +3,8 @@
 ``core/`` packages sit on floors and import only downward (or within their own package):
 errors < settings, device < store < model < ingest | learn < search < jobs | front < cli. ``app/`` uses
 only ``core``'s and ``tiles``' public names; ``bench/`` never imports ``tests/``.
+No modules of ``core/``, ``tiles/`` or ``app/`` import one another in a circle, not even within a
+package.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 import core
@@ -77,6 +80,32 @@ def test_ingest_and_learn_stay_apart() -> None:
     for a, b in (("ingest", "learn"), ("learn", "ingest")):
         for path in _sources(f"core/{a}"):
             assert not any(m.startswith(f"core.{b}") for m, _ in _imports(path)), path
+
+
+def _import_graph(folders: tuple[str, ...]) -> nx.DiGraph:
+    """Module -> the modules it imports; ``from pkg import name`` counts as ``pkg.name`` if one."""
+    paths = {_module(p): p for folder in folders for p in _sources(folder)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(paths)
+    for module, path in paths.items():
+        for imported, names in _imports(path):
+            for name in names or [""]:
+                target = f"{imported}.{name}" if f"{imported}.{name}" in paths else imported
+                if target in paths and target != module:
+                    graph.add_edge(module, target)
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    """A cycle makes import order matter, and its modules can only be read and moved together."""
+    graph = _import_graph(("core", "tiles", "app"))
+    cycles = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            loop = [a for a, _ in nx.find_cycle(graph.subgraph(component))]
+            members = ", ".join(sorted(component))
+            cycles.append(f"{' -> '.join([*loop, loop[0]])}  (all {len(component)}: {members})")
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
 
 
 @pytest.mark.parametrize("path", _sources("app"), ids=lambda p: str(p.relative_to(ROOT)))

@@ -26,8 +26,8 @@ from core.ingest.embed.runner import PART_SIZE, LocalParts, PartComputer, embed_
 from core.ingest.embed.shared import SharedParts
 from core.ingest.refresh import adopt_scene, can_refresh, recorded_scene_key, refresh_scene
 from core.ingest.source import SceneSource, scene_source
-from core.model.amfmn import caption_energy
 from core.model.checkpoint import image_tower_fingerprint, scene_fingerprint
+from core.model.inference import caption_energy
 from core.settings import get_settings
 from core.store.index import INDEX_DIM, TEXT_METRIC, VISUAL_METRIC, build_index, soft_index_vectors
 from core.store.manifest import READY, SceneManifest

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from core.errors import CheckpointError
-from core.model.amfmn import AMFMN, caption_energy
+from core.model.amfmn import AMFMN
 from core.model.checkpoint import checkpoint_image_tower, checkpoint_scene_key, scene_fingerprint
+from core.model.inference import caption_energy
 from core.model.versions import ModelRegistry
 from core.store.index import (
     INDEX_DIM,

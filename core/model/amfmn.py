@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -13,11 +10,7 @@ from core.model.attention import ATTENTIONS, SoftAttention, VisualGuidedAttentio
 from core.model.backbones import N_STAGES, MultiscaleFeatures, StagedBackbone
 from core.model.config import AMFMNCfg
 from core.model.mvsa import MVSA
-from core.model.reference_captions import REFERENCE_CAPTIONS
 from core.model.text import TextTower, TokenBatch
-
-if TYPE_CHECKING:
-    from core.model.inference import Towers
 
 
 class AMFMN(nn.Module):
@@ -121,14 +114,3 @@ class AMFMN(nn.Module):
         if len(self.adapters):
             modules["adapters"] = self.adapters
         return modules
-
-
-@torch.inference_mode()
-def caption_energy(model: AMFMN, towers: Towers | None = None) -> np.ndarray:
-    """Mean squared caption vector over typical captions: the text index's weighting."""
-    from core.model.inference import torch_towers
-
-    device = next(model.parameters()).device
-    text = (towers or torch_towers(model, device)).text
-    vectors = text(model.tokenize(list(REFERENCE_CAPTIONS)))
-    return (vectors * vectors).mean(0)

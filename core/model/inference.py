@@ -25,6 +25,7 @@ from core.errors import ConfigError
 from core.model.adapters import QueryAdapters
 from core.model.amfmn import AMFMN
 from core.model.onnx_export import cache_dir_for, ensure_exported, export_checkpoint
+from core.model.reference_captions import REFERENCE_CAPTIONS
 from core.model.text import TokenBatch
 from core.settings import get_settings
 
@@ -189,6 +190,15 @@ class Towers:
 def torch_towers(model: AMFMN, device: torch.device) -> Towers:
     """Both towers on torch, on ``device``."""
     return Towers(TorchImage(model, device), TorchText(model, device), model.adapters)
+
+
+@torch.inference_mode()
+def caption_energy(model: AMFMN, towers: Towers | None = None) -> np.ndarray:
+    """Mean squared caption vector over typical captions: the text index's weighting."""
+    device = next(model.parameters()).device
+    text = (towers or torch_towers(model, device)).text
+    vectors = text(model.tokenize(list(REFERENCE_CAPTIONS)))
+    return (vectors * vectors).mean(0)
 
 
 def load_towers(

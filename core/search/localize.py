@@ -11,7 +11,6 @@ as the map draws it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from scipy.ndimage import median_filter
 from core.search.aoi import AreaOfInterest, tiles_in
 from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
+from core.search.shard_contract import HeatMap
 from tiles.atomic import atomic_path
 from tiles.overlay import MAP_CRS, warp_to_map
 
@@ -43,15 +43,6 @@ RAMP = np.array(
     ],
     dtype=np.float32,
 )
-
-
-@dataclass(frozen=True)
-class HeatMap:
-    """Mean tile score per cell (NaN outside tiles) and where it sits."""
-
-    values: np.ndarray
-    transform: Affine
-    crs: CRS
 
 
 def heat_map(

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from shapely.geometry.base import BaseGeometry
 
 from core.errors import QueryError
-from core.search.aoi import AreaOfInterest, tiles_in
+from core.search.aoi import tiles_in
 from core.search.query import clean_text_query
 from core.search.results import Hit, SearchResult
 from core.search.scenes import SceneIndex, SearchResources
 from core.search.scoring import text_scores, visual_scores
+from core.search.shard_contract import Candidate, Filters
 from core.search.shortfall import fewer_hits
 from core.store.index import VectorIndex
 from core.store.query_images import load_query_image
@@ -30,18 +29,6 @@ SEARCH_K_PER_CANDIDATE = 50
 
 
 OVERLAP_SUPPRESS = 0.2
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which tiles a query may return."""
-
-    scenes: tuple[str, ...] = ()
-    scales: tuple[int, ...] = ()
-    k: int = 10
-    exact: bool = False
-    suppress_overlaps: bool = True
-    area: AreaOfInterest | None = None  # only tiles whose footprint intersects it
 
 
 def _candidates(
@@ -101,19 +88,6 @@ def distinct_places(
         if len(kept) == k:
             break
     return kept
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A tile one scene puts forward, with all a hit needs, so shards can send it as is."""
-
-    score: float
-    scene: str
-    tile: int  # row in the scene's catalog and vectors
-    tile_id: int
-    scale: int
-    window: tuple[int, int, int, int]
-    geometry: BaseGeometry
 
 
 def scene_top(scene: SceneIndex, kind: str, vector: np.ndarray, f: Filters) -> list[Candidate]:

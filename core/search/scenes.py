@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,15 +14,12 @@ from core.ingest.refresh import recorded_scene_key
 from core.model.amfmn import AMFMN
 from core.model.checkpoint import scene_fingerprint
 from core.model.inference import Towers, torch_towers
+from core.search.shard_contract import Shards, ShardSpec
 from core.search.tile_columns import TileColumns
 from core.store.index import TEXT_METRIC, VISUAL_METRIC, VectorIndex, load_index
 from core.store.manifest import SceneManifest
 from core.store.workspace import Workspace
 from tiles import WINDOW_FIELDS
-
-if TYPE_CHECKING:
-    from core.search.shard_worker import ShardSpec
-    from core.search.shards import ShardedSearch
 
 EXACT_CHUNK = 65536  # rows scored at once, so a 1M-tile scene never needs a full float32 copy
 
@@ -132,7 +128,7 @@ class SearchResources:
     scenes: dict[str, SceneIndex] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
     towers: Towers = field(kw_only=True)  # what encodes queries (ONNX Runtime or torch)
-    shards: ShardedSearch | None = field(default=None, kw_only=True)  # Dask workers hold scenes
+    shards: Shards | None = field(default=None, kw_only=True)  # Dask workers hold scenes
     manifests: dict[str, SceneManifest] = field(default_factory=dict)  # ready scenes, sharded
     scene_key: str = field(default="", kw_only=True)  # checkpoint.scene_digest of the model
 
@@ -144,7 +140,7 @@ class SearchResources:
         model_tag: str,
         device: torch.device,
         towers: Towers | None = None,
-        shards: ShardedSearch | None = None,
+        shards: Shards | None = None,
     ) -> SearchResources:
         """Load the model's resources and every ready scene; ``towers`` default to torch.
 
@@ -250,8 +246,6 @@ class SearchResources:
 
     def shard_spec(self, names: list[str]) -> tuple[ShardSpec, dict[str, int]]:
         """What the workers must hold to search ``names``, and each scene's tile count."""
-        from core.search.shard_worker import ShardSpec
-
         ready = self.ready
         spec = ShardSpec(
             str(self.workspace.root),

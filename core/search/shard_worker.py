@@ -8,36 +8,20 @@ stamps reuses them; a re-indexed scene, an added one or another active model ver
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from core.device import limit_blas_threads
 from core.search.aoi import AreaOfInterest
-from core.search.localize import HeatMap, heat_map
-from core.search.ranking import Candidate, Filters, area_tiles, scene_top
+from core.search.localize import heat_map
+from core.search.ranking import area_tiles, scene_top
 from core.search.scenes import SceneIndex, load_scene
+from core.search.shard_contract import Candidate, Filters, HeatMap, ShardSpec
 from core.store.workspace import Workspace
 
 Stamp = tuple[str, float | None]  # (model version tag, the scene's manifest ``finished``)
 _LOADED: dict[tuple[str, str], tuple[Stamp, SceneIndex]] = {}
-
-
-@dataclass(frozen=True)
-class ShardSpec:
-    """What one worker searches: scenes of a workspace as the client last saw them."""
-
-    root: str
-    scene_key: str  # the searching model's checkpoint.scene_digest
-    dim: int
-    scenes: tuple[tuple[str, float | None], ...]  # (name, finished) of the shard's scenes
-    known: frozenset[str] = frozenset()  # every ready scene of the workspace
-
-    def subset(self, names: list[str]) -> ShardSpec:
-        """The same spec restricted to ``names``."""
-        chosen = set(names)
-        return replace(self, scenes=tuple(s for s in self.scenes if s[0] in chosen))
 
 
 def shard_scenes(spec: ShardSpec) -> list[SceneIndex]:

@@ -19,15 +19,9 @@ import numpy as np
 from core.errors import ClusterError
 from core.ingest.distributed import connect
 from core.search.aoi import AreaOfInterest
-from core.search.localize import HeatMap
-from core.search.ranking import Candidate, Filters, merge
-from core.search.shard_worker import (
-    ShardSpec,
-    shard_area_tiles,
-    shard_facts,
-    shard_heat,
-    shard_search,
-)
+from core.search.ranking import merge
+from core.search.shard_contract import Candidate, Filters, HeatMap, ShardSpec
+from core.search.shard_worker import shard_area_tiles, shard_facts, shard_heat, shard_search
 from core.settings import get_settings
 
 ROUNDS = 3  # a query is tried this often while workers keep disappearing

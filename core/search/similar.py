@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.search.ranking import Filters, held_tiles, search_tile
+from core.search.ranking import held_tiles, search_tile
 from core.search.results import Hit, SearchResult
 from core.search.scenes import SearchResources
+from core.search.shard_contract import Filters
 from core.search.shortfall import fewer_hits
 
 COVERS_QUERY = 0.5

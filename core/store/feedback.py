@@ -18,39 +18,17 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from typing_extensions import override
 
 from core.errors import FeedbackError
 from core.store.feedback_schema import BUSY_TIMEOUT_S, open_schema
+from core.store.mark import Mark
 from core.store.mark_rules import check_mark, json_fields, usable_marks
 from core.store.workspace import Workspace, check_free_space
-
-Label = Literal["relevant", "irrelevant", "caption"]
-
-
-@dataclass(frozen=True)
-class Mark:
-    """One analyst judgement about one tile for one query."""
-
-    query_kind: str  # "text", "image" or "tile"
-    query: str  # the text, the image's SHA-256, or SCENE:TILE
-    scene: str
-    tile_id: int
-    label: Label
-    caption: str = ""
-    model: str = ""
-    created: float = 0.0
-    footprint: str = ""  # the tile's EPSG:4326 polygon (WKT) when marked; "" if unknown
-    author: str = ""  # who made it: the signed-in user, or the OS user of the CLI
-    id: int | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-lines form (export)."""
-        return asdict(self)
 
 
 class FeedbackStore(Protocol):

@@ -25,7 +25,7 @@ from core.errors import FeedbackError
 from core.store.workspace import NAME_PATTERN
 
 if TYPE_CHECKING:
-    from core.store.feedback import Mark
+    from core.store.mark import Mark
 
 LABELS = ("relevant", "irrelevant", "caption")
 QUERY_KINDS = ("text", "image", "tile")
