@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import get_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
 LIMIT_S = 60
@@ -22,7 +24,7 @@ SKIPPED = {
     "bench_cuda": "needs a CUDA GPU (bench/device_check.sh runs it on a lent GPU machine)",
 }
 
-# ``{tmp}`` is the test's own folder.
+# ``{tmp}`` is the test's own folder, ``{data}`` the shared data (SCENESEEK_DATA).
 TINY_ARGS = {
     "bench_aoi": ["--tiles", "2000", "--queries", "2", "--images", "40"],
     "bench_app": [
@@ -41,10 +43,21 @@ TINY_ARGS = {
     "bench_change": ["--sizes", "2000", "--rounds", "1", "--images", "40"],
     "bench_eval": ["--datasets", "ucm", "--images", "40"],
     "bench_finetune": ["promotion", "--tiles", "2000", "--images", "40"],
-    "bench_ingest": ["--size", "1024", "--rounds", "1", "--batch-size", "8", "--workers", "0"],
+    "bench_ingest": [
+        "--size",
+        "1024",
+        "--tiles",
+        "16",
+        "--rounds",
+        "1",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+    ],
     "bench_ingest_profile": [
         "--size",
-        "768",
+        "512",
         "--tiles",
         "16",
         "--workers",
@@ -68,7 +81,7 @@ TINY_ARGS = {
     ],
     "bench_onnx": [
         "--size",
-        "768",
+        "512",
         "--tiles",
         "16",
         "--batches",
@@ -82,7 +95,7 @@ TINY_ARGS = {
     ],
     "bench_query": ["--sizes", "2000", "--queries", "2", "--images", "40"],
     "bench_refine": ["--classes", "beach,forest,harbor"],
-    "bench_remote": ["512"],
+    "bench_remote": ["1024"],  # at 512 px the one block spans the width: a strip
     "bench_scene_recall": ["--images", "60"],
     "bench_shards": [
         "--tiles",
@@ -96,7 +109,14 @@ TINY_ARGS = {
         "--images",
         "40",
     ],
-    "bench_shared": ["--stages", "1", "--rounds", "1"],
+    "bench_shared": [
+        "--stages",
+        "1",
+        "--rounds",
+        "1",
+        "--scenes",
+        "{data}/scenes/naip_m_4208701_ne_16_060_20200902_crop.tif",
+    ],
     "bench_tiles": [
         "--scene",
         "{tmp}/scene.tif",
@@ -119,7 +139,8 @@ def test_bench_runs_at_tiny_size(name: str, tmp_path: Path) -> None:
     if name in SKIPPED:
         pytest.skip(SKIPPED[name])
     assert name in TINY_ARGS, f"bench/{name}.py is new: give it tiny sizes in TINY_ARGS"
-    args = [a.replace("{tmp}", str(tmp_path)) for a in TINY_ARGS[name]]
+    data = str(get_settings().data_root)
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{data}", data) for a in TINY_ARGS[name]]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     bench = subprocess.Popen(
         [sys.executable, "-m", f"bench.{name}", *args],
