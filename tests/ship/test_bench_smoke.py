@@ -57,7 +57,7 @@ TINY_ARGS = {
     ],
     "bench_ingest_profile": [
         "--size",
-        "512",
+        "768",
         "--tiles",
         "16",
         "--workers",
@@ -81,9 +81,9 @@ TINY_ARGS = {
     ],
     "bench_onnx": [
         "--size",
-        "512",
+        "768",
         "--tiles",
-        "16",
+        "8",
         "--batches",
         "8",
         "--rounds",
