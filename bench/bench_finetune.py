@@ -147,11 +147,11 @@ def candidates(model: AMFMN, folder: Path) -> dict[str, Path]:
     }
 
 
-def promotion(sizes: list[int]) -> None:
+def promotion(sizes: list[int], images: int = 500) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         probe = ModelRegistry(Workspace(Path(tmp) / "probe")).active()
         model, _ = load_checkpoint(probe.path)
-        visual, gates = real_vectors(model, 500)
+        visual, gates = real_vectors(model, images)
         made = candidates(model, Path(tmp))
         print(
             "| tiles | recipe | gates s | text index s | total s | visual.npy, gate.npy unchanged |"
@@ -214,13 +214,14 @@ def main() -> None:
     q.add_argument("--keep", type=Path, help="folder to keep the ingested mosaic in, for reruns")
     p = actions.add_parser("promotion")
     p.add_argument("--tiles", default="10000,100000")
+    p.add_argument("--images", type=int, default=500, help="RSICD images the tiles mix")
     args = parser.parse_args()
     if args.action == "quality":
         RECIPES[args.recipe] = overridden(RECIPES[args.recipe], args.set)
         marks = [int(m) for m in args.marks.split(",")]
         quality(args.queries.split(","), marks, args.recipe, args.keep)
     else:
-        promotion([int(n) for n in args.tiles.split(",")])
+        promotion([int(n) for n in args.tiles.split(",")], args.images)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import torch
 
 from bench.bench_shards import disk_per_tile, synthetic_workspace
 from core.learn.data.sources import load_dataset
+from core.model.checkpoint import scene_fingerprint
 from core.model.inference import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.search.ranking import Filters, rank, scene_top
@@ -80,11 +81,11 @@ def _first_pass_extras(ws: Workspace, name: str, visual: np.ndarray) -> tuple:
     return catalog, windows, catalog["scale"].to_numpy(np.int64), norms
 
 
-def resident(root: str, tag: str, dim: int, vectors: np.ndarray, first_pass: bool) -> dict:
+def resident(root: str, scene_key: str, dim: int, vectors: np.ndarray, first_pass: bool) -> dict:
     """In a fresh process: load every scene, answer the queries, report resident bytes."""
     ws = Workspace(Path(root))
     anon = _anon()
-    scenes = [load_scene(ws, name, dim, tag) for name in ws.scene_names()]
+    scenes = [load_scene(ws, name, dim, scene_key) for name in ws.scene_names()]
     held = [_first_pass_extras(ws, s.name, s.visual) for s in scenes] if first_pass else []
     for vector in vectors:
         rank(scenes, "text", vector, Filters(k=10))
@@ -112,14 +113,19 @@ def _recall(scene: SceneIndex, kind: str, vectors: np.ndarray, exact: list[set])
 
 
 def tree_recall(
-    ws: Workspace, tag: str, energy: np.ndarray, captions: np.ndarray, trees: list[int], tmp: Path
+    ws: Workspace,
+    scene_key: str,
+    energy: np.ndarray,
+    captions: np.ndarray,
+    trees: list[int],
+    tmp: Path,
 ) -> list[tuple]:
     """(query kind, trees, index bytes per tile, recall@10, same top 10) on the first scene.
 
     Text queries are the captions; tile queries ("find similar") are as many random tiles.
     """
     dim = captions.shape[1]
-    scene = load_scene(ws, ws.scene_names()[0], dim, tag)
+    scene = load_scene(ws, ws.scene_names()[0], dim, scene_key)
     everything = np.arange(len(scene))
     picked = np.sort(np.random.default_rng(0).choice(len(scene), len(captions), replace=False))
     chunks = range(0, len(scene), EXACT_CHUNK)
@@ -144,8 +150,8 @@ def tree_recall(
         exact = [set(np.argsort(-score(scene, everything, v))[:10].tolist()) for v in vectors]
         for n_trees in trees:
             path = tmp / f"{kind}-{n_trees}.ann"
-            build_index(indexed, path, tag, metric, n_trees=n_trees, index_dim=INDEX_DIM)
-            lighter = replace(scene, **{field: load_index(path, dim, tag, metric)})
+            build_index(indexed, path, scene_key, metric, n_trees=n_trees, index_dim=INDEX_DIM)
+            lighter = replace(scene, **{field: load_index(path, dim, scene_key, metric)})
             ranked = "text" if kind == "text" else "image"
             found = _recall(lighter, ranked, vectors, exact)
             rows.append((kind, n_trees, path.stat().st_size / len(scene), *found))
@@ -158,23 +164,25 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--trees", default="32,16,8")
+    parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--checkpoint", default="default")
     args = parser.parse_args()
     captions = list(load_dataset("rsicd", "test").captions)[::5][: args.queries]
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws")
-        model, tag = synthetic_workspace(
-            ws.root, args.tiles, args.scenes, resolve_checkpoint(args.checkpoint)
+        model, _ = synthetic_workspace(
+            ws.root, args.tiles, args.scenes, resolve_checkpoint(args.checkpoint), args.images
         )
         with torch.inference_mode():
             vectors = model.encode_text(model.tokenize(captions)).float().numpy()
         dim = model.cfg.embed_dim
-        before = in_fresh_process(str(ws.root), tag, dim, vectors, True)
-        after = in_fresh_process(str(ws.root), tag, dim, vectors, False)
+        key = scene_fingerprint(model)
+        before = in_fresh_process(str(ws.root), key, dim, vectors, True)
+        after = in_fresh_process(str(ws.root), key, dim, vectors, False)
         disk = disk_per_tile(ws, args.tiles)
         trees = tree_recall(
             ws,
-            tag,
+            key,
             caption_energy(model),
             vectors,
             [int(t) for t in args.trees.split(",")],

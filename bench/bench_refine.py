@@ -4,11 +4,12 @@ Ingest the mosaic (``bench.mosaic``), run each class query, mark its top-10 hits
 ground truth (relevant / not relevant) as an analyst would, re-rank with ``core.search.refine``
 and compare precision@10 over tiles that were not marked, before and after. Prints a table.
 
-    python -m bench.bench_refine
+    python -m bench.bench_refine [--classes beach,forest,harbor]
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -32,9 +33,13 @@ def _precision(hits: list, labels: dict[int, str], cls: str, marked: set[int]) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", help="comma-separated UCM classes to keep (default: all 21)")
+    args = parser.parse_args()
+    classes = tuple(args.classes.split(",")) if args.classes else None
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws")
-        mosaic = make_ucm_mosaic(Path(tmp) / "mosaic.tif")
+        mosaic = make_ucm_mosaic(Path(tmp) / "mosaic.tif", classes=classes)
         loaded = load_model(ws, device="cpu")
         options = IngestOptions(tiling=TilingConfig(sizes=(256,), overlap=0.0), workers=0)
         ingest(

@@ -30,12 +30,12 @@ COLUMNS = 33  # 1,093 images: 33 x 34 cells
 KS = (1, 5, 10)
 
 
-def rsicd_test_mosaic(path: Path) -> tuple[Mosaic, list[str]]:
-    """The RSICD test images as one mosaic, and each image's first caption."""
+def rsicd_test_mosaic(path: Path, images: int | None = None) -> tuple[Mosaic, list[str]]:
+    """The first ``images`` RSICD test images (default all) as one mosaic, and each one's first caption."""
     test = load_dataset("rsicd", "test")
-    paths = list(test.image_paths)
+    paths = list(test.image_paths)[:images]
     write_mosaic(path, paths, COLUMNS)
-    firsts = [test.captions[int(test.captions_of(i)[0])] for i in range(test.n_images)]
+    firsts = [test.captions[int(test.captions_of(i)[0])] for i in range(len(paths))]
     return Mosaic(path, tuple(p.name for p in paths), COLUMNS), firsts
 
 
@@ -74,10 +74,11 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint", default="default", help="comma-separated checkpoints to compare"
     )
+    parser.add_argument("--images", type=int, help="first N test images only (default: all)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        mosaic, captions = rsicd_test_mosaic(Path(tmp) / "rsicd-test.tif")
+        mosaic, captions = rsicd_test_mosaic(Path(tmp) / "rsicd-test.tif", args.images)
         for n, checkpoint in enumerate(args.checkpoint.split(",")):
             found = scene_recall(Path(tmp) / f"ws{n}", mosaic, captions, checkpoint)
             rows.extend((checkpoint, exact, r) for exact, r in found.items())

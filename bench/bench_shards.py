@@ -28,23 +28,31 @@ import torch
 from bench.bench_query import synthetic_scene
 from bench.synthetic import real_vectors
 from core.learn.data.sources import load_dataset
-from core.model.checkpoint import load_checkpoint
+from core.model.checkpoint import image_tower_fingerprint, load_checkpoint, scene_fingerprint
 from core.model.inference import caption_energy
 from core.model.shipped import resolve_checkpoint
 from core.model.versions import model_tag
 from core.search.ranking import Filters, search_text
 from core.search.scenes import SearchResources
 from core.search.shards import ShardedSearch
+from core.store.index import rekey_index
 from core.store.manifest import READY, SceneManifest
 from core.store.workspace import Workspace
 from tiles import TILING_VERSION
 
 
-def synthetic_workspace(root: Path, tiles: int, scenes: int, checkpoint: Path) -> tuple:
-    """A workspace of ``scenes`` ready synthetic scenes; the model, its tag and RSICD vectors."""
+def synthetic_workspace(
+    root: Path, tiles: int, scenes: int, checkpoint: Path, images: int = 600
+) -> tuple:
+    """A workspace of ``scenes`` ready synthetic scenes mixed from ``images`` RSICD vectors.
+
+    Returns the model and its tag. Each scene is keyed as ingest keys it, so search accepts
+    it: the visual index by the image tower, the text index and the manifest by the scene key.
+    """
     model, info = load_checkpoint(checkpoint)
     tag = model_tag(info.sha256)
-    visual, gates = real_vectors(model, 600)
+    image_tower, scene_key = image_tower_fingerprint(model), scene_fingerprint(model)
+    visual, gates = real_vectors(model, images)
     ws = Workspace(root)
     for number in range(scenes):
         name, n = f"synthetic{number}", tiles // scenes
@@ -53,6 +61,8 @@ def synthetic_workspace(root: Path, tiles: int, scenes: int, checkpoint: Path) -
         synthetic_scene(visual, gates, caption_energy(model), n, scene.root, tag, seed=number)
         for part in ("visual.npy", "gate.npy"):
             (scene.root / part).rename(scene.embeddings / part)
+        rekey_index(scene.visual_index, image_tower)
+        rekey_index(scene.text_index, scene_key)
         SceneManifest(
             name=name,
             status=READY,
@@ -60,6 +70,8 @@ def synthetic_workspace(root: Path, tiles: int, scenes: int, checkpoint: Path) -
             model=tag,
             finished=time.time(),
             tiling_version=TILING_VERSION,
+            image_tower=image_tower,
+            scene_key=scene_key,
         ).save(scene.manifest)
     return model, tag
 
@@ -97,6 +109,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--checkpoint", default="default")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 2)
@@ -106,7 +119,7 @@ def main() -> None:
         ws = Workspace(Path(tmp) / "ws")
         t0 = time.time()
         model, tag = synthetic_workspace(
-            ws.root, args.tiles, args.scenes, resolve_checkpoint(args.checkpoint)
+            ws.root, args.tiles, args.scenes, resolve_checkpoint(args.checkpoint), args.images
         )
         print(
             f"workspace of {args.tiles:,} tiles in {args.scenes} scenes: {time.time() - t0:.0f} s"
