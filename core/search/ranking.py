@@ -152,7 +152,7 @@ def rank_vector(
         spec, sizes = res.shard_spec(res.chosen(list(f.scenes)))
         ranked, missing = res.shards.rank(spec, sizes, kind, vector, f)
     notice = ""
-    if len(ranked) < f.k:
+    if len(ranked) < f.k and not missing:  # a partial answer says why on its own
         notice = fewer_hits(len(ranked), f.k, held_tiles(res, f), f.area is not None)
     t2 = time.perf_counter()
     timings = {"encode": (t1 - t0) * 1000, "search": (t2 - t1) * 1000}

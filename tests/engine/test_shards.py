@@ -177,6 +177,9 @@ def test_a_worker_killed_mid_query_is_retried_on_the_others(ws, shards, monkeypa
     monkeypatch.setattr(shards.client, "submit", kill_then_submit)
     _same(expected, search_text(sharded, TEXT))
     assert killed and killed[0] not in shards.workers()
+    monkeypatch.undo()
+    shards.client.cluster.scale(2)  # the tests after this one share the cluster
+    shards.client.wait_for_workers(2)
 
 
 @pytest.mark.slow
